@@ -1,0 +1,60 @@
+"""The ``pevm`` command: subcommands, error handling and exit codes.
+
+Each subcommand lives in its own module of :mod:`pevm.cli` that exposes
+``register(subparsers)``; it adds its parser and sets ``func(args) -> int``.
+Exit codes: 0 success, 1 a block did not match (or a check failed), 2 bad input or
+usage. A :class:`~pevm.errors.PevmError` is printed as one line (``--debug`` adds the
+traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import Sequence
+
+from pevm.errors import PevmError
+
+#: Subcommand modules, in the order ``pevm --help`` lists them.
+COMMANDS: tuple[str, ...] = ("run", "info")
+
+EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pevm",
+        description="Parallel EVM block executor: runs Ethereum blocks optimistically "
+                    "in parallel on top of py-evm and checks the result against "
+                    "py-evm's sequential execution.",
+    )
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks for errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"pevm.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_INPUT
+    try:
+        return int(args.func(args))
+    except PevmError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"pevm: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("pevm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

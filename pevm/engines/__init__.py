@@ -1,0 +1,23 @@
+"""Transaction engines: what runs a block's transactions inside py-evm's import.
+
+``reference`` is py-evm's own sequential loop; ``parallel`` is pevm's optimistic
+parallel executor. Both satisfy :class:`pevm.pipeline.Engine`.
+"""
+from __future__ import annotations
+
+from pevm.engines.reference import ReferenceEngine
+
+ENGINE_NAMES = ("reference", "parallel")
+
+
+def make_engine(name: str, workers: int = 1) -> "object":
+    """Build an engine by its CLI name."""
+    if name == "reference":
+        return ReferenceEngine()
+    if name == "parallel":
+        try:
+            from pevm.engines.parallel import ParallelEngine
+        except ImportError as exc:  # pragma: no cover - until the engine lands
+            raise ValueError("the parallel engine is not available in this build") from exc
+        return ParallelEngine(workers=workers)
+    raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINE_NAMES)})")

@@ -1,0 +1,42 @@
+"""Errors pevm reports to its users.
+
+Every error a user can cause (bad input, an unknown fork, an invalid block) is a
+:class:`PevmError`; the CLI prints it as one line and exits non-zero. Anything else
+is a bug in pevm and keeps its traceback.
+"""
+from __future__ import annotations
+
+import rlp
+from eth_utils import ValidationError
+
+#: Exceptions by which py-evm rejects a block (the ones its own fixture tests catch).
+REJECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ValidationError, rlp.DecodingError, rlp.DeserializationError, TypeError,
+)
+
+
+class PevmError(Exception):
+    """Base class of the errors pevm reports as a one-line message."""
+
+
+class InputError(PevmError):
+    """An input file or directory is unreadable, malformed or inconsistent."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+class BlockRejected(PevmError):
+    """The block is invalid under its fork's rules (py-evm rejected it)."""
+
+    def __init__(self, reason: str, tx_index: int | None = None) -> None:
+        where = f"transaction {tx_index}: " if tx_index is not None else ""
+        super().__init__(f"{where}{reason}")
+        self.reason = reason
+        self.tx_index = tx_index
+
+
+class EngineFailure(PevmError):
+    """The execution engine could not complete a block (e.g. every worker died)."""

@@ -1,0 +1,219 @@
+"""The block pipeline: py-evm's own block import, with a pluggable transaction engine.
+
+Every block, whatever its input format or engine, runs through py-evm's
+``VM.import_block``: header configuration, the pre-block system steps (EIP-4788,
+EIP-2935), the transactions, withdrawals, Prague requests, rewards, finalisation.
+Only one step is swapped: ``VM.apply_all_transactions`` is delegated to an
+:class:`Engine` (py-evm itself for the reference, pevm's parallel engine otherwise).
+This keeps fork rules in exactly one place -- py-evm -- and makes the reference and
+the parallel engine differ in nothing but how the transactions run.
+
+The pipeline also observes the import (which accounts and slots were touched, the
+finalised header) and turns it into a :class:`~pevm.result.BlockResult`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI,
+                     VirtualMachineAPI)
+from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
+from eth.db.account import AccountDB
+
+from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
+
+
+class Engine(Protocol):
+    """Runs a block's transactions; what pevm swaps into py-evm's block import.
+
+    ``apply_transactions`` has the contract of py-evm's
+    ``VM.apply_all_transactions``: it starts from ``vm.state`` (the pre-transaction
+    state, system steps applied), leaves the post-transaction state in ``vm.state``
+    and returns the header with gas used (and blob gas) filled in and the receipts.
+    An invalid transaction raises :class:`~pevm.errors.BlockRejected`.
+    """
+
+    name: str
+
+    def apply_transactions(
+        self, vm: VirtualMachineAPI, transactions: Sequence[SignedTransactionAPI],
+        base_header: BlockHeaderAPI,
+    ) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]: ...
+
+
+@dataclass
+class BlockOutcome:
+    """What importing one block gave: a result, a rejection, or (rarely) both.
+
+    Both are set when execution finished but py-evm rejected the block afterwards
+    (e.g. its header's state root differs from the computed one).
+    """
+
+    result: BlockResult | None
+    rejection: BlockRejected | None
+    seconds: float
+
+
+@dataclass
+class _Observation:
+    """What the hooks saw of one import."""
+
+    pre_state_root: bytes | None = None
+    receipts: tuple[ReceiptAPI, ...] = ()
+    stats: EngineStats | None = None
+    finalized: BlockAPI | None = None
+    accounts: set[bytes] = field(default_factory=set)
+    slots: dict[bytes, set[int]] = field(default_factory=dict)
+    account_db: Any = None
+
+
+def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
+    """Route ``vm``'s transaction step to ``engine`` and observe the import."""
+    original_pre = vm.block_preprocessing
+    original_finalize = vm.finalize_block
+
+    def block_preprocessing(block: BlockAPI) -> None:
+        seen.pre_state_root = vm.get_header().state_root
+        _record_storage_writes(vm, seen)
+        original_pre(block)
+
+    def apply_all_transactions(transactions: Sequence[SignedTransactionAPI],
+                               base_header: BlockHeaderAPI) -> Any:
+        header, receipts, stats = engine.apply_transactions(vm, transactions,
+                                                            base_header)
+        seen.receipts = tuple(receipts)
+        seen.stats = stats
+        return header, tuple(receipts), ()
+
+    def finalize_block(block: BlockAPI) -> Any:
+        outcome = original_finalize(block)
+        seen.finalized = outcome.block
+        witness = outcome.meta_witness
+        seen.accounts |= set(witness.accounts_queried)
+        for address in witness.accounts_queried:
+            slots = witness.get_slots_queried(address)
+            if slots:
+                seen.slots.setdefault(address, set()).update(slots)
+        return outcome
+
+    vm.block_preprocessing = block_preprocessing  # type: ignore[method-assign]
+    vm.apply_all_transactions = apply_all_transactions  # type: ignore[method-assign]
+    vm.finalize_block = finalize_block  # type: ignore[method-assign]
+
+
+def _record_storage_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
+    """Remember every storage slot written: py-evm's witness only lists reads."""
+    account_db = vm.state._account_db  # noqa: SLF001 - the state owns one AccountDB
+    original_set = account_db.set_storage
+    seen.account_db = account_db
+
+    def set_storage(address: bytes, slot: int, value: int) -> None:
+        seen.slots.setdefault(address, set()).add(slot)
+        seen.accounts.add(address)
+        original_set(address, slot, value)
+
+    account_db.set_storage = set_storage
+
+
+def import_with_engine(
+    run_import: Callable[[Callable[[VirtualMachineAPI], None]], BlockAPI],
+    engine: Engine, db: Any, full_state: bool,
+) -> BlockOutcome:
+    """Run one block import with ``engine`` and describe what it produced.
+
+    ``run_import(hook)`` performs the import; it must call ``hook(vm)`` on the VM
+    that imports the block before the import starts. ``db`` is the database holding
+    the pre- and post-state tries; ``full_state`` says whether the state root means
+    anything (False for partial mainnet snapshots).
+    """
+    seen = _Observation()
+    start = time.perf_counter()
+    rejection: BlockRejected | None = None
+    try:
+        run_import(lambda vm: hook_vm(vm, engine, seen))
+    except BlockRejected as exc:
+        rejection = exc
+    except REJECTION_ERRORS as exc:
+        rejection = BlockRejected(f"{type(exc).__name__}: {exc}")
+    seconds = time.perf_counter() - start
+    result = None
+    if seen.finalized is not None and seen.stats is not None:
+        result = _make_result(seen, db, full_state)
+    return BlockOutcome(result=result, rejection=rejection, seconds=seconds)
+
+
+def convert_receipts(receipts: Sequence[ReceiptAPI]) -> tuple[Receipt, ...]:
+    """py-evm receipts to pevm's plain records (with per-transaction gas)."""
+    out = []
+    previous = 0
+    for receipt in receipts:
+        marker = receipt.state_root
+        if len(marker) == 32:
+            status, root = None, bytes(marker)
+        else:
+            status, root = (1 if marker == b"\x01" else 0), None
+        cumulative = receipt.gas_used
+        out.append(Receipt(
+            tx_type=getattr(receipt, "type_id", None) or 0,
+            status=status, state_root=root,
+            cumulative_gas_used=cumulative, gas_used=cumulative - previous,
+            logs=tuple(Log(bytes(log.address), tuple(log.topics), bytes(log.data))
+                       for log in receipt.logs),
+            bloom=receipt.bloom,
+        ))
+        previous = cumulative
+    return tuple(out)
+
+
+def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
+    block = seen.finalized
+    assert block is not None and seen.stats is not None
+    header = block.header
+    diff = state_diff(db, seen.pre_state_root or header.state_root, header.state_root,
+                      seen.accounts, seen.slots)
+    return BlockResult(
+        number=header.block_number,
+        receipts=convert_receipts(seen.receipts),
+        gas_used=header.gas_used, bloom=header.bloom,
+        receipts_root=header.receipt_root, transactions_root=header.transaction_root,
+        state_diff=diff, state_root=header.state_root if full_state else None,
+        block_hash=block.hash if full_state else None,
+        stats=seen.stats,
+    )
+
+
+def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
+               slots: dict[bytes, set[int]]) -> dict[bytes, AccountDiff]:
+    """Per-account differences between two persisted state roots.
+
+    Only ``accounts`` (and their ``slots``) are looked at: the caller passes every
+    account and slot the block touched, which is a superset of what changed.
+    """
+    before = AccountDB(db, pre_root)
+    after = AccountDB(db, post_root)
+    out: dict[bytes, AccountDiff] = {}
+    for address in sorted(accounts):
+        existed, exists = before.account_exists(address), after.account_exists(address)
+        diff = AccountDiff(created=exists and not existed,
+                           destroyed=existed and not exists)
+        pair_balance = (before.get_balance(address), after.get_balance(address))
+        pair_nonce = (before.get_nonce(address), after.get_nonce(address))
+        pair_code = (before.get_code(address), after.get_code(address))
+        diff.balance = pair_balance if pair_balance[0] != pair_balance[1] else None
+        diff.nonce = pair_nonce if pair_nonce[0] != pair_nonce[1] else None
+        diff.code = pair_code if pair_code[0] != pair_code[1] else None
+        for slot in sorted(slots.get(address, ())):
+            old, new = before.get_storage(address, slot), after.get_storage(address, slot)
+            if old != new:
+                diff.storage[slot] = (old, new)
+        root_before = before._get_storage_root(address)  # noqa: SLF001
+        root_after = after._get_storage_root(address)  # noqa: SLF001
+        diff.storage_cleared = (root_before != root_after
+                                and root_after == _BLANK_ROOT and existed)
+        if not diff.is_empty():
+            out[bytes(address)] = diff
+    return out
+
