@@ -10,6 +10,20 @@ from pevm.engines.reference import ReferenceEngine
 ENGINE_NAMES = ("reference", "parallel")
 
 
+def parallel_available() -> bool:
+    """Whether this build ships the parallel engine."""
+    try:
+        import pevm.engines.parallel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_engine_name() -> str:
+    """The engine ``pevm run`` uses unless told otherwise."""
+    return "parallel" if parallel_available() else "reference"
+
+
 def make_engine(name: str, workers: int = 1) -> "object":
     """Build an engine by its CLI name."""
     if name == "reference":

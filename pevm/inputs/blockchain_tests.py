@@ -19,7 +19,7 @@ from eth_utils import ValidationError, decode_hex
 
 from pevm.compare import Mismatch, show
 from pevm.errors import InputError
-from pevm.forks import UnknownNetwork, vm_class_at, vm_configuration_for_fixture
+from pevm.forks import NETWORKS, UnknownNetwork, vm_class_at, vm_configuration_for_fixture
 from pevm.inputs.chain import ChainTarget, HookedMainnetChain
 from pevm.result import hex0x
 from pevm.task import BlockTask, Expectations
@@ -80,13 +80,9 @@ class FixtureCase:
 
     def start(self) -> "FixtureRun":
         """Build the genesis chain; the returned run yields the blocks as tasks."""
-        try:
-            configuration = vm_configuration_for_fixture(self.raw)
-        except UnknownNetwork as exc:
-            raise InputError(self.source, f"case {self.name!r}: {exc}") from exc
-        except (ValidationError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(self.source, f"case {self.name!r}: cannot configure "
-                                          f"network: {exc}") from exc
+        if self.network not in NETWORKS:
+            raise InputError(self.source, f"case {self.name!r}: unknown network "
+                                          f"{self.network!r}")
         try:
             fixture = normalize_blockchain_fixtures(self.raw)
             if "postStateHash" in self.raw:
@@ -94,6 +90,14 @@ class FixtureCase:
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise InputError(self.source, f"case {self.name!r}: malformed field: "
                                           f"{type(exc).__name__}: {exc}") from exc
+        try:
+            # After normalisation: timestamp transitions compare integers.
+            configuration = vm_configuration_for_fixture(fixture)
+        except UnknownNetwork as exc:
+            raise InputError(self.source, f"case {self.name!r}: {exc}") from exc
+        except (ValidationError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(self.source, f"case {self.name!r}: cannot configure "
+                                          f"network: {exc}") from exc
         try:
             chain = new_chain_from_fixture(fixture, HookedMainnetChain)
         except (ValidationError, KeyError, ValueError, TypeError) as exc:

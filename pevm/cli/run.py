@@ -1,0 +1,225 @@
+"""``pevm run``: execute blocks, check them, report.
+
+Streams cases from the given paths through the chosen engine. On a terminal it
+shows a progress bar; at the end a summary table. ``--json`` prints one JSON object
+per executed block on stdout (the summary then goes to stderr). Exit status: 0 when
+every block matched, 1 when one did not, 2 when an input could not be read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any, Iterable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
+from pevm.errors import InputError, PevmError
+from pevm.forks import UnknownNetwork, canonical_network
+from pevm.inputs.discover import Case, Source, discover
+from pevm.runner import ERROR, FAILED, PASSED, REJECTED, SKIPPED, BlockReport, run_case
+
+EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run", help="execute blocks and check them",
+        description="Execute blocks from BlockchainTests fixtures or mainnet snapshot "
+                    "directories and check every result against the block's own "
+                    "expectations (header, post-state); with --check also against "
+                    "py-evm's sequential execution.",
+        epilog="Exit status: 0 every block matched, 1 a block did not match, "
+               "2 unreadable or malformed input.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="fixture file, mainnet snapshot directory, or a directory "
+                             "searched recursively for both")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=default_engine_name(),
+                        help="transaction engine (default: %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+                        help="worker processes for the parallel engine "
+                             "(default: CPU count, at most 4; 1 = in-process)")
+    parser.add_argument("--check", action="store_true",
+                        help="also run py-evm's sequential reference on each block and "
+                             "compare the results field by field")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per block on stdout")
+    parser.add_argument("--filter", metavar="TEXT",
+                        help="only cases whose name or file path contains TEXT")
+    parser.add_argument("--exclude", metavar="TEXT", action="append", default=[],
+                        help="skip cases whose name or file path contains TEXT "
+                             "(repeatable)")
+    parser.add_argument("--network", metavar="NAME",
+                        help="only cases of this network/fork (e.g. Cancun, Prague, "
+                             "CancunToPragueAtTime15k); others are skipped")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bar and no per-failure lines")
+    parser.set_defaults(func=run_command)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _network_key(name: str) -> str:
+    try:
+        name = canonical_network(name)
+    except UnknownNetwork:
+        pass
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    network = None
+    if args.network:
+        try:
+            network = _network_key(canonical_network(args.network))
+        except UnknownNetwork as exc:
+            raise PevmError(str(exc)) from exc
+    workers = args.workers or default_workers()
+    try:
+        engine = make_engine(args.engine, workers=workers)
+        reference = make_engine("reference") if args.check else None
+    except ValueError as exc:
+        raise PevmError(str(exc)) from exc
+    sources = list(discover(args.paths))
+    out = sys.stdout
+    console = Console(file=sys.stderr if args.json else sys.stdout)
+    err_console = Console(file=sys.stderr)
+    show_progress = not args.quiet and sys.stderr.isatty()
+    reports: list[BlockReport] = []
+    skip_reasons: Counter[str] = Counter()
+    cases_seen = 0
+    start = time.perf_counter()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=True,
+                        disable=not show_progress)
+    with progress:
+        bar = progress.add_task("running", total=len(sources))
+        for source in sources:
+            progress.update(bar, description=_short(source.path))
+            for case_or_report in _cases(source, args.filter):
+                if isinstance(case_or_report, BlockReport):
+                    batch = [case_or_report]
+                elif _excluded(case_or_report, args.exclude):
+                    skip_reasons["excluded by --exclude"] += 1
+                    continue
+                elif network and _network_key(case_or_report.network) != network:
+                    skip_reasons[f"network is not {args.network}"] += 1
+                    continue
+                else:
+                    cases_seen += 1
+                    batch = run_case(case_or_report, engine, reference)
+                for report in batch:
+                    if report.status == SKIPPED:
+                        skip_reasons[report.error or "skipped"] += 1
+                        continue
+                    report.result = None  # results are large; the report keeps verdicts
+                    reports.append(report)
+                    if args.json:
+                        out.write(json.dumps(report.to_json()) + "\n")
+                        out.flush()
+                    if report.status == ERROR:
+                        # Always one plain line on stderr, whatever the terminal width.
+                        progress.console.print(f"pevm: error: {report.error}",
+                                               soft_wrap=True, markup=False,
+                                               highlight=False)
+                    elif not report.ok and not args.quiet and not args.json:
+                        progress.console.print(_failure_text(report), soft_wrap=True,
+                                               markup=False, highlight=False)
+            progress.advance(bar)
+    elapsed = time.perf_counter() - start
+    _summary(console, reports, cases_seen, skip_reasons, elapsed, engine, args)
+    if any(r.status == ERROR for r in reports):
+        return EXIT_INPUT
+    if any(not r.ok for r in reports):
+        return EXIT_MISMATCH
+    return EXIT_OK
+
+
+def _cases(source: Source, text_filter: str | None) -> Iterator[Case | BlockReport]:
+    try:
+        cases = source.cases()
+    except InputError as exc:
+        if source.explicit or source.kind == "snapshot":
+            yield BlockReport(source.path, "", None, ERROR, error=str(exc))
+        else:
+            yield BlockReport(source.path, "", None, SKIPPED,
+                              error="not a BlockchainTests file")
+        return
+    for case in cases:
+        if text_filter and text_filter not in case.name and text_filter not in source.path:
+            continue
+        yield case
+
+
+def _excluded(case: Case, patterns: list[str]) -> bool:
+    return any(p in case.name or p in case.source for p in patterns)
+
+
+def _short(path: str, width: int = 48) -> str:
+    return path if len(path) <= width else "..." + path[-(width - 3):]
+
+
+def _failure_text(report: BlockReport) -> str:
+    where = f"{report.source} :: {report.case}"
+    if report.block is not None:
+        where += f" :: block {report.block}"
+        if report.number is not None:
+            where += f" (#{report.number})"
+    lines = [f"{report.status.upper()} {where}"]
+    if report.error:
+        lines.append(f"    {report.error}")
+    lines.extend(f"    {m}" for m in report.mismatches[:10])
+    if len(report.mismatches) > 10:
+        lines.append(f"    ... {len(report.mismatches) - 10} more")
+    return "\n".join(lines)
+
+
+def _summary(console: Console, reports: Iterable[BlockReport], cases: int,
+             skip_reasons: Counter[str], elapsed: float, engine: Any,
+             args: argparse.Namespace) -> None:
+    reports = list(reports)
+    counts = Counter(r.status for r in reports)
+    engine_seconds = sum(r.seconds.get("engine", 0.0) for r in reports)
+    ref_seconds = sum(r.seconds.get("reference", 0.0) for r in reports)
+    title = f"pevm run: engine {engine.name}"
+    if engine.name == "parallel":
+        title += f", {getattr(engine, 'workers', 1)} worker(s)"
+    if args.check:
+        title += ", checked against the py-evm reference"
+    table = Table(title=title)
+    for column in ("cases", "blocks", "passed", "failed", "rejected as expected",
+                   "errors", "skipped", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(str(cases), str(len(reports)), str(counts[PASSED]), str(counts[FAILED]),
+                  str(counts[REJECTED]), str(counts[ERROR]),
+                  str(sum(skip_reasons.values())), f"{elapsed:.2f}")
+    console.print(table)
+    timing = f"engine {engine_seconds:.2f} s"
+    if args.check:
+        timing += f", reference {ref_seconds:.2f} s"
+    console.print(f"time in block execution: {timing}", highlight=False)
+    for reason, count in sorted(skip_reasons.items()):
+        console.print(f"skipped {count}: {reason}", highlight=False)
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        console.print(f"{len(bad)} block(s) did not match or could not be read; "
+                      f"first: {bad[0].source} :: {bad[0].case}", highlight=False,
+                      soft_wrap=True)

@@ -1,0 +1,124 @@
+"""Bad input gets a one-line error naming the file, a non-zero exit, no traceback."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pevm.cli.main import main
+
+from .conftest import corpus_dir
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, out: str, *needles: str) -> None:
+    text = err + out
+    assert "Traceback" not in text
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in output:\n{text}"
+
+
+def test_truncated_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "truncated.json"
+    bad.write_text('{"case": {"network": "Cancun", "blocks": [')
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), "not valid JSON")
+
+
+def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", str(tmp_path / "missing.json"))
+    assert code == 2
+    assert_one_line_error(err, out, "missing.json", "no such file")
+
+
+def test_fixture_missing_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "nokeys.json"
+    bad.write_text(json.dumps({"c1": {"network": "Cancun", "blocks": []}}))
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), "genesisBlockHeader", "pre")
+
+
+def test_unknown_network_in_fixture(tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "net.json"
+    bad.write_text(json.dumps({"c1": {"network": "Atlantis", "genesisBlockHeader": {},
+                                      "pre": {}, "blocks": []}}))
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), "Atlantis")
+
+
+def test_unknown_network_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "run", str(tmp_path), "--network", "Atlantis")
+    assert code == 2
+    assert_one_line_error(err, out, "unknown network", "Atlantis")
+
+
+def test_not_a_fixture_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "list.json"
+    bad.write_text("[1, 2, 3]")
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), "not a BlockchainTests file")
+
+
+def _snapshot_copy(tmp_path: Path) -> Path:
+    corpus = corpus_dir()
+    if corpus is None or not (corpus / "mainnet" / "46147").is_dir():
+        pytest.skip("needs the corpus mainnet block 46147 (set PEVM_CORPUS)")
+    target = tmp_path / "46147"
+    shutil.copytree(corpus / "mainnet" / "46147", target)
+    return target
+
+
+def test_mainnet_invalid_signature(tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_copy(tmp_path)
+    block = json.loads((snap / "block.json").read_text())
+    tx = block["transactions"][0]
+    tx["s"] = hex(int(tx["s"], 16) ^ 0xFFFF)  # still a number, no longer the signature
+    tx.pop("hash")  # the hash check would catch it first; we test the signature check
+    (snap / "block.json").write_text(json.dumps(block))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "block.json", "transaction 0", "signature")
+
+
+def test_mainnet_malformed_pre_state(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_copy(tmp_path)
+    pre = json.loads((snap / "pre_state.json").read_text())
+    address = sorted(pre)[0]
+    pre[address]["basic"]["balance"] = "0xnot-hex"
+    (snap / "pre_state.json").write_text(json.dumps(pre))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "pre_state.json", address, "malformed")
+
+
+def test_mainnet_missing_account_field(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot_copy(tmp_path)
+    pre = json.loads((snap / "pre_state.json").read_text())
+    address = sorted(pre)[0]
+    del pre[address]["basic"]
+    (snap / "pre_state.json").write_text(json.dumps(pre))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "pre_state.json", address, "basic")
+
+
+def test_debug_shows_traceback_for_errors(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "--debug", "run", str(tmp_path), "--network", "X")
+    assert code == 2
+    assert "Traceback" in err
