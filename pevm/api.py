@@ -15,11 +15,12 @@ from typing import Any, Iterator, Sequence
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.engines import make_engine
+from pevm.errors import InputError
 from pevm.inputs.chain import ChainTarget
-from pevm.inputs.discover import discover
+from pevm.inputs.discover import list_cases
 from pevm.pipeline import Engine
 from pevm.result import BlockResult
-from pevm.runner import BlockReport, run_case
+from pevm.runner import BlockReport, run_case_ref
 
 
 def _engine(engine: str | Engine, workers: int) -> Any:
@@ -60,6 +61,9 @@ def run_path(*paths: str, engine: str | Engine = "parallel", workers: int = 1,
     """Run fixture files / snapshot directories; one report per block."""
     chosen = _engine(engine, workers)
     reference = make_engine("reference") if check else None
-    for source in discover(list(paths)):
-        for case in source.cases():
-            yield from run_case(case, chosen, reference)
+    listing = list_cases(list(paths))
+    if listing.problems:
+        path, message, _explicit = listing.problems[0]
+        raise InputError(path, message)
+    for ref in listing.cases:
+        yield from run_case_ref(ref, chosen, reference)

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from pevm.compare import Mismatch, compare_expectations, compare_results
 from pevm.errors import InputError
-from pevm.inputs.discover import Case
+from pevm.inputs.discover import Case, CaseRef
 from pevm.pipeline import BlockOutcome, Engine
 from pevm.result import BlockResult, EngineStats
 from pevm.task import BlockTask
@@ -93,6 +93,21 @@ def run_case(case: Case, engine: Engine, reference: Engine | None = None
         if last.status in (PASSED, REJECTED):
             last.status = FAILED
     yield last
+
+
+def run_case_ref(ref: CaseRef, engine: Engine, reference: Engine | None = None
+                 ) -> list[BlockReport]:
+    """Load a listed case and run it; unreadable input becomes an error report."""
+    try:
+        case = ref.load()
+    except InputError as exc:
+        return [BlockReport(ref.source, ref.name, None, ERROR, network=ref.network,
+                            error=str(exc))]
+    reports = []
+    for report in run_case(case, engine, reference):
+        report.result = None  # results are large; callers keep verdicts
+        reports.append(report)
+    return reports
 
 
 def _prefixed(mismatch: Mismatch, prefix: str) -> Mismatch:

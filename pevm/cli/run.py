@@ -20,10 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
-from pevm.errors import InputError, PevmError
+from pevm.errors import PevmError
 from pevm.forks import UnknownNetwork, canonical_network
-from pevm.inputs.discover import Case, Source, discover
-from pevm.runner import ERROR, FAILED, PASSED, REJECTED, SKIPPED, BlockReport, run_case
+from pevm.inputs.discover import CaseRef, list_cases
+from pevm.runner import ERROR, FAILED, PASSED, REJECTED, BlockReport, run_case_ref
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
 
@@ -98,54 +98,59 @@ def run_command(args: argparse.Namespace) -> int:
         reference = make_engine("reference") if args.check else None
     except ValueError as exc:
         raise PevmError(str(exc)) from exc
-    sources = list(discover(args.paths))
+    start = time.perf_counter()
+    listing = list_cases(args.paths)
+    reports: list[BlockReport] = []
+    unreadable: list[BlockReport] = []
+    skip_reasons: Counter[str] = Counter()
+    for path, message, explicit in listing.problems:
+        if explicit:
+            unreadable.append(BlockReport(path, "", None, ERROR, error=f"{path}: {message}"))
+        else:
+            skip_reasons["not a BlockchainTests file"] += 1
+    cases = []
+    for ref in listing.cases:
+        if args.filter and args.filter not in ref.name and args.filter not in ref.source:
+            continue
+        if any(p in ref.name or p in ref.source for p in args.exclude):
+            skip_reasons["excluded by --exclude"] += 1
+        elif network and _network_key(ref.network) != network:
+            skip_reasons[f"network is not {args.network}"] += 1
+        else:
+            cases.append(ref)
+
     out = sys.stdout
     console = Console(file=sys.stderr if args.json else sys.stdout)
-    err_console = Console(file=sys.stderr)
-    show_progress = not args.quiet and sys.stderr.isatty()
-    reports: list[BlockReport] = []
-    skip_reasons: Counter[str] = Counter()
-    cases_seen = 0
-    start = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err_console, transient=True,
-                        disable=not show_progress)
+                        TimeElapsedColumn(), console=Console(file=sys.stderr),
+                        transient=True,
+                        disable=args.quiet or not sys.stderr.isatty())
+
+    def emit(report: BlockReport) -> None:
+        reports.append(report)
+        if args.json:
+            out.write(json.dumps(report.to_json()) + "\n")
+            out.flush()
+        if report.status == ERROR:
+            # Always one plain line on stderr, whatever the terminal width.
+            progress.console.print(f"pevm: error: {report.error}", soft_wrap=True,
+                                   markup=False, highlight=False)
+        elif not report.ok and not args.quiet and not args.json:
+            progress.console.print(_failure_text(report), soft_wrap=True, markup=False,
+                                   highlight=False)
+
     with progress:
-        bar = progress.add_task("running", total=len(sources))
-        for source in sources:
-            progress.update(bar, description=_short(source.path))
-            for case_or_report in _cases(source, args.filter):
-                if isinstance(case_or_report, BlockReport):
-                    batch = [case_or_report]
-                elif _excluded(case_or_report, args.exclude):
-                    skip_reasons["excluded by --exclude"] += 1
-                    continue
-                elif network and _network_key(case_or_report.network) != network:
-                    skip_reasons[f"network is not {args.network}"] += 1
-                    continue
-                else:
-                    cases_seen += 1
-                    batch = run_case(case_or_report, engine, reference)
-                for report in batch:
-                    if report.status == SKIPPED:
-                        skip_reasons[report.error or "skipped"] += 1
-                        continue
-                    report.result = None  # results are large; the report keeps verdicts
-                    reports.append(report)
-                    if args.json:
-                        out.write(json.dumps(report.to_json()) + "\n")
-                        out.flush()
-                    if report.status == ERROR:
-                        # Always one plain line on stderr, whatever the terminal width.
-                        progress.console.print(f"pevm: error: {report.error}",
-                                               soft_wrap=True, markup=False,
-                                               highlight=False)
-                    elif not report.ok and not args.quiet and not args.json:
-                        progress.console.print(_failure_text(report), soft_wrap=True,
-                                               markup=False, highlight=False)
+        for report in unreadable:
+            emit(report)
+        bar = progress.add_task("running", total=len(cases))
+        for case_reports in _execute(cases, engine, reference, args):
+            for report in case_reports:
+                emit(report)
+            if case_reports:
+                progress.update(bar, description=_short(case_reports[-1].case))
             progress.advance(bar)
     elapsed = time.perf_counter() - start
-    _summary(console, reports, cases_seen, skip_reasons, elapsed, engine, args)
+    _summary(console, reports, len(cases), skip_reasons, elapsed, engine, args)
     if any(r.status == ERROR for r in reports):
         return EXIT_INPUT
     if any(not r.ok for r in reports):
@@ -153,24 +158,11 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cases(source: Source, text_filter: str | None) -> Iterator[Case | BlockReport]:
-    try:
-        cases = source.cases()
-    except InputError as exc:
-        if source.explicit or source.kind == "snapshot":
-            yield BlockReport(source.path, "", None, ERROR, error=str(exc))
-        else:
-            yield BlockReport(source.path, "", None, SKIPPED,
-                              error="not a BlockchainTests file")
-        return
-    for case in cases:
-        if text_filter and text_filter not in case.name and text_filter not in source.path:
-            continue
-        yield case
-
-
-def _excluded(case: Case, patterns: list[str]) -> bool:
-    return any(p in case.name or p in case.source for p in patterns)
+def _execute(cases: list[CaseRef], engine: Any, reference: Any,
+             args: argparse.Namespace) -> Iterator[list[BlockReport]]:
+    """Run the cases; yields each case's reports as it completes."""
+    for ref in cases:
+        yield run_case_ref(ref, engine, reference)
 
 
 def _short(path: str, width: int = 48) -> str:

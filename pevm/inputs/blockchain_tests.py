@@ -20,7 +20,9 @@ from eth_utils import ValidationError, decode_hex
 from pevm.compare import Mismatch, show
 from pevm.errors import InputError
 from pevm.forks import NETWORKS, UnknownNetwork, vm_class_at, vm_configuration_for_fixture
-from pevm.inputs.chain import ChainTarget, HookedMainnetChain
+from eth.chains.mainnet import MainnetChain
+
+from pevm.inputs.chain import ChainTarget
 from pevm.result import hex0x
 from pevm.task import BlockTask, Expectations
 
@@ -99,7 +101,7 @@ class FixtureCase:
             raise InputError(self.source, f"case {self.name!r}: cannot configure "
                                           f"network: {exc}") from exc
         try:
-            chain = new_chain_from_fixture(fixture, HookedMainnetChain)
+            chain = new_chain_from_fixture(fixture, MainnetChain)
         except (ValidationError, KeyError, ValueError, TypeError) as exc:
             raise InputError(self.source, f"case {self.name!r}: invalid genesis: "
                                           f"{exc}") from exc

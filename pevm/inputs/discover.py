@@ -1,17 +1,21 @@
 """From command-line paths to runnable cases.
 
 A path is a BlockchainTests JSON file, a mainnet snapshot directory, or a directory
-searched recursively for both. Discovery only lists sources; files are parsed when
-their cases are run, so a large corpus starts at once and streams.
+searched recursively for both. :func:`list_cases` names every case as a small,
+picklable :class:`CaseRef` (file + case name), so a case can be shipped to another
+process or machine and loaded there from the shared path; :meth:`CaseRef.load`
+turns it into a runnable :class:`Case`.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Iterator, Protocol
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterator, Protocol
 
 from pevm.compare import Mismatch
 from pevm.errors import InputError
+from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import FixtureCase, load_cases, looks_like_blockchain_tests, read_json
 from pevm.inputs.mainnet import is_snapshot_dir, load_snapshot
 from pevm.task import BlockTask
@@ -37,23 +41,92 @@ class Case(Protocol):
     def start(self) -> CaseRun: ...
 
 
-@dataclass
-class Source:
-    """A fixture file or a snapshot directory."""
+@dataclass(frozen=True)
+class CaseRef:
+    """A case by name: cheap to list, to filter and to send to another process."""
 
-    path: str
+    source: str
+    name: str
     kind: str  # "fixture" | "snapshot"
-    explicit: bool  # named on the command line (not found by a directory walk)
+    network: str
 
-    def cases(self) -> list[Case]:
-        """The source's cases (raises InputError for unreadable input)."""
+    def load(self) -> Case:
+        """The runnable case (raises InputError for unreadable input)."""
         if self.kind == "snapshot":
-            return [SnapshotCase(self.path)]
-        data = read_json(self.path)
-        if not looks_like_blockchain_tests(data):
-            raise InputError(self.path, "not a BlockchainTests file (expected "
-                                        "{case name: {..., 'blocks': [...]}})")
-        return list(load_cases(self.path, data))
+            return SnapshotCase(self.source)
+        for case in _fixture_cases(self.source):
+            if case.name == self.name:
+                return case
+        raise InputError(self.source, f"no case named {self.name!r}")
+
+
+@lru_cache(maxsize=1)
+def _fixture_cases(path: str) -> tuple[FixtureCase, ...]:
+    # Cases of one file are run one after another: parse the file once for all.
+    data = read_json(path)
+    if not looks_like_blockchain_tests(data):
+        raise InputError(path, "not a BlockchainTests file (expected "
+                               "{case name: {..., 'blocks': [...]}})")
+    return tuple(load_cases(path, data))
+
+
+@dataclass
+class Listing:
+    """What a set of paths holds: runnable cases and the paths that could not be read."""
+
+    cases: list[CaseRef] = field(default_factory=list)
+    #: (path, message, named explicitly on the command line)
+    problems: list[tuple[str, str, bool]] = field(default_factory=list)
+
+
+def list_cases(paths: list[str]) -> Listing:
+    """Every case under ``paths``, in a stable order (sorted directory walks)."""
+    listing = Listing()
+    for path, kind, explicit in _sources(paths):
+        if kind == "snapshot":
+            listing.cases.append(CaseRef(path, snapshot_name(path), "snapshot",
+                                         snapshot_network(path)))
+            continue
+        try:
+            cases = _fixture_cases(path)
+        except InputError as exc:
+            listing.problems.append((path, exc.message, explicit))
+            continue
+        listing.cases.extend(CaseRef(path, c.name, "fixture", c.network) for c in cases)
+    return listing
+
+
+def _sources(paths: list[str]) -> Iterator[tuple[str, str, bool]]:
+    for path in paths:
+        if not os.path.exists(path):
+            raise InputError(path, "no such file or directory")
+        if os.path.isdir(path):
+            if is_snapshot_dir(path):
+                yield path, "snapshot", True
+                continue
+            for directory, subdirs, files in os.walk(path):
+                subdirs.sort()
+                if is_snapshot_dir(directory):
+                    subdirs[:] = []
+                    yield directory, "snapshot", False
+                    continue
+                for name in sorted(files):
+                    if name.endswith(".json"):
+                        yield os.path.join(directory, name), "fixture", False
+        else:
+            yield path, "fixture", True
+
+
+def snapshot_name(path: str) -> str:
+    return f"mainnet-{os.path.basename(os.path.normpath(path))}"
+
+
+def snapshot_network(path: str) -> str:
+    """The fork of a snapshot named by its block number (else "mainnet")."""
+    try:
+        return mainnet_vm_class(int(os.path.basename(os.path.normpath(path)))).fork
+    except ValueError:
+        return "mainnet"
 
 
 class SnapshotCase:
@@ -61,19 +134,8 @@ class SnapshotCase:
 
     def __init__(self, path: str) -> None:
         self.source = path
-        self.name = f"mainnet-{os.path.basename(os.path.normpath(path))}"
-        self._network: str | None = None
-
-    @property
-    def network(self) -> str:
-        if self._network is None:
-            from pevm.forks import mainnet_vm_class
-            try:
-                number = int(os.path.basename(os.path.normpath(self.source)))
-                self._network = mainnet_vm_class(number).fork
-            except ValueError:
-                self._network = "mainnet"
-        return self._network
+        self.name = snapshot_name(path)
+        self.network = snapshot_network(path)
 
     def start(self) -> "SnapshotRun":
         return SnapshotRun(load_snapshot(self.source))
@@ -90,30 +152,5 @@ class SnapshotRun:
         return []
 
 
-def discover(paths: list[str]) -> Iterator[Source]:
-    """Every source under ``paths``, in a stable (sorted) order."""
-    for path in paths:
-        if not os.path.exists(path):
-            raise InputError(path, "no such file or directory")
-        if os.path.isdir(path):
-            if is_snapshot_dir(path):
-                yield Source(path, "snapshot", True)
-                continue
-            yield from _walk(path)
-        else:
-            yield Source(path, "fixture", True)
-
-
-def _walk(root: str) -> Iterator[Source]:
-    for directory, subdirs, files in os.walk(root):
-        subdirs.sort()
-        if is_snapshot_dir(directory):
-            subdirs[:] = []
-            yield Source(directory, "snapshot", False)
-            continue
-        for name in sorted(files):
-            if name.endswith(".json"):
-                yield Source(os.path.join(directory, name), "fixture", False)
-
-
-__all__ = ["Case", "CaseRun", "FixtureCase", "SnapshotCase", "Source", "discover"]
+__all__: list[Any] = ["Case", "CaseRef", "CaseRun", "Listing", "SnapshotCase",
+                      "list_cases"]
