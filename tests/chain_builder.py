@@ -9,7 +9,7 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks import CancunVM
 from eth_keys import keys
 
-KEYS = [keys.PrivateKey(bytes([i + 1]) * 32) for i in range(8)]
+KEYS = [keys.PrivateKey(bytes([i + 1]) * 32) for i in range(32)]
 ADDRESSES = [k.public_key.to_canonical_address() for k in KEYS]
 COINBASE = b"\xc0" * 20
 GENESIS_PARAMS = {

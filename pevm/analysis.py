@@ -1,0 +1,218 @@
+"""Dependency analysis of a block: who must wait for whom, and the ideal speedup.
+
+Input: per transaction, the locations it read and wrote (as an execution recorded
+them, see :mod:`pevm.engines.recording`) and its gas. A transaction depends on an
+earlier one when it reads a location that one writes -- its *latest* earlier writer,
+the one whose value it sees. Lazy credits (fee and value credits folded in at merge
+time) create no dependency among the crediting transactions; a transaction that
+reads a credited balance depends on every credit since that balance's last write.
+
+From the graph: the critical path (by gas and by count), the ideal speedup at W
+workers -- total gas over the makespan of greedy list scheduling in block order on W
+workers, with each transaction starting when its dependencies have finished -- the
+conflict rate and the hottest locations.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Hashable, Sequence
+
+if TYPE_CHECKING:
+    from eth.abc import BlockAPI
+
+    from pevm.inputs.discover import CaseRef
+    from pevm.task import Target
+
+WORKER_COUNTS = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class TxAccess:
+    """What one transaction touched."""
+
+    reads: frozenset[Hashable]
+    writes: frozenset[Hashable]
+    gas: int
+    #: Commutative additions (fee and value credits): no read, and readers of the
+    #: location wait for every credit since its last write.
+    credits: frozenset[Hashable] = frozenset()
+
+
+@dataclass
+class DependencyGraph:
+    """Edges ``deps[i]``: the earlier transactions transaction ``i`` depends on."""
+
+    accesses: list[TxAccess]
+    deps: list[tuple[int, ...]]
+
+    @classmethod
+    def build(cls, accesses: Sequence[TxAccess]) -> "DependencyGraph":
+        last_writer: dict[Hashable, int] = {}
+        credits_since: dict[Hashable, list[int]] = {}
+        deps: list[tuple[int, ...]] = []
+        for index, access in enumerate(accesses):
+            found = {last_writer[loc] for loc in access.reads if loc in last_writer}
+            for loc in access.reads:
+                found.update(credits_since.get(loc, ()))
+            found.discard(index)
+            deps.append(tuple(sorted(found)))
+            for loc in access.writes:
+                last_writer[loc] = index
+                credits_since.pop(loc, None)
+            for loc in access.credits - access.writes:
+                credits_since.setdefault(loc, []).append(index)
+        return cls(list(accesses), deps)
+
+    @property
+    def size(self) -> int:
+        return len(self.accesses)
+
+    def _weights(self) -> list[int]:
+        # A transaction costs at least 1 so that empty ones still take a slot.
+        return [max(1, a.gas) for a in self.accesses]
+
+    def critical_path(self, by: str = "gas") -> tuple[int, list[int]]:
+        """Length and transactions of the longest dependency chain."""
+        weights = self._weights() if by == "gas" else [1] * self.size
+        best: list[int] = []
+        parent: list[int] = []
+        for i, d in enumerate(self.deps):
+            prev = max(d, key=lambda j: best[j], default=-1)
+            best.append(weights[i] + (best[prev] if prev >= 0 else 0))
+            parent.append(prev)
+        if not best:
+            return 0, []
+        end = max(range(self.size), key=lambda i: best[i])
+        chain = []
+        while end >= 0:
+            chain.append(end)
+            end = parent[end]
+        return max(best), chain[::-1]
+
+    def makespan(self, workers: int | None) -> int:
+        """Greedy list schedule in block order; ``None`` means unlimited workers."""
+        weights = self._weights()
+        if workers is None:
+            return self.critical_path("gas")[0]
+        finish = [0] * self.size
+        free = [0] * workers  # a heap of times at which each worker is free
+        heapq.heapify(free)
+        for i in range(self.size):
+            ready = max((finish[j] for j in self.deps[i]), default=0)
+            worker_free = heapq.heappop(free)
+            start = max(ready, worker_free)
+            finish[i] = start + weights[i]
+            heapq.heappush(free, finish[i])
+        return max(finish, default=0)
+
+    def ideal_speedup(self, workers: int | None) -> float:
+        total = sum(self._weights())
+        span = self.makespan(workers)
+        return total / span if span else 1.0
+
+    def conflict_rate(self) -> float:
+        """Share of transactions that depend on at least one earlier transaction."""
+        return sum(1 for d in self.deps if d) / self.size if self.size else 0.0
+
+    def hottest(self, count: int = 10) -> list[tuple[Hashable, int]]:
+        """Locations touched (read or written) by the most transactions."""
+        touched: Counter[Hashable] = Counter()
+        for access in self.accesses:
+            for loc in access.reads | access.writes | access.credits:
+                touched[loc] += 1
+        return sorted(touched.items(), key=lambda kv: (-kv[1], repr(kv[0])))[:count]
+
+
+@dataclass
+class Analysis:
+    """The summary ``pevm analyze`` prints and ``pevm bench`` uses."""
+
+    txs: int
+    edges: int
+    conflict_rate: float
+    critical_path_gas: int
+    critical_path_count: int
+    total_gas: int
+    ideal_speedup: dict[str, float] = field(default_factory=dict)
+    hottest: list[tuple[Hashable, int]] = field(default_factory=list)
+
+
+def analyze(graph: DependencyGraph) -> Analysis:
+    ideal = {str(w): round(graph.ideal_speedup(w), 4) for w in WORKER_COUNTS}
+    ideal["inf"] = round(graph.ideal_speedup(None), 4)
+    return Analysis(
+        txs=graph.size, edges=sum(len(d) for d in graph.deps),
+        conflict_rate=round(graph.conflict_rate(), 4),
+        critical_path_gas=graph.critical_path("gas")[0],
+        critical_path_count=graph.critical_path("count")[0],
+        total_gas=sum(a.gas for a in graph.accesses),
+        ideal_speedup=ideal, hottest=graph.hottest(),
+    )
+
+
+@dataclass
+class BlockAnalysis:
+    """One block's graph and summary, with where it came from."""
+
+    source: str
+    case: str
+    block: int
+    graph: DependencyGraph
+    summary: Analysis
+
+
+def block_graph(target: "Target", block: "BlockAPI") -> DependencyGraph | None:
+    """Import ``block`` on ``target`` with the recording reference; its graph.
+
+    None when the block is rejected (an invalid block has no dependency graph).
+    """
+    from pevm.engines.recording import RecordingEngine
+
+    engine = RecordingEngine()
+    outcome = target.execute(block, engine)
+    if outcome.result is None or outcome.rejection is not None:
+        return None
+    return DependencyGraph.build([
+        TxAccess(frozenset(a.reads), frozenset(a.writes), r.gas_used, frozenset(a.credits))
+        for a, r in zip(engine.accesses, outcome.result.receipts)])
+
+
+def analyze_case(ref: "CaseRef") -> list[BlockAnalysis]:
+    """Analyse every valid block of a case, each on the state the previous left."""
+    out = []
+    for task in ref.load().start().tasks():
+        if task.block is None:
+            continue
+        graph = block_graph(task.target, task.block)
+        if graph is not None:
+            out.append(BlockAnalysis(task.source, task.case, task.index, graph,
+                                     analyze(graph)))
+    return out
+
+
+def location_text(location: Hashable) -> str:
+    """``0xabc…:balance`` / ``0xabc…:storage[0x1]`` for recorded locations."""
+    if isinstance(location, tuple) and location and isinstance(location[0], bytes):
+        address = "0x" + location[0].hex()
+        if len(location) == 3:
+            return f"{address}:storage[{hex(location[2])}]"
+        return f"{address}:{location[1]}"
+    return str(location)
+
+
+def to_dot(analysis: BlockAnalysis) -> str:
+    """The dependency graph in Graphviz format (critical path in red)."""
+    _length, path = analysis.graph.critical_path("gas")
+    on_path = set(path)
+    lines = [f'digraph "{analysis.case} block {analysis.block}" {{', "  rankdir=LR;"]
+    for index, access in enumerate(analysis.graph.accesses):
+        color = ' color="red"' if index in on_path else ""
+        lines.append(f'  t{index} [label="tx {index}\\n{access.gas} gas"{color}];')
+    for index, deps in enumerate(analysis.graph.deps):
+        for dep in deps:
+            color = ' color="red"' if dep in on_path and index in on_path else ""
+            lines.append(f"  t{dep} -> t{index}{color};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

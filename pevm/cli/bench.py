@@ -1,0 +1,143 @@
+"""``pevm bench``: speedups measured side by side, with the ideal for comparison."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pevm.analysis import analyze_case, analyze
+from pevm.bench import BlockBench, bench_case, plot
+from pevm.cli.info import machine_info
+from pevm.engines import parallel_available
+from pevm.errors import InputError, PevmError
+from pevm.inputs.discover import CaseRef, list_cases
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="measure speedups: reference vs engine at each worker count",
+        description="Run py-evm's reference, the engine in one process and the engine "
+                    "at each worker count on the same blocks, interleaved, after a "
+                    "warm-up, and report wall-clock times, throughput, speedups and "
+                    "the ideal speedup the block's dependency graph allows.")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="fixture files / snapshot directories to measure")
+    parser.add_argument("--workload", metavar="W",
+                        help="generate a block of this workload instead (see pevm gen)")
+    parser.add_argument("--txs", type=int, default=1000, help="transactions (--workload)")
+    parser.add_argument("--conflict", type=float, default=0.0,
+                        help="share of conflicting transactions (--workload)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (--workload)")
+    parser.add_argument("--workers", default="1,2", metavar="LIST",
+                        help="comma-separated worker counts (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
+    parser.add_argument("--filter", metavar="TEXT", help="only cases containing TEXT")
+    parser.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot speedup vs workers")
+    parser.set_defaults(func=bench_command)
+
+
+def _workers(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PevmError(f"--workers: expected numbers like 1,2,4, got {text!r}")
+    if not values or min(values) < 1:
+        raise PevmError(f"--workers: expected positive numbers, got {text!r}")
+    return values
+
+
+def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
+    paths = list(args.paths)
+    if args.workload:
+        from pevm.workloads import generate, write_fixture
+        path = os.path.join(scratch, f"{args.workload}.json")
+        fixture = generate(args.workload, txs=args.txs, conflict=args.conflict,
+                           seed=args.seed)
+        write_fixture(fixture, path)
+        paths.append(path)
+    if not paths:
+        raise PevmError("nothing to measure: give PATHs or --workload")
+    listing = list_cases(paths)
+    for path, message, explicit in listing.problems:
+        if explicit:
+            raise InputError(path, message)
+    return [ref for ref in listing.cases
+            if not args.filter or args.filter in ref.name or args.filter in ref.source]
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    workers = _workers(args.workers)
+    if args.repeat < 1:
+        raise PevmError("--repeat must be at least 1")
+    # Tables are wide: do not squeeze them to 80 columns when output is redirected.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if not parallel_available():
+        console.print("the parallel engine is not in this build: measuring the "
+                      "reference only", style="yellow")
+    benches: list[BlockBench] = []
+    with tempfile.TemporaryDirectory(prefix="pevm-bench-") as scratch:
+        cases = _cases(args, scratch)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TimeElapsedColumn(), console=Console(file=sys.stderr),
+                            transient=True, disable=not sys.stderr.isatty())
+        with progress:
+            bar = progress.add_task("measuring", total=len(cases) * (args.repeat + 1))
+            for ref in cases:
+                ideal = None
+                analyses = analyze_case(ref)
+                if len(analyses) == 1:
+                    ideal = analyze(analyses[0].graph).ideal_speedup
+                benches.append(bench_case(
+                    ref, workers, args.repeat, ideal=ideal,
+                    progress=lambda name, done, total: progress.update(
+                        bar, advance=1, description=f"{name} {done}/{total}")))
+    for bench in benches:
+        _print(console, bench)
+    if args.json:
+        document = {"machine": machine_info(),
+                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    "command": "pevm " + " ".join(sys.argv[2:] if len(sys.argv) > 2
+                                                  else []),
+                    "repeat": args.repeat, "blocks": [b.to_json() for b in benches]}
+        with open(args.json, "w") as handle:
+            json.dump(document, handle, indent=2)
+        console.print(f"wrote {args.json}")
+    if args.plot:
+        plot(benches, args.plot)
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def _print(console: Console, bench: BlockBench) -> None:
+    table = Table(title=f"{bench.name}: {bench.txs} txs, {bench.gas:,} gas")
+    for column in ("engine", "workers", "median s", "min s", "max s", "tx/s", "Mgas/s",
+                   "vs reference", "vs 1 process", "ideal", "efficiency"):
+        table.add_column(column, justify="right")
+    ref = bench.reference
+    table.add_row("reference", "1", f"{ref.median:.3f}", f"{min(ref.samples):.3f}",
+                  f"{max(ref.samples):.3f}", f"{bench.txs / ref.median:,.0f}",
+                  f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "")
+    for timing, row in zip(bench.engine, bench.rows()):
+        table.add_row(
+            "parallel", str(row["workers"]), f"{timing.median:.3f}",
+            f"{min(timing.samples):.3f}", f"{max(timing.samples):.3f}",
+            f"{row['tx_per_s']:,.0f}", f"{row['gas_per_s'] / 1e6:.2f}",
+            f"{row['speedup_vs_reference']:.2f}",
+            _fmt(row["speedup_vs_one_process"]), _fmt(row["ideal_speedup"]),
+            _fmt(row["efficiency"], percent=True))
+    console.print(table)
+
+
+def _fmt(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if percent else f"{value:.2f}"

@@ -1,0 +1,50 @@
+"""``pevm analyze`` and ``pevm bench`` on a real block: outputs and their schema."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pevm.cli.main import main
+
+from .conftest import corpus_dir
+
+
+@pytest.fixture
+def snapshot() -> Path:
+    corpus = corpus_dir()
+    if corpus is None or not (corpus / "mainnet" / "930196").is_dir():
+        pytest.skip("needs the corpus mainnet block 930196 (set PEVM_CORPUS)")
+    return corpus / "mainnet" / "930196"
+
+
+def test_analyze_json_and_dot(snapshot: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    dot = tmp_path / "graph.dot"
+    assert main(["analyze", str(snapshot), "--json", "--dot", str(dot)]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["txs"] == 18
+    assert set(row["ideal_speedup"]) == {"1", "2", "4", "8", "16", "inf"}
+    assert row["ideal_speedup"]["1"] == 1.0
+    assert 1.0 <= row["ideal_speedup"]["2"] <= 2.0
+    assert row["critical_path"]["count"] >= 1
+    text = dot.read_text()
+    assert text.startswith("digraph") and "t17" in text
+
+
+def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> None:
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    assert main(["bench", str(snapshot), "--workers", "1,2", "--repeat", "1",
+                 "--json", str(out), "--plot", str(png)]) == 0
+    document = json.loads(out.read_text())
+    assert document["machine"]["cpu_count"] >= 1
+    [block] = document["blocks"]
+    assert block["txs"] == 18 and block["gas"] > 0
+    assert block["reference"]["seconds"]["median"] > 0
+    for row in block["engine"]:
+        for key in ("workers", "seconds", "speedup_vs_reference",
+                    "speedup_vs_one_process", "ideal_speedup", "efficiency"):
+            assert key in row
+        assert set(row["seconds"]) >= {"median", "min", "max"}
+    assert png.stat().st_size > 1000
