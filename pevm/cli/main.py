@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
 from typing import Sequence
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # py-evm logs every rejected block as a warning; pevm reports rejections itself.
+    logging.getLogger("eth").setLevel(logging.DEBUG if args.debug else logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_INPUT
