@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import rlp
 from eth.tools._utils.normalization import normalize_blockchain_fixtures
 from eth.tools.fixtures.helpers import new_chain_from_fixture
+from eth.exceptions import PyEVMError
 from eth_utils import ValidationError, decode_hex
 
 from pevm.compare import Mismatch, show
@@ -150,7 +151,7 @@ class FixtureRun:
             try:
                 block = rlp.decode(block_fixture["rlp"], sedes=block_class)
             except (rlp.DecodingError, rlp.DeserializationError, TypeError,
-                    ValidationError, ValueError) as exc:
+                    ValidationError, ValueError, PyEVMError) as exc:
                 error = f"undecodable block: {type(exc).__name__}: {exc}"
         return BlockTask(source=self.case.source, case=self.case.name, index=index,
                          network=self.case.network, vm_class=vm_class, block=block,
