@@ -1,0 +1,88 @@
+"""``pevm hashbench``: Keccak-256 throughput and state-root time, CPU and GPU.
+
+Thin CLI over :mod:`pevm.gpu.bench`: parses the settings, prints tables to
+stdout (progress to stderr) and optionally writes the full report as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pevm.errors import InputError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, not {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, not {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    return _int_list(text)[0]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "hashbench", help="measure Keccak-256 throughput and state-root time (CPU/GPU)",
+        description="Measure batch Keccak-256 throughput (hashes/s and GB/s) per message "
+                    "size and batch size for each method (eth-hash per message as the "
+                    "baseline, pevm's CPU loop and NumPy paths, CUDA when present), and "
+                    "the time of a batched state root against py-evm's AccountDB. "
+                    "Measurements predicted to exceed --max-seconds are skipped, never "
+                    "extrapolated.")
+    parser.add_argument("--sizes", type=_int_list, default=[32, 64, 136, 532],
+                        help="message sizes in bytes (default 32,64,136,532)")
+    parser.add_argument("--min-batch", type=_positive_int, default=1000,
+                        help="smallest batch (default 1000)")
+    parser.add_argument("--max-batch", type=_positive_int, default=None,
+                        help="largest batch (default 1,000,000 on CPU, 10,000,000 on GPU)")
+    parser.add_argument("--accounts", type=_int_list, default=[10_000, 100_000],
+                        help="account counts for the state-root benchmark "
+                             "(default 10000,100000)")
+    parser.add_argument("--no-pyevm", action="store_true",
+                        help="skip the py-evm AccountDB state-root baseline")
+    parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default=None,
+                        help="backend (default: PEVM_GPU, else auto-detect)")
+    parser.add_argument("--max-seconds", type=float, default=8.0,
+                        help="skip a measurement predicted to take longer (default 8; "
+                             "0: never skip)")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="each timed round lasts at least this long (default 0.2 s)")
+    parser.add_argument("--rounds", type=_positive_int, default=3,
+                        help="interleaved rounds per measurement, best counts (default 3)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="write the report as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=hashbench_command)
+
+
+def hashbench_command(args: argparse.Namespace) -> int:
+    from pevm.gpu import bench
+
+    if args.json is not None and not args.json.parent.exists():
+        raise InputError(str(args.json), "directory does not exist")
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    report = bench.run(sizes=args.sizes, min_batch=args.min_batch, max_batch=args.max_batch,
+                       accounts=args.accounts, backend=args.backend, pyevm=not args.no_pyevm,
+                       max_seconds=args.max_seconds, min_time=args.min_time,
+                       rounds=args.rounds, seed=args.seed,
+                       progress=None if args.quiet else progress)
+    print(bench.format_report(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    mismatched = [r["accounts"] for r in report["state_root"] if r.get("roots_match") is False]
+    if mismatched:
+        print(f"pevm: state roots differ from py-evm at {mismatched} accounts", file=sys.stderr)
+        return 1
+    return 0
