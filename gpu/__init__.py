@@ -17,14 +17,16 @@ from pevm.gpu.backend import (BackendError, BackendUnavailable, backend_name,
                               cuda_available, describe)
 from pevm.gpu.diff import MergedWrites, latest_writers, merge_writes
 from pevm.gpu.keccak import keccak256, keccak256_batch, keccak256_flat, pack
-from pevm.gpu.trie import (BLANK_ROOT, AccountState, ordered_trie_root, secure_trie_root,
+from pevm.gpu.trie import (BLANK_ROOT, AccountState, ordered_trie_root, ordered_trie_roots,
+                           secure_trie_root,
                            state_root, state_root_from_diff, storage_root, storage_roots,
                            trie_root, trie_roots)
 
 __all__ = [
     "AccountState", "BLANK_ROOT", "BackendError", "BackendUnavailable", "MergedWrites",
     "backend_name", "cuda_available", "describe", "keccak256", "keccak256_batch",
-    "keccak256_flat", "latest_writers", "merge_writes", "ordered_trie_root", "pack",
+    "keccak256_flat", "latest_writers", "merge_writes", "ordered_trie_root",
+    "ordered_trie_roots", "pack",
     "secure_trie_root", "state_root", "state_root_from_diff", "storage_root",
     "storage_roots", "trie_root", "trie_roots",
 ]

@@ -232,7 +232,15 @@ def ordered_trie_root(values: Sequence[bytes], backend: str | None = None) -> by
     """Root of the trie keyed by ``rlp(index)``: transactions, receipts and
     withdrawals roots. ``values`` are the already-encoded items (for typed
     transactions and receipts, the type byte followed by the payload)."""
-    return trie_root({_rlp_int(i): bytes(v) for i, v in enumerate(values)}, backend)
+    return ordered_trie_roots([values], backend)[0]
+
+
+def ordered_trie_roots(lists: Sequence[Sequence[bytes]], backend: str | None = None
+                       ) -> list[bytes]:
+    """:func:`ordered_trie_root` of several lists (e.g. a block's receipts and
+    transactions), hashed together one level per batch."""
+    return trie_roots([{_rlp_int(i): bytes(v) for i, v in enumerate(values)}
+                       for values in lists], backend)
 
 
 def _storage_items(slots: Mapping[int, int]) -> list[tuple[int, bytes]]:

@@ -23,6 +23,7 @@ from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
 from eth.db.account import AccountDB
 
 from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
 
 
@@ -67,6 +68,8 @@ class _Observation:
     finalized: BlockAPI | None = None
     accounts: set[bytes] = field(default_factory=set)
     slots: dict[bytes, set[int]] = field(default_factory=dict)
+    #: Accounts whose storage py-evm wiped (self-destruct, EIP-161, re-creation).
+    wiped: set[bytes] = field(default_factory=set)
     account_db: Any = None
 
 
@@ -105,7 +108,7 @@ def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
 
 
 def _record_storage_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
-    """Remember every storage slot written: py-evm's witness only lists reads."""
+    """Remember every slot written and every wipe: py-evm's witness lists only reads."""
     account_db = vm.state._account_db  # noqa: SLF001 - the state owns one AccountDB
     original_set = account_db.set_storage
     seen.account_db = account_db
@@ -115,7 +118,16 @@ def _record_storage_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
         seen.accounts.add(address)
         original_set(address, slot, value)
 
+    def wiping(original: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        def wipe(address: bytes) -> None:
+            seen.wiped.add(bytes(address))
+            seen.accounts.add(address)
+            original(address)
+        return wipe
+
     account_db.set_storage = set_storage
+    account_db.delete_account = wiping(account_db.delete_account)
+    account_db.delete_storage = wiping(account_db.delete_storage)
 
 
 def import_with_engine(
@@ -173,12 +185,16 @@ def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
     assert block is not None and seen.stats is not None
     header = block.header
     diff = state_diff(db, seen.pre_state_root or header.state_root, header.state_root,
-                      seen.accounts, seen.slots)
+                      seen.accounts, seen.slots, seen.wiped)
+    # Roots through pevm's batched trie (GPU or CPU): checked against the header.
+    roots = ordered_trie_roots([[r.encode() for r in seen.receipts],
+                                [t.encode() for t in block.transactions]])
+    seen.stats.backend = backend_name()
     return BlockResult(
         number=header.block_number,
         receipts=convert_receipts(seen.receipts),
         gas_used=header.gas_used, bloom=header.bloom,
-        receipts_root=header.receipt_root, transactions_root=header.transaction_root,
+        receipts_root=roots[0], transactions_root=roots[1],
         state_diff=diff, state_root=header.state_root if full_state else None,
         block_hash=block.hash if full_state else None,
         stats=seen.stats,
@@ -186,11 +202,15 @@ def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
 
 
 def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
-               slots: dict[bytes, set[int]]) -> dict[bytes, AccountDiff]:
+               slots: dict[bytes, set[int]], wiped: set[bytes] = frozenset()
+               ) -> dict[bytes, AccountDiff]:
     """Per-account differences between two persisted state roots.
 
     Only ``accounts`` (and their ``slots``) are looked at: the caller passes every
-    account and slot the block touched, which is a superset of what changed.
+    account and slot the block touched, which is a superset of what changed. An
+    account in ``wiped`` whose storage was not empty before is ``storage_cleared``,
+    and then every touched slot with a value after the block is listed (even one
+    rewritten to its old value), so that the diff alone rebuilds the storage.
     """
     before = AccountDB(db, pre_root)
     after = AccountDB(db, post_root)
@@ -205,14 +225,12 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
         diff.balance = pair_balance if pair_balance[0] != pair_balance[1] else None
         diff.nonce = pair_nonce if pair_nonce[0] != pair_nonce[1] else None
         diff.code = pair_code if pair_code[0] != pair_code[1] else None
+        root_before = before._get_storage_root(address)  # noqa: SLF001
+        diff.storage_cleared = address in wiped and root_before != _BLANK_ROOT
         for slot in sorted(slots.get(address, ())):
             old, new = before.get_storage(address, slot), after.get_storage(address, slot)
-            if old != new:
+            if old != new or (diff.storage_cleared and new):
                 diff.storage[slot] = (old, new)
-        root_before = before._get_storage_root(address)  # noqa: SLF001
-        root_after = after._get_storage_root(address)  # noqa: SLF001
-        diff.storage_cleared = (root_before != root_after
-                                and root_after == _BLANK_ROOT and existed)
         if not diff.is_empty():
             out[bytes(address)] = diff
     return out

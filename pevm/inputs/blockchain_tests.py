@@ -23,6 +23,7 @@ from pevm.errors import InputError
 from pevm.forks import NETWORKS, UnknownNetwork, vm_class_at, vm_configuration_for_fixture
 from eth.chains.mainnet import MainnetChain
 
+from pevm.gpu import AccountState
 from pevm.inputs.chain import ChainTarget
 from pevm.result import hex0x
 from pevm.task import BlockTask, Expectations
@@ -118,7 +119,10 @@ class FixtureRun:
         self.fixture = fixture
         self.configuration = configuration
         self.chain = chain
-        self.target = ChainTarget(chain)
+        self.target = ChainTarget(chain, {
+            address: AccountState(account["nonce"], account["balance"],
+                                  dict(account["storage"]), account["code"])
+            for address, account in fixture["pre"].items()})
 
     def tasks(self) -> Iterator[BlockTask]:
         for index, block_fixture in enumerate(self.fixture["blocks"]):

@@ -5,6 +5,8 @@ from typing import Any, Callable
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, VirtualMachineAPI
 
+from pevm.gpu import AccountState, state_root
+from pevm.gpu.trie import apply_diff
 from pevm.pipeline import BlockOutcome, Engine, import_with_engine
 
 
@@ -15,12 +17,20 @@ class ChainTarget:
     persistence untouched. For the duration of one import the chain's ``get_vm`` is
     wrapped so that the first VM it builds, which is the importing VM, gets pevm's
     hook (engine routing and observation).
+
+    Given the head's whole state as a flat mapping (``accounts``: address ->
+    :class:`pevm.gpu.AccountState`, as a fixture's ``pre`` gives it), the target
+    keeps it up to date from each block's state diff and reports the state root
+    computed by pevm's batched trie (:mod:`pevm.gpu`) -- which the caller compares
+    with the header's. Without it the root is py-evm's.
     """
 
     full_state = True
 
-    def __init__(self, chain: ChainAPI) -> None:
+    def __init__(self, chain: ChainAPI,
+                 accounts: dict[bytes, AccountState] | None = None) -> None:
         self.chain = chain
+        self.accounts = accounts
 
     def execute(self, block: BlockAPI, engine: Engine) -> BlockOutcome:
         chain: Any = self.chain
@@ -47,4 +57,11 @@ class ChainTarget:
             finally:
                 _restore()
 
-        return import_with_engine(run_import, engine, chain.chaindb.db, full_state=True)
+        outcome = import_with_engine(run_import, engine, chain.chaindb.db,
+                                     full_state=True)
+        if self.accounts is not None and outcome.result is not None:
+            post, _changed = apply_diff(self.accounts, outcome.result.state_diff)
+            outcome.result.state_root = state_root(post)
+            if outcome.rejection is None:
+                self.accounts = post
+        return outcome
