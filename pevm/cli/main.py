@@ -18,7 +18,7 @@ from typing import Sequence
 from pevm.errors import PevmError
 
 #: Subcommand modules, in the order ``pevm --help`` lists them.
-COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "info")
+COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "gen", "hashbench", "info")
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
 

@@ -20,9 +20,11 @@ class ChainTarget:
 
     Given the head's whole state as a flat mapping (``accounts``: address ->
     :class:`pevm.gpu.AccountState`, as a fixture's ``pre`` gives it), the target
-    keeps it up to date from each block's state diff and reports the state root
-    computed by pevm's batched trie (:mod:`pevm.gpu`) -- which the caller compares
-    with the header's. Without it the root is py-evm's.
+    keeps the state of every imported block (fixtures import side chains too, so a
+    block's pre-state is its parent's, not always the head's), applies each block's
+    state diff to its parent's and reports the state root computed by pevm's batched
+    trie (:mod:`pevm.gpu`) -- which the caller compares with the header's. Without
+    it the root is py-evm's.
     """
 
     full_state = True
@@ -30,7 +32,9 @@ class ChainTarget:
     def __init__(self, chain: ChainAPI,
                  accounts: dict[bytes, AccountState] | None = None) -> None:
         self.chain = chain
-        self.accounts = accounts
+        self._states: dict[bytes, dict[bytes, AccountState]] | None = None
+        if accounts is not None:
+            self._states = {chain.get_canonical_head().hash: accounts}
 
     def execute(self, block: BlockAPI, engine: Engine) -> BlockOutcome:
         chain: Any = self.chain
@@ -59,9 +63,10 @@ class ChainTarget:
 
         outcome = import_with_engine(run_import, engine, chain.chaindb.db,
                                      full_state=True)
-        if self.accounts is not None and outcome.result is not None:
-            post, _changed = apply_diff(self.accounts, outcome.result.state_diff)
+        parent = block.header.parent_hash
+        if self._states is not None and parent in self._states and outcome.result:
+            post, _changed = apply_diff(self._states[parent], outcome.result.state_diff)
             outcome.result.state_root = state_root(post)
             if outcome.rejection is None:
-                self.accounts = post
+                self._states[block.hash] = post
         return outcome
