@@ -60,6 +60,17 @@ def register(subparsers: Any) -> None:
                              "CancunToPragueAtTime15k); others are skipped")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no per-failure lines")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run the cases on a Dask cluster, one task per case: "
+                             "'local' or 'local:N' starts N worker processes on this "
+                             "machine (default: CPU count); anything else is the "
+                             "address of a running Dask scheduler (e.g. "
+                             "tcp://host:8786) whose workers have pevm installed with "
+                             "the 'cluster' extra and the inputs at the same absolute "
+                             "paths. --workers then sizes the engine inside each "
+                             "worker. Results arrive in completion order, not input "
+                             "order; a case whose task fails is an error. Needs "
+                             "pip install \"pevm[cluster]\"")
     parser.set_defaults(func=run_command)
 
 
@@ -93,6 +104,9 @@ def run_command(args: argparse.Namespace) -> int:
         except UnknownNetwork as exc:
             raise PevmError(str(exc)) from exc
     workers = args.workers or default_workers()
+    if args.cluster is not None:
+        from pevm.cluster import check_cluster_args
+        check_cluster_args(args.cluster)
     try:
         engine = make_engine(args.engine, workers=workers)
         reference = make_engine("reference") if args.check else None
@@ -161,6 +175,11 @@ def run_command(args: argparse.Namespace) -> int:
 def _execute(cases: list[CaseRef], engine: Any, reference: Any,
              args: argparse.Namespace) -> Iterator[list[BlockReport]]:
     """Run the cases; yields each case's reports as it completes."""
+    if getattr(args, "cluster", None) is not None:
+        from pevm.cluster import run_on_cluster
+        yield from run_on_cluster(cases, args.cluster, args.engine,
+                                  args.workers or default_workers(), args.check)
+        return
     for ref in cases:
         yield run_case_ref(ref, engine, reference)
 
