@@ -1,6 +1,7 @@
-"""Render ``pevm bench --json`` output as the Markdown table the README shows.
+"""Render ``pevm bench --json`` or ``pevm analyze --json`` output as Markdown.
 
-    python benchmarks/report.py results.json > table.md
+    python benchmarks/report.py bench.json > table.md        # a bench document
+    python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
 
 The README's numbers come from this script, never typed by hand.
 """
@@ -33,6 +34,24 @@ def render(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_analysis(rows: list[dict]) -> str:
+    lines = ["| block | txs | conflict rate | critical path (txs) | ideal 2 | ideal 4 | "
+             "ideal 8 | ideal 16 | ideal ∞ |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        ideal = row["ideal_speedup"]
+        name = row["case"] if row["case"].startswith("mainnet") else row["source"].split("/")[-1]
+        lines.append(f"| {name} | {row['txs']} | {row['conflict_rate']:.0%} | "
+                     f"{row['critical_path']['count']} | " +
+                     " | ".join(f"{ideal[k]:.2f}" for k in ("2", "4", "8", "16", "inf")) +
+                     " |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     with open(sys.argv[1]) as handle:
-        sys.stdout.write(render(json.load(handle)))
+        text = handle.read()
+    if text.lstrip().startswith("{\"source\""):
+        sys.stdout.write(render_analysis([json.loads(l) for l in text.splitlines() if l]))
+    else:
+        sys.stdout.write(render(json.loads(text)))
