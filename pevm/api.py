@@ -7,6 +7,9 @@ Three entry points, from the most to the least integrated:
 - :func:`apply_all_transactions` is a drop-in for py-evm's
   ``VM.apply_all_transactions``;
 - :func:`run_path` runs fixture files or snapshot directories, as ``pevm run`` does.
+
+``engine`` is "reference", "parallel" or an :class:`~pevm.pipeline.Engine` object;
+None picks the default (the parallel engine when the build has it).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any, Iterator, Sequence
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.engines import make_engine
+from pevm.engines import default_engine_name, make_engine
 from pevm.errors import InputError
 from pevm.inputs.chain import ChainTarget
 from pevm.inputs.discover import list_cases
@@ -23,11 +26,13 @@ from pevm.result import BlockResult
 from pevm.runner import BlockReport, run_case_ref
 
 
-def _engine(engine: str | Engine, workers: int) -> Any:
+def _engine(engine: str | Engine | None, workers: int) -> Any:
+    if engine is None:
+        engine = default_engine_name()
     return make_engine(engine, workers=workers) if isinstance(engine, str) else engine
 
 
-def execute_block(chain: ChainAPI, block: BlockAPI, *, engine: str | Engine = "parallel",
+def execute_block(chain: ChainAPI, block: BlockAPI, *, engine: str | Engine | None = None,
                   workers: int = 1) -> BlockResult:
     """Import ``block`` onto ``chain`` with ``engine`` and return what it produced.
 
@@ -43,7 +48,7 @@ def execute_block(chain: ChainAPI, block: BlockAPI, *, engine: str | Engine = "p
 
 def apply_all_transactions(
     vm: VirtualMachineAPI, transactions: Sequence[SignedTransactionAPI],
-    base_header: BlockHeaderAPI, *, engine: str | Engine = "parallel", workers: int = 1,
+    base_header: BlockHeaderAPI, *, engine: str | Engine | None = None, workers: int = 1,
 ) -> tuple[BlockHeaderAPI, tuple[Any, ...], tuple[()]]:
     """Drop-in for ``vm.apply_all_transactions(transactions, base_header)``.
 
@@ -56,7 +61,7 @@ def apply_all_transactions(
     return header, tuple(receipts), ()
 
 
-def run_path(*paths: str, engine: str | Engine = "parallel", workers: int = 1,
+def run_path(*paths: str, engine: str | Engine | None = None, workers: int = 1,
              check: bool = False) -> Iterator[BlockReport]:
     """Run fixture files / snapshot directories; one report per block."""
     chosen = _engine(engine, workers)

@@ -46,3 +46,13 @@ def test_run_path_reports(tmp_path) -> None:
     missing = tmp_path / "nothing"
     missing.mkdir()
     assert list(run_path(str(missing), engine="reference")) == []
+
+
+def test_run_path_on_bundled_fixture() -> None:
+    from .conftest import FIXTURES
+
+    reports = list(run_path(str(FIXTURES / "erc20_small.json"), engine="reference",
+                            check=True))
+    assert len(reports) == 1
+    assert reports[0].ok and reports[0].mismatches == []
+    assert reports[0].txs == 40
