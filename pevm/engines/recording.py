@@ -113,20 +113,14 @@ class RecordingEngine(ReferenceEngine):
             return make
 
         def settled_by_credit(kinds: tuple[str, ...]) -> Any:
-            plain = observed(kinds, ("reads",))
-
             def make(original: Callable[..., Any]) -> Callable[..., Any]:
-                logged = plain(original)
+                logged = observed(kinds, ("reads",))(original)
+                silent = observed(kinds, ())(original)  # nothing inside is a read
 
                 def call(address: bytes, *args: Any, **kwargs: Any) -> Any:
                     current = self.accesses[min(position["tx"], len(self.accesses) - 1)]
-                    if bytes(address) not in current.credited:
-                        return logged(address, *args, **kwargs)
-                    position["depth"] += 1  # settled: nothing inside is a read either
-                    try:
-                        return original(address, *args, **kwargs)
-                    finally:
-                        position["depth"] -= 1
+                    settled = bytes(address) in current.credited
+                    return (silent if settled else logged)(address, *args, **kwargs)
                 return call
             return make
 
