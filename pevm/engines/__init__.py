@@ -20,8 +20,12 @@ def parallel_available() -> bool:
 
 
 def default_engine_name() -> str:
-    """The engine ``pevm run`` uses unless told otherwise."""
-    return "parallel" if parallel_available() else "reference"
+    """The engine ``pevm run`` uses unless told otherwise.
+
+    The reference, until the parallel engine equals it on the whole corpus (its
+    known differences are listed in tests/test_corpus_parallel.py).
+    """
+    return "reference"
 
 
 def make_engine(name: str, workers: int = 1) -> "object":

@@ -1,0 +1,244 @@
+"""Running one transaction incarnation on a state view, and what it produced.
+
+Used the same way in the coordinator (``workers=1``, and re-executions at the
+commit point) and in worker processes: :meth:`BlockContext.execute` builds the
+fork's own State class on a fresh :class:`~pevm.engines.state_view.StateView` and
+calls ``state.apply_transaction(tx)`` -- py-evm's transaction validation, executor
+and interpreter, unchanged. The block-level check py-evm makes before each
+transaction (``validate_transaction_against_header``: cumulative gas against the
+block gas limit) depends on the transactions before it, so the coordinator makes
+it at commit time, in block order.
+
+Results are plain picklable records (:class:`TxResult`): read set, write set and
+the outcome the merge needs to build py-evm's receipt
+(:class:`FinishedComputation` stands in for py-evm's computation there).
+
+Senders: :func:`recover_sender` recovers and checks a signature once (one public
+key recovery plus one verification, exactly the checks of py-evm's
+``validate_transaction_signature``) and :func:`pin_sender` makes py-evm reuse it:
+it fills the transaction's ``sender`` cached property and replaces the
+signature re-check on that object with a no-op. Without it py-evm recovers the
+public key again on every execution (``transaction.validate()``).
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from eth.abc import SignedTransactionAPI, VirtualMachineAPI
+from eth_hash.auto import keccak
+from eth_keys import keys
+
+try:
+    from eth_keys.backends.coincurve import CoinCurveECCBackend
+except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
+    CoinCurveECCBackend = ()  # type: ignore[assignment,misc]
+from eth_utils import ValidationError
+
+from pevm.engines.mv_memory import Blocked, Key, TxWrites
+from pevm.engines.state_view import PreState, StateView, state_class_for
+
+
+@dataclass(slots=True)
+class TxOutcome:
+    """How a transaction ended: what its receipt and the block need.
+
+    ``valid`` is False when py-evm rejected the transaction as invalid at its
+    position (``reason`` says why); such an outcome only counts once its reads are
+    validated at the commit point.
+    """
+
+    valid: bool
+    reason: str = ""
+    is_error: bool = False
+    gas_remaining: int = 0
+    gas_refund: int = 0
+    data_floor_gas: int = 0
+    logs: tuple = ()
+
+
+@dataclass(slots=True)
+class TxResult:
+    """One incarnation's execution: read set, write set, outcome.
+
+    Exactly one of ``outcome``, ``blocked_on`` (a read met an ESTIMATE of that
+    transaction) and ``crash`` (an unexpected exception, as text) is set.
+    """
+
+    txn: int
+    incarnation: int
+    reads: dict = field(default_factory=dict)
+    writes: TxWrites = field(default_factory=TxWrites)
+    outcome: TxOutcome | None = None
+    blocked_on: int | None = None
+    crash: str | None = None
+    worker: int = -1
+    #: the sender as recovered where this ran (None: not recoverable)
+    sender: bytes | None = None
+
+    @property
+    def committable(self) -> bool:
+        return self.outcome is not None
+
+
+class FinishedComputation:
+    """What py-evm's ``VM.make_receipt``/``finalize_gas_used`` read of a computation."""
+
+    __slots__ = ("_outcome",)
+
+    def __init__(self, outcome: TxOutcome) -> None:
+        self._outcome = outcome
+
+    @property
+    def is_error(self) -> bool:
+        return self._outcome.is_error
+
+    @property
+    def is_success(self) -> bool:
+        return not self._outcome.is_error
+
+    @property
+    def data_floor_gas(self) -> int:
+        return self._outcome.data_floor_gas
+
+    def get_gas_remaining(self) -> int:
+        return self._outcome.gas_remaining
+
+    def get_gas_refund(self) -> int:
+        return self._outcome.gas_refund
+
+    def get_log_entries(self) -> tuple:
+        return self._outcome.logs
+
+
+def _no_signature_check() -> None:
+    """Stands in for ``check_signature_validity`` once the signature was checked."""
+
+
+def recover_sender(tx: SignedTransactionAPI) -> bytes | None:
+    """The sender of ``tx`` if its signature passes py-evm's checks, else None.
+
+    The checks of py-evm's ``validate_transaction_signature`` (a valid signature
+    from which a public key is recovered, and that verifies against it), sharing
+    one message hash. With the coincurve backend the verification is skipped: it
+    verifies the low-s form of the signature against the key recovered from the
+    same signature, which holds by construction. None leaves the transaction
+    untouched, so that py-evm finds and reports the problem itself, in block order.
+    """
+    try:
+        message_hash = keccak(tx.get_message_for_signing())
+        signature = keys.Signature(vrs=(tx.y_parity, tx.r, tx.s))
+        public_key = signature.recover_public_key_from_msg_hash(message_hash)
+        if not isinstance(signature.backend, CoinCurveECCBackend) and \
+                not signature.verify_msg_hash(message_hash, public_key):
+            return None
+        return public_key.to_canonical_address()
+    except Exception:  # noqa: BLE001 - any failure: let py-evm report it
+        return None
+
+
+def pin_sender(tx: SignedTransactionAPI, sender: bytes | None) -> None:
+    """Make py-evm use ``sender`` for ``tx`` and skip re-checking its signature."""
+    if sender is None:
+        return
+    for obj in (tx, getattr(tx, "_inner", None)):
+        if obj is None:
+            continue
+        obj.__dict__["sender"] = sender
+        obj.check_signature_validity = _no_signature_check
+
+
+def is_pinned(tx: SignedTransactionAPI) -> bool:
+    return "sender" in tx.__dict__ and \
+        tx.__dict__.get("check_signature_validity") is _no_signature_check
+
+
+class BlockContext:
+    """What every execution of one block's transactions shares, in one process.
+
+    Built from the importing VM: the fork's State class (wrapped by
+    :func:`~pevm.engines.state_view.state_class_for`), the block's execution
+    context, and a flat cache of the pre-transaction state (``vm.state``).
+    """
+
+    def __init__(self, vm: VirtualMachineAPI,
+                 transactions: Sequence[SignedTransactionAPI]) -> None:
+        self.vm = vm
+        self.vm_class = type(vm)
+        self.transactions = transactions
+        state = vm.state
+        self.state_class = state_class_for(type(state))
+        self.execution_context = state.execution_context
+        self.db = getattr(state, "_db", None)
+        self.pre_root = state.state_root
+        self.pre = PreState(state._account_db)  # noqa: SLF001 - py-evm's AccountDB
+        #: seconds this process spent recovering senders
+        self.recover_seconds = 0.0
+        self._unrecoverable: set[int] = set()
+
+    def sender_of(self, txn: int) -> bytes | None:
+        """Recover (once, in this process) and pin the sender of ``txn``."""
+        tx = self.transactions[txn]
+        pinned = tx.__dict__.get("sender") if is_pinned(tx) else None
+        if pinned is not None or txn in self._unrecoverable:
+            return pinned
+        start = time.perf_counter()
+        sender = recover_sender(tx)
+        self.recover_seconds += time.perf_counter() - start
+        if sender is None:
+            self._unrecoverable.add(txn)
+        else:
+            pin_sender(tx, sender)
+        return sender
+
+    def known_sender(self, txn: int) -> bytes | None:
+        """The sender of ``txn`` if this process has it already (no recovery)."""
+        tx = self.transactions[txn]
+        return tx.__dict__.get("sender") if is_pinned(tx) else None
+
+    def adopt_sender(self, txn: int, sender: bytes | None) -> None:
+        """Pin a sender another process recovered (and checked) for ``txn``."""
+        if sender is not None and not is_pinned(self.transactions[txn]):
+            pin_sender(self.transactions[txn], sender)
+
+    def execute(self, txn: int, incarnation: int, read: Callable[[Key], Any],
+                worker: int = -1) -> TxResult:
+        """Run ``transactions[txn]`` on a view whose outside reads go to ``read``."""
+        tx = self.transactions[txn]
+        sender = self.sender_of(txn)
+        view = StateView(read, self.pre_root)
+        state = self.state_class(view, self.execution_context, self.db)
+        result = TxResult(txn=txn, incarnation=incarnation, worker=worker,
+                          sender=sender)
+        try:
+            computation = state.apply_transaction(tx)
+        except Blocked as blocked:
+            result.blocked_on = blocked.txn
+            result.reads = view.reads
+            return result
+        except ValidationError as exc:
+            result.reads = view.reads
+            result.outcome = TxOutcome(valid=False,
+                                       reason=f"{type(exc).__name__}: {exc}")
+            return result
+        except Exception:  # noqa: BLE001 - reported, re-run where it can raise
+            result.reads = view.reads
+            result.crash = traceback.format_exc(limit=20)
+            return result
+        result.reads = view.reads
+        result.writes = view.writes()
+        result.outcome = TxOutcome(
+            valid=True, is_error=computation.is_error,
+            gas_remaining=computation.get_gas_remaining(),
+            gas_refund=computation.get_gas_refund(),
+            data_floor_gas=getattr(computation, "data_floor_gas", 0) or 0,
+            logs=tuple(computation.get_log_entries()),
+        )
+        return result
+
+    def gas_used(self, txn: int, outcome: TxOutcome) -> int:
+        """The gas ``transactions[txn]`` used, by the fork's own accounting."""
+        return self.vm_class.finalize_gas_used(self.transactions[txn],
+                                               FinishedComputation(outcome))

@@ -1,0 +1,372 @@
+"""Multi-version memory: every transaction's writes, by location and version.
+
+The Block-STM data structure. For each state *location* it keeps the values written
+by the transactions of the block that have executed but are not yet committed,
+indexed by transaction; a transaction at index ``j`` reads, for each location, the
+value written by the highest transaction below ``j`` -- or, when there is none, the
+value after the committed prefix of the block, or the pre-block state.
+
+Locations (tuples, cheap to hash and pickle):
+
+=========================  ===============================================
+``(BALANCE, address)``     the balance (reads fold lazy credits, see below)
+``(NONCE, address)``       the nonce
+``(CODE, address)``        the code (the code hash is derived from it)
+``(EXISTS, address)``      whether the account is in the state trie at all
+``(STORAGE, addr, slot)``  one storage slot; a read also sees storage *wipes*
+``(ORIGINAL, addr, slot)`` read-only: the slot's value as py-evm's journal shows
+                           it as "original" after the reader wiped the account
+                           itself (see :meth:`MVMemory.read`)
+=========================  ===============================================
+
+Storage wipes (self-destruct, account deletion, CREATE2 onto an address with
+storage) are recorded as a write of the per-account location ``(WIPE, address)``:
+a storage read resolves to the slot's latest write unless a later wipe came after
+it, in which case the slot reads 0. Writes of the wiping transaction itself never
+include the slots it wrote before the wipe, so "slot write and wipe by the same
+transaction" always means "write after the wipe".
+
+Lazy credits: a transaction that only *adds* to a balance it never read (the block
+beneficiary's fee, the recipient of plain value) writes a :class:`Delta` instead of a
+value. Deltas commute: a reader folds every delta below it onto the latest
+absolute value, so they create no dependency between the crediting transactions
+and only a transaction that really reads the balance depends on them.
+
+ESTIMATE markers stand for writes that a transaction is *expected* to make but
+whose values are not known yet (an aborted incarnation's writes, or the sender
+locations of a transaction still executing elsewhere). A read that meets one raises
+:class:`Blocked` with the index of the transaction to wait for.
+
+Committed prefix: transactions are committed strictly in block order; committing
+folds a transaction's writes into one flat dictionary (the state after the prefix)
+and drops its versions, so reads by later transactions stay flat lookups however
+many transactions wrote a location before (e.g. the fee credits of the whole
+block).
+
+Validation is value-based: a transaction's execution is valid when every value it
+read equals what :meth:`MVMemory.read` returns for it now (see
+:mod:`pevm.engines.scheduler` for why values rather than versions).
+"""
+from __future__ import annotations
+
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Mapping
+
+BALANCE = 0
+NONCE = 1
+CODE = 2
+EXISTS = 3
+STORAGE = 4
+ORIGINAL = 5
+WIPE = 6
+
+KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
+              STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe"}
+
+Key = tuple  # (kind, address) or (kind, address, slot)
+
+
+class _Estimate:
+    """The ESTIMATE marker (a singleton; pickles to itself)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ESTIMATE"
+
+    def __reduce__(self) -> str:
+        return "ESTIMATE"
+
+
+ESTIMATE = _Estimate()
+_MISSING = object()
+
+
+class Delta:
+    """A commutative balance credit (internal representation of a lazy write)."""
+
+    __slots__ = ("amount",)
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+
+    def __repr__(self) -> str:
+        return f"Delta({self.amount})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Delta) and other.amount == self.amount
+
+    def __reduce__(self) -> tuple:
+        return (Delta, (self.amount,))
+
+
+class Blocked(Exception):
+    """A read met an ESTIMATE: the reader depends on transaction ``txn``."""
+
+    def __init__(self, txn: int) -> None:
+        super().__init__(txn)
+        self.txn = txn
+
+
+@dataclass(slots=True)
+class TxWrites:
+    """Everything one transaction incarnation wrote.
+
+    ``values``: absolute values by location (BALANCE, NONCE, CODE, EXISTS, STORAGE).
+    ``deltas``: lazy balance credits by address (never also in ``values``).
+    ``wiped``: accounts whose storage the transaction wiped; applied *before* the
+    transaction's storage values.
+    """
+
+    values: dict = field(default_factory=dict)
+    deltas: dict = field(default_factory=dict)
+    wiped: tuple = ()
+
+    def keys(self) -> list[Key]:
+        """Every location written (wipes as ``(WIPE, address)``)."""
+        out = list(self.values)
+        out.extend((BALANCE, a) for a in self.deltas)
+        out.extend((WIPE, a) for a in self.wiped)
+        return out
+
+    def is_empty(self) -> bool:
+        return not (self.values or self.deltas or self.wiped)
+
+
+class MVMemory:
+    """Versioned writes of a block's transactions over a pre-state reader.
+
+    ``base(key)`` returns the pre-block value of a BALANCE, NONCE, CODE, EXISTS or
+    STORAGE location. One instance lives in the coordinator (the authority) and one
+    in each worker process (a replica it keeps in sync from the coordinator's
+    commits plus its own speculative results).
+    """
+
+    def __init__(self, base: Callable[[Key], Any]) -> None:
+        self._base = base
+        #: key -> sorted list of (txn, value) for uncommitted transactions
+        self._versions: dict[Key, list[tuple[int, Any]]] = {}
+        #: txn -> the keys it has versions under (writes or estimates)
+        self._tx_keys: dict[int, list[Key]] = {}
+        #: txn -> (incarnation, writes) of its latest recorded execution
+        self._tx_writes: dict[int, tuple[int, TxWrites]] = {}
+        #: the state after the committed prefix: absolute values only
+        self.committed: dict[Key, Any] = {}
+        #: storage slots in ``committed`` by account (to drop them on a wipe)
+        self._committed_slots: dict[bytes, set[int]] = {}
+        #: accounts wiped by a committed transaction (their unlisted slots are 0)
+        self.wiped: set[bytes] = set()
+        #: transactions below this index are committed
+        self.committed_upto = 0
+
+    # ------------------------------------------------------------------ writes
+    def record(self, txn: int, incarnation: int, writes: TxWrites) -> bool:
+        """Store incarnation ``incarnation`` of ``txn``'s writes, replacing older ones.
+
+        Returns True when the write set covers a location the previous
+        incarnation did not write (Block-STM's "wrote a new location" signal).
+        """
+        if txn < self.committed_upto:
+            raise ValueError(f"transaction {txn} is already committed")
+        old_keys = set(self._tx_keys.get(txn, ()))
+        self._remove_versions(txn)
+        keys: list[Key] = []
+        versions = self._versions
+        for key, value in writes.values.items():
+            insort(versions.setdefault(key, []), (txn, value), key=_first)
+            keys.append(key)
+        for address, amount in writes.deltas.items():
+            key = (BALANCE, address)
+            insort(versions.setdefault(key, []), (txn, Delta(amount)), key=_first)
+            keys.append(key)
+        for address in writes.wiped:
+            key = (WIPE, address)
+            insort(versions.setdefault(key, []), (txn, True), key=_first)
+            keys.append(key)
+        self._tx_keys[txn] = keys
+        self._tx_writes[txn] = (incarnation, writes)
+        return not old_keys.issuperset(keys)
+
+    def mark_estimate(self, txn: int) -> None:
+        """Turn ``txn``'s recorded writes into ESTIMATE markers (it was aborted)."""
+        self._tx_writes.pop(txn, None)
+        for key in self._tx_keys.get(txn, ()):
+            entries = self._versions[key]
+            for position, (t, _) in enumerate(entries):
+                if t == txn:
+                    entries[position] = (txn, ESTIMATE)
+
+    def add_estimates(self, txn: int, keys: Iterable[Key]) -> None:
+        """Expect ``txn`` (not yet executed here) to write ``keys``: mark them ESTIMATE.
+
+        Recording or committing ``txn`` later replaces the markers.
+        """
+        if txn < self.committed_upto or txn in self._tx_writes:
+            return
+        have = self._tx_keys.setdefault(txn, [])
+        for key in keys:
+            if key in have:
+                continue
+            insort(self._versions.setdefault(key, []), (txn, ESTIMATE), key=_first)
+            have.append(key)
+
+    def writes_of(self, txn: int) -> tuple[int, TxWrites] | None:
+        """The (incarnation, writes) last recorded for ``txn`` and not yet committed."""
+        return self._tx_writes.get(txn)
+
+    def commit(self, txn: int, writes: TxWrites | None = None) -> None:
+        """Fold ``txn``'s writes into the committed state (strictly in block order).
+
+        ``writes`` defaults to the last recorded incarnation's writes.
+        """
+        if txn != self.committed_upto:
+            raise ValueError(f"commit out of order: {txn}, expected "
+                             f"{self.committed_upto}")
+        if writes is None:
+            recorded = self._tx_writes.get(txn)
+            if recorded is None:
+                raise ValueError(f"transaction {txn} has no recorded writes")
+            writes = recorded[1]
+        self._remove_versions(txn)
+        self._tx_writes.pop(txn, None)
+        committed = self.committed
+        slots_of = self._committed_slots
+        for address in writes.wiped:
+            for slot in slots_of.pop(address, ()):
+                committed.pop((STORAGE, address, slot), None)
+            self.wiped.add(address)
+        for key, value in writes.values.items():
+            committed[key] = value
+            if key[0] == STORAGE:
+                slots = slots_of.get(key[1])
+                if slots is None:
+                    slots_of[key[1]] = {key[2]}
+                else:
+                    slots.add(key[2])
+        for address, amount in writes.deltas.items():
+            key = (BALANCE, address)
+            committed[key] = self._committed_or_base(key) + amount
+        self.committed_upto = txn + 1
+
+    def _remove_versions(self, txn: int) -> None:
+        keys = self._tx_keys.pop(txn, None)
+        if not keys:
+            return
+        versions = self._versions
+        for key in keys:
+            entries = versions.get(key)
+            if entries is None:
+                continue
+            entries[:] = [e for e in entries if e[0] != txn]
+            if not entries:
+                del versions[key]
+
+    # ------------------------------------------------------------------- reads
+    def _latest(self, key: Key, txn: int) -> tuple[int, Any] | None:
+        entries = self._versions.get(key)
+        if not entries:
+            return None
+        for position in range(len(entries) - 1, -1, -1):
+            entry = entries[position]
+            if entry[0] < txn:
+                return entry
+        return None
+
+    def _committed_or_base(self, key: Key) -> Any:
+        value = self.committed.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        if key[0] == STORAGE and key[1] in self.wiped:
+            return 0
+        return self._base(key)
+
+    def read(self, key: Key, txn: int) -> Any:
+        """The value of ``key`` that transaction ``txn`` sees.
+
+        Raises :class:`Blocked` when the deciding write is an ESTIMATE.
+        ``(ORIGINAL, addr, slot)`` resolves like a storage read except that, when no
+        transaction of the block wrote the slot since the account's last wipe, it is
+        0 rather than the pre-block value: that is what py-evm's journal reports as
+        the "original" value (EIP-2200) of a slot after the reading transaction
+        wiped the account itself (CREATE2 over an address with storage).
+        """
+        kind = key[0]
+        if kind == STORAGE or kind == ORIGINAL:
+            return self._read_storage(key, txn)
+        if kind == BALANCE:
+            return self._read_balance(key, txn)
+        entry = self._latest(key, txn) if self._versions else None
+        if entry is None:
+            return self._committed_or_base(key)
+        if entry[1] is ESTIMATE:
+            raise Blocked(entry[0])
+        return entry[1]
+
+    def _read_balance(self, key: Key, txn: int) -> int:
+        entries = self._versions.get(key)
+        credit = 0
+        if entries:
+            for position in range(len(entries) - 1, -1, -1):
+                t, value = entries[position]
+                if t >= txn:
+                    continue
+                if value is ESTIMATE:
+                    raise Blocked(t)
+                if type(value) is Delta:
+                    credit += value.amount
+                    continue
+                return value + credit
+        return self._committed_or_base(key) + credit
+
+    def _read_storage(self, key: Key, txn: int) -> int:
+        address = key[1]
+        storage_key = (STORAGE, address, key[2])
+        write = self._latest(storage_key, txn) if self._versions else None
+        wipe = self._latest((WIPE, address), txn) if self._versions else None
+        if write is not None and (wipe is None or write[0] >= wipe[0]):
+            if write[1] is ESTIMATE:
+                raise Blocked(write[0])
+            return write[1]
+        if wipe is not None:
+            if wipe[1] is ESTIMATE:
+                raise Blocked(wipe[0])
+            return 0
+        if key[0] == ORIGINAL:
+            return self.committed.get(storage_key, 0)
+        return self._committed_or_base(storage_key)
+
+    def validate(self, txn: int, reads: Mapping[Key, Any]) -> bool:
+        """Whether every value in ``reads`` is what ``txn`` would read now."""
+        read = self.read
+        try:
+            for key, value in reads.items():
+                if read(key, txn) != value:
+                    return False
+        except Blocked:
+            return False
+        return True
+
+    def first_conflict(self, txn: int, reads: Mapping[Key, Any]) -> Key | None:
+        """The first location of ``reads`` whose value changed (for diagnostics)."""
+        for key, value in reads.items():
+            try:
+                if self.read(key, txn) != value:
+                    return key
+            except Blocked:
+                return key
+        return None
+
+
+def _first(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
+def describe(key: Hashable) -> str:
+    """A readable name for a location (for errors and debugging)."""
+    if isinstance(key, tuple) and key and key[0] in KIND_NAMES:
+        parts = [KIND_NAMES[key[0]], "0x" + key[1].hex()]
+        if len(key) > 2:
+            parts.append(hex(key[2]))
+        return ":".join(parts)
+    return repr(key)

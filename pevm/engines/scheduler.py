@@ -1,0 +1,386 @@
+"""The scheduler: which transaction incarnation runs where, and when one commits.
+
+Block-STM, adapted to processes that share no memory
+----------------------------------------------------
+Block-STM's threads pick execution and validation tasks from shared counters and
+read each other's writes through shared multi-version memory. Here executors are
+processes (threads give no speedup under the GIL) and a message costs tens of
+microseconds, so the roles are split:
+
+* **Workers** execute *chunks* -- runs of consecutive transactions -- optimistically,
+  each transaction reading the latest write below it in the worker's replica of the
+  multi-version memory: the coordinator's committed writes, ESTIMATE markers for
+  transactions still running elsewhere, and the worker's own earlier results (so a
+  run of dependent transactions in one chunk executes correctly in one go).
+* The **coordinator** (this scheduler, driven by the engine) validates and commits
+  strictly in block order. The next transaction to commit is validated against the
+  committed state -- which, as every transaction below it is committed, *is* the
+  state sequential execution gives it. A failed validation aborts the incarnation
+  and the coordinator re-executes the transaction at once, in-process, against that
+  same committed state: the new incarnation is valid by construction, and running
+  it where the state is, rather than shipping it to a worker, takes the critical
+  path's transaction off the message round trip. Transactions whose worker died,
+  whose read met an ESTIMATE (:class:`~pevm.engines.mv_memory.Blocked`: a
+  dependency) or whose execution crashed are handled the same way.
+
+Validation is **value-based**: a transaction's reads are compared by value with the
+committed state. Version-based validation (Block-STM's) would force a re-execution
+whenever a transaction below wrote a location, even with the same value; with lazy
+fee credits and EXISTS writes that often carry the value already read, values are
+the cheaper test and are sound (the interpreter is a deterministic function of the
+values it reads). Measured with ``ParallelEngine(measure_versions=True)`` (which
+counts, for every validated result, whether version-based validation would have
+rejected it): on 400-transaction transfer, ERC-20 and hotspot blocks both reject
+exactly the same results (0, 0 and 135 of 139); on 24 random 60-transaction
+blocks from the property tests' generator (8 senders, shared slots, the
+beneficiary read, self-destructs; Berlin and Cancun, 2-3 workers) versions reject
+1,214 of 1,324 results and values 1,208. So values never lose, win a little, and
+need no version numbers in the messages (``benchmarks/parallel_engine_bench.py
+--versions``).
+
+Lookahead: no chunk starts more than ``2 x max_outstanding x workers x chunk``
+transactions past the commit point, so that when the transaction there is slow
+the other workers do not run away speculating on ever staler state.
+
+Conflict throttle: speculation that keeps failing only burns the cores the
+coordinator needs for re-execution. The scheduler tracks the outcome of the last
+``window`` worker results -- validated at the commit point, or failed already on
+arrival (an ESTIMATE met, or a transaction that looked invalid because it ran too
+early); when more than half failed, it stops handing
+out chunks and lets the coordinator execute in order (idle workers recover the
+senders ahead of it meanwhile), and probes again after ``probe`` in-process
+transactions with a single chunk a little ahead of the commit point, whose first
+verdict resumes speculation or pauses it again (doubling the probe interval while
+speculation keeps failing). This is what keeps a fully conflicting block near the
+single-process speed. None of it affects results: only what is executed where.
+
+Determinism: what commits for transaction ``i`` is always an execution whose every
+read equals the state after transactions ``0..i-1`` committed -- so the block's
+result is the sequential one whatever the timing, worker count, chunking or
+failures.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable
+
+#: what :meth:`Scheduler.next_commit` tells the coordinator to do
+VALIDATE = "validate"   # a result is there: validate it, then commit or abort
+EXECUTE = "execute"     # no usable result: execute the transaction in-process
+WAIT = "wait"           # a worker is running it: wait for messages
+DONE = "done"
+
+
+@dataclass
+class SchedulerStats:
+    """Counters the engine reports in its :class:`~pevm.result.EngineStats`."""
+
+    dispatched: int = 0          # transaction incarnations sent to workers
+    worker_results: int = 0      # results received from workers
+    stale_results: int = 0       # results for incarnations already superseded
+    validations: int = 0
+    validation_failures: int = 0
+    forced_aborts: int = 0
+    blocked: int = 0             # results that met an ESTIMATE
+    crashed: int = 0
+    lost: int = 0                # transactions lost with a dead worker
+    inline: int = 0              # incarnations run in-process by the coordinator
+    pauses: int = 0
+    chunks: int = 0
+
+
+@dataclass
+class _Chunk:
+    worker: int
+    txns: list[int]
+
+
+class Scheduler:
+    """Dispatch, incarnations, in-order commit and failure bookkeeping for one block.
+
+    Pure bookkeeping -- no I/O, no execution -- so it is unit-testable; the engine
+    calls it from its event loop.
+    """
+
+    def __init__(self, n: int, workers: int, chunk_size: int = 16,
+                 max_outstanding: int = 2, window: int = 16, probe: int = 32,
+                 min_chunk: int = 4) -> None:
+        if n < 0 or workers < 0 or chunk_size < 1 or max_outstanding < 1:
+            raise ValueError("invalid scheduler parameters")
+        self.n = n
+        #: the longest chunk; chunks start at ``min_chunk`` and double while
+        #: speculation succeeds (a conflicting block wastes little before the
+        #: throttle notices), back to ``min_chunk`` on a failure
+        self.chunk_size = chunk_size
+        self.min_chunk = min(min_chunk, chunk_size)
+        self.current_chunk = self.min_chunk
+        self._streak = 0
+        self._probe_gap = 0
+        #: transactions of chunks that started at the commit point: everything
+        #: below was committed and synced, so their results will be valid
+        self._exact: set[int] = set()
+        self._probing = False
+        self.max_outstanding = max_outstanding
+        self.incarnation = [0] * n
+        #: latest result per uncommitted transaction (any object with ``incarnation``)
+        self.results: dict[int, object] = {}
+        self.commit_index = 0
+        self.next_txn = 0                       # first transaction never dispatched
+        self.redo: list[int] = []               # to dispatch again (worker lost)
+        self.owner: dict[int, int] = {}         # in flight: txn -> worker
+        self.chunks: dict[int, deque[_Chunk]] = {w: deque() for w in range(workers)}
+        self.alive: set[int] = set(range(workers))
+        self.stats = SchedulerStats()
+        self._window: deque[bool] = deque(maxlen=window)
+        self._window_size = window
+        self.paused = False
+        self._probe = probe
+        self._probe_base = probe
+        self._inline_since_pause = 0
+
+    # ------------------------------------------------------------ dispatch
+    def idle_workers(self) -> list[int]:
+        """Live workers with room for another chunk, least loaded first."""
+        return sorted((w for w in self.alive
+                       if len(self.chunks[w]) < self.max_outstanding),
+                      key=lambda w: (len(self.chunks[w]), w))
+
+    def next_chunk(self, worker: int) -> list[int] | None:
+        """Transactions for ``worker`` to execute next (ascending), or None."""
+        if worker not in self.alive or self.paused:
+            return None
+        if self._probing and any(self.chunks[w] for w in self.alive):
+            return None  # while probing, one chunk at a time
+        if len(self.chunks[worker]) >= self.max_outstanding:
+            return None
+        txns: list[int] = []
+        size = self.current_chunk
+        while self.redo and len(txns) < size:
+            txn = self.redo.pop(0)
+            if txn >= self.commit_index and txn not in self.owner:
+                txns.append(txn)
+        if not txns:
+            # after a pause, probe a little ahead: the coordinator keeps running
+            # the transactions in between itself instead of waiting on a worker
+            start = max(self.next_txn, self.commit_index + self._probe_gap)
+            lookahead = max(16, 2 * self.max_outstanding * max(len(self.alive), 1)
+                            * self.current_chunk)
+            if start >= self.commit_index + lookahead:
+                return None  # far enough ahead of the commit point for now
+            self._probe_gap = 0
+            end = min(self.n, start + size)
+            txns = list(range(start, end))
+            self.next_txn = max(self.next_txn, end)
+        if not txns:
+            return None
+        exact = txns[0] == self.commit_index and \
+            txns == list(range(txns[0], txns[0] + len(txns)))
+        for txn in txns:
+            self.owner[txn] = worker
+            self.results.pop(txn, None)
+            if exact:
+                self._exact.add(txn)
+            else:
+                self._exact.discard(txn)
+        self.chunks[worker].append(_Chunk(worker, txns))
+        self.stats.dispatched += len(txns)
+        self.stats.chunks += 1
+        return txns
+
+    def in_flight_below(self, end: int, worker: int) -> list[int]:
+        """Uncommitted transactions below ``end`` whose writes ``worker`` cannot know:
+        running on another worker or waiting to be run (ESTIMATE candidates)."""
+        out = [t for t, w in self.owner.items() if t < end and w != worker]
+        out.extend(t for t in self.redo if t < end and t not in self.owner)
+        upcoming = range(max(self.commit_index, 0), min(end, self.n))
+        out.extend(t for t in upcoming
+                   if t >= self.next_txn and t not in self.owner)
+        return sorted(set(out))
+
+    # ------------------------------------------------------------- results
+    def on_result(self, result: object, worker: int | None = None) -> bool:
+        """Store a worker's result; False when it is stale (ignored)."""
+        txn = result.txn  # type: ignore[attr-defined]
+        self.stats.worker_results += 1
+        if worker is not None and self.owner.get(txn) == worker:
+            del self.owner[txn]
+        if txn < self.commit_index or \
+                result.incarnation != self.incarnation[txn]:  # type: ignore[attr-defined]
+            self.stats.stale_results += 1
+            return False
+        self.results[txn] = result
+        outcome = getattr(result, "outcome", True)
+        if outcome is None or getattr(outcome, "valid", True) is False:
+            # A read that met an ESTIMATE, or a transaction that looked invalid
+            # (almost always: it ran too early, e.g. a nonce not yet reached):
+            # speculation is failing now, before the commit point gets there.
+            self._speculation(False)
+        return True
+
+    def late_verdict(self, ok: bool) -> None:
+        """A result that arrived after its transaction was run in-process: whether
+        it had read what the committed execution read still says whether
+        speculation works (a probe never waits for its verdict)."""
+        self._speculation(ok)
+
+    def start_ahead(self) -> None:
+        """The next chunk starts ``2 x chunk`` past the commit point: while
+        freshly started workers warm up, the coordinator runs those itself."""
+        self._probe_gap = 2 * self.current_chunk
+
+    def chunk_done(self, worker: int) -> None:
+        """``worker`` answered its oldest outstanding chunk."""
+        queue = self.chunks.get(worker)
+        if queue:
+            chunk = queue.popleft()
+            for txn in chunk.txns:
+                if self.owner.get(txn) == worker:
+                    del self.owner[txn]
+
+    def worker_lost(self, worker: int) -> list[int]:
+        """``worker`` died: its unanswered transactions go back to be redone."""
+        self.alive.discard(worker)
+        lost: list[int] = []
+        for chunk in self.chunks.pop(worker, deque()):
+            for txn in chunk.txns:
+                if self.owner.get(txn) == worker:
+                    del self.owner[txn]
+                    if txn >= self.commit_index and txn not in self.results:
+                        lost.append(txn)
+        self.chunks[worker] = deque()
+        self.redo = sorted(set(self.redo) | set(lost))
+        self.stats.lost += len(lost)
+        return lost
+
+    # -------------------------------------------------------------- commit
+    def next_commit(self) -> tuple[str, int]:
+        """What to do about the transaction at the commit point."""
+        txn = self.commit_index
+        if txn >= self.n:
+            return DONE, txn
+        result = self.results.get(txn)
+        if result is not None:
+            if getattr(result, "committable", True):
+                return VALIDATE, txn
+            if getattr(result, "blocked_on", None) is not None:
+                self.stats.blocked += 1
+            else:
+                self.stats.crashed += 1
+            self.abort(txn)
+            return EXECUTE, txn
+        if txn in self.owner and self.owner[txn] in self.alive \
+                and (txn in self._exact or not self.conflicted) \
+                and not self._probing:
+            return WAIT, txn
+        # Nobody runs it, or speculation has been failing and its chunk started
+        # ahead of the commit point: waiting for a result that is likely invalid
+        # costs more than running it here and now (a result arriving later is
+        # stale: the transaction is committed by then).
+        return EXECUTE, txn
+
+    @property
+    def conflicted(self) -> bool:
+        """Speculation is paused, or more than a quarter of recent results failed."""
+        if self.paused:
+            return True
+        window = self._window
+        return len(window) >= 4 and window.count(False) * 4 > len(window)
+
+    def validated(self, txn: int, ok: bool, forced: bool = False) -> None:
+        """The result of ``txn`` was validated; on failure it is aborted."""
+        self.stats.validations += 1
+        if forced:
+            self.stats.forced_aborts += 1
+        if not ok:
+            self.stats.validation_failures += 1
+            self.abort(txn)
+            self.current_chunk = self.min_chunk
+            self._streak = 0
+        else:
+            self._streak += 1
+            if self._streak >= self.current_chunk:
+                self.current_chunk = min(self.chunk_size, self.current_chunk * 2)
+                self._streak = 0
+        self._speculation(ok)
+
+    def abort(self, txn: int) -> None:
+        """Discard ``txn``'s current incarnation; the next one gets a new number."""
+        self.results.pop(txn, None)
+        self.incarnation[txn] += 1
+
+    def executed_inline(self, txn: int) -> int:
+        """The coordinator runs ``txn`` itself; returns the incarnation number."""
+        self.stats.inline += 1
+        self.owner.pop(txn, None)
+        if self.paused:
+            self._inline_since_pause += 1
+            if self._inline_since_pause >= self._probe:
+                self.paused = False         # probe: one chunk, a little ahead
+                self._probing = True
+                self._window.clear()
+                self._probe_gap = 2 * self.current_chunk
+        return self.incarnation[txn]
+
+    def committed(self, txn: int) -> None:
+        """``txn`` is committed; the commit point moves on."""
+        if txn != self.commit_index:
+            raise ValueError(f"commit out of order: {txn} at {self.commit_index}")
+        self.results.pop(txn, None)
+        self.owner.pop(txn, None)
+        self.commit_index += 1
+        self.next_txn = max(self.next_txn, self.commit_index)
+
+    def _speculation(self, ok: bool) -> None:
+        window = self._window
+        window.append(ok)
+        if self._probing:
+            # the first verdict on a probe decides: resume, or pause again
+            self._probing = False
+            if not ok:
+                self._pause()
+                return
+        if ok and self._probe > self._probe_base and len(window) == window.maxlen \
+                and all(window):
+            self._probe = self._probe_base
+        if len(window) >= max(4, self._window_size // 2) and \
+                window.count(False) * 2 > len(window) and not self.paused:
+            self._pause()
+
+    def _pause(self) -> None:
+        self.paused = True
+        self.stats.pauses += 1
+        self._inline_since_pause = 0
+        if self.stats.pauses > 1:
+            self._probe = min(self._probe * 2, 1 << 14)
+        self._window.clear()
+
+    # ------------------------------------------------------------ queries
+    @property
+    def done(self) -> bool:
+        return self.commit_index >= self.n
+
+    def outstanding(self, worker: int) -> int:
+        return len(self.chunks.get(worker, ()))
+
+    def any_outstanding(self) -> bool:
+        return any(self.chunks[w] for w in self.alive)
+
+    def live_workers(self) -> Iterable[int]:
+        return sorted(self.alive)
+
+
+def default_chunk_size(n: int, workers: int) -> int:
+    """Chunk length: about 8 chunks per worker per block, between 4 and 48.
+
+    Long enough that a message's cost (tens of microseconds each way plus
+    pickling) is small next to the work it carries, short enough that conflicts
+    found at the commit point waste little speculative work.
+    """
+    if workers <= 0:
+        return max(1, n)
+    return max(4, min(48, -(-n // (workers * 8))))
+
+
+__all__ = ["Scheduler", "SchedulerStats", "default_chunk_size",
+           "VALIDATE", "EXECUTE", "WAIT", "DONE"]

@@ -1,0 +1,465 @@
+"""A flat, versioned state view behind py-evm's interpreter, for one transaction.
+
+:class:`StateView` implements py-evm's ``AccountDatabaseAPI``. One view serves one
+execution (incarnation) of one transaction: it reads the state the transaction sees
+at its position in the block through a *reader* (multi-version memory over a flat
+pre-state cache, :mod:`pevm.engines.mv_memory`), buffers the transaction's writes
+with py-evm's snapshot/revert semantics (an undo journal), keeps the transaction's
+warm/cold access sets, and records:
+
+* the **read set** -- every location the transaction observed from outside, with
+  the value it saw (``view.reads``), including existence (``EXISTS``), code
+  (``CODE``; EXTCODEHASH/EXTCODESIZE and emptiness checks read it), storage slots
+  as resolved through wipes, and the EIP-2200 "original" value of a slot;
+* the **write set** -- :meth:`StateView.writes`: final values per location, lazy
+  balance credits, and wiped accounts.
+
+Lazy credits: :func:`state_class_for` gives the fork's State class a
+``delta_balance`` that calls :meth:`StateView.add_balance`. A positive credit to a
+balance the transaction has not read is buffered as a delta and written as one;
+reading the balance later resolves ``base + delta`` (recording the base as a read).
+``account_is_empty`` on an account with a pending positive credit is answered
+without reading the balance (a positive credit on a non-negative balance is never
+zero) -- this is what keeps EIP-161's touched-account check of the block beneficiary
+after every fee payment from reading (and so serialising on) its balance.
+
+Existence: every account write of py-evm's ``AccountDB`` (balance, nonce, code,
+touch, storage-root reset) makes the account exist; the view writes
+``(EXISTS, address) = True`` for them and ``False`` on ``delete_account``, which
+also writes zero balance and nonce, empty code and a storage wipe, so later
+transactions see the deletion through the ordinary locations.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import rlp
+from eth.abc import AccountDatabaseAPI, MetaWitnessAPI
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+from eth.rlp.accounts import Account
+from eth_hash.auto import keccak
+
+from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
+                                    Key, TxWrites)
+
+_MISSING = object()
+_MEMBER = object()  # journal marker: "this member was added to a set"
+
+_CODE_HASHES: dict[bytes, bytes] = {}
+
+
+def code_hash(code: bytes) -> bytes:
+    """keccak(code), cached by value (contracts are read many times)."""
+    if not code:
+        return EMPTY_SHA3
+    digest = _CODE_HASHES.get(code)
+    if digest is None:
+        if len(_CODE_HASHES) > 4096:
+            _CODE_HASHES.clear()
+        digest = _CODE_HASHES[code] = keccak(code)
+    return digest
+
+
+class PreState:
+    """Flat, cached reads of the pre-transaction state from a py-evm state.
+
+    ``account_db`` is py-evm's ``AccountDB`` (``vm.state._account_db``) holding the
+    state the block's transactions start from (pre-block system steps applied).
+    An account is read from it once, all fields at a time (one trie lookup, where
+    the public getters would take one per field), storage slots and code once
+    each; py-evm's account database is several times slower than a dict.
+
+    The pre-state never changes while a block runs, so values read in one process
+    are valid in every other: :meth:`export` hands out what was loaded since the
+    last call and :meth:`absorb` takes another process's loads (workers ship theirs
+    to the coordinator with their results, so it validates without reading the
+    trie again).
+    """
+
+    def __init__(self, account_db: Any) -> None:
+        self._db = account_db
+        #: address -> (exists, balance, nonce, code_hash, storage_root)
+        self._accounts: dict[bytes, tuple[bool, int, int, bytes, bytes]] = {}
+        self._code: dict[bytes, bytes] = {}
+        self._storage: dict[tuple[bytes, int], int] = {}
+        self._new: list[tuple[int, Any, Any]] = []
+        self.loads = 0
+
+    def __call__(self, key: Key) -> Any:
+        kind, address = key[0], key[1]
+        if kind == STORAGE:
+            slot_key = (address, key[2])
+            value = self._storage.get(slot_key, _MISSING)
+            if value is _MISSING:
+                value = self._storage[slot_key] = self._db.get_storage(address, key[2])
+                self._new.append((STORAGE, slot_key, value))
+                self.loads += 1
+            return value
+        account = self._accounts.get(address)
+        if account is None:
+            account = self._load_account(address)
+        if kind == BALANCE:
+            return account[1]
+        if kind == NONCE:
+            return account[2]
+        if kind == EXISTS:
+            return account[0]
+        if kind == CODE:
+            if account[3] == EMPTY_SHA3:
+                return b""
+            code = self._code.get(address)
+            if code is None:
+                code = self._code[address] = self._load_code(address, account[3])
+                self._new.append((CODE, address, code))
+                self.loads += 1
+            return code
+        raise KeyError(f"no pre-state value for location {key!r}")
+
+    def _load_account(self, address: bytes) -> tuple[bool, int, int, bytes, bytes]:
+        db = self._db
+        self.loads += 1
+        try:
+            encoded = db._get_encoded_account(address, from_journal=True)  # noqa: SLF001
+        except AttributeError:  # not py-evm's AccountDB: use the public API
+            account = (db.account_exists(address), db.get_balance(address),
+                       db.get_nonce(address), db.get_code_hash(address),
+                       BLANK_ROOT_HASH)
+        else:
+            if encoded:
+                decoded = rlp.decode(encoded, sedes=Account)
+                account = (True, decoded.balance, decoded.nonce, decoded.code_hash,
+                           decoded.storage_root)
+                self._remember(address, decoded)
+            else:
+                account = (False, 0, 0, EMPTY_SHA3, BLANK_ROOT_HASH)
+        self._accounts[address] = account
+        self._new.append((EXISTS, address, account))
+        return account
+
+    def _remember(self, address: bytes, account: Any) -> None:
+        """Put ``account`` where ``AccountDB._get_account`` caches it: the merge
+        writes through py-evm's AccountDB, which then needs no trie lookup."""
+        cache = getattr(self._db, "_account_cache", None)
+        if cache is not None and address not in cache:
+            cache[address] = account
+            accessed = getattr(self._db, "_accessed_accounts", None)
+            if accessed is not None:  # as AccountDB's own lookup records it
+                accessed.add(address)
+
+    def _load_code(self, address: bytes, digest: bytes) -> bytes:
+        try:
+            return self._db._journaldb[digest]  # noqa: SLF001 - code by hash
+        except (AttributeError, KeyError):
+            return self._db.get_code(address)
+
+    def slots_of(self, address: bytes) -> list[int]:
+        """Storage slots of ``address`` read from the pre-state (in any process)."""
+        return sorted(slot for (where, slot) in self._storage if where == address)
+
+    def export(self) -> list[tuple[int, Any, Any]]:
+        """Entries loaded since the last export (picklable)."""
+        out, self._new = self._new, []
+        return out
+
+    def absorb(self, entries: list[tuple[int, Any, Any]]) -> None:
+        """Take entries another process loaded from the same pre-state."""
+        for kind, where, value in entries:
+            if kind == STORAGE:
+                self._storage.setdefault(where, value)
+            elif kind == CODE:
+                self._code.setdefault(where, value)
+            elif where not in self._accounts:
+                self._accounts[where] = value
+                if value[0] and self._db is not None:
+                    self._remember(where, Account(nonce=value[2], balance=value[1],
+                                                  storage_root=value[4],
+                                                  code_hash=value[3]))
+
+    def __len__(self) -> int:
+        return len(self._accounts) + len(self._code) + len(self._storage)
+
+
+class StateView(AccountDatabaseAPI):
+    """py-evm's account database for one transaction execution (see module doc).
+
+    ``read(key)`` resolves a location as seen by this transaction (it may raise
+    :class:`~pevm.engines.mv_memory.Blocked`).
+    """
+
+    def __init__(self, read: Callable[[Key], Any],  # noqa: D107 - see class doc
+                 state_root: bytes = BLANK_ROOT_HASH) -> None:
+        self._read = read
+        self._root = state_root
+        #: the read set: location -> value first observed from outside
+        self.reads: dict[Key, Any] = {}
+        self._w: dict[Key, Any] = {}          # local absolute writes
+        self._lazy: dict[bytes, int] = {}     # pending credits to unread balances
+        self._wiped: set[bytes] = set()       # storage wiped by this transaction
+        self._warm_accounts: set[bytes] = set()
+        self._warm_slots: set[tuple[bytes, int]] = set()
+        self._journal: list[tuple[Any, Any, Any]] = []
+        self._checkpoints: dict[int, int] = {}
+        self._ids = itertools.count(1)
+
+    # ------------------------------------------------------------ internals
+    def _external(self, key: Key) -> Any:
+        reads = self.reads
+        value = reads.get(key, _MISSING)
+        if value is _MISSING:
+            value = reads[key] = self._read(key)
+        return value
+
+    def _get(self, key: Key) -> Any:
+        value = self._w.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        return self._external(key)
+
+    def _put(self, key: Key, value: Any) -> None:
+        w = self._w
+        self._journal.append((w, key, w.get(key, _MISSING)))
+        w[key] = value
+
+    def _set_lazy(self, address: bytes, amount: int | None) -> None:
+        lazy = self._lazy
+        self._journal.append((lazy, address, lazy.get(address, _MISSING)))
+        if amount is None:
+            del lazy[address]
+        else:
+            lazy[address] = amount
+
+    def _add_member(self, container: set, member: Any) -> None:
+        if member not in container:
+            container.add(member)
+            self._journal.append((container, member, _MEMBER))
+
+    def _exists_now(self, address: bytes) -> None:
+        key = (EXISTS, address)
+        if self._w.get(key) is not True:
+            self._put(key, True)
+
+    # ---------------------------------------------------------------- root
+    @property
+    def state_root(self) -> bytes:
+        return self._root
+
+    @state_root.setter
+    def state_root(self, value: bytes) -> None:
+        # py-evm's State.revert resets the root before discarding the journal; a
+        # transaction's view has no trie, so there is nothing to reset.
+        pass
+
+    def has_root(self, state_root: bytes) -> bool:
+        return state_root == self._root
+
+    # ------------------------------------------------------------- storage
+    def get_storage(self, address: bytes, slot: int, from_journal: bool = True) -> int:
+        if not from_journal:
+            # EIP-2200 "original" value: the value at the start of the transaction.
+            if address in self._wiped:
+                return self._external((ORIGINAL, address, slot))
+            return self._external((STORAGE, address, slot))
+        key = (STORAGE, address, slot)
+        value = self._w.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        if address in self._wiped:
+            return 0
+        return self._external(key)
+
+    def set_storage(self, address: bytes, slot: int, value: int) -> None:
+        self._put((STORAGE, address, slot), value)
+
+    def delete_storage(self, address: bytes) -> None:
+        self._wipe(address)
+        self._exists_now(address)  # AccountDB resets the storage root: account exists
+
+    def _wipe(self, address: bytes) -> None:
+        for key in [k for k in self._w if k[0] == STORAGE and k[1] == address]:
+            w = self._w
+            self._journal.append((w, key, w[key]))
+            del w[key]
+        self._add_member(self._wiped, address)
+
+    def is_storage_warm(self, address: bytes, slot: int) -> bool:
+        return (address, slot) in self._warm_slots
+
+    def mark_storage_warm(self, address: bytes, slot: int) -> None:
+        self._add_member(self._warm_slots, (address, slot))
+
+    # ------------------------------------------------------------- balance
+    def get_balance(self, address: bytes) -> int:
+        key = (BALANCE, address)
+        value = self._w.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        return self._external(key) + self._lazy.get(address, 0)
+
+    def set_balance(self, address: bytes, balance: int) -> None:
+        if address in self._lazy:
+            self._set_lazy(address, None)
+        self._put((BALANCE, address), balance)
+        self._exists_now(address)
+
+    def add_balance(self, address: bytes, delta: int) -> None:
+        """``balance += delta``; a credit to an unread balance stays lazy."""
+        key = (BALANCE, address)
+        current = self._w.get(key, _MISSING)
+        if current is not _MISSING:
+            self._put(key, current + delta)
+        elif delta >= 0:
+            self._set_lazy(address, self._lazy.get(address, 0) + delta)
+        else:
+            self.set_balance(address, self.get_balance(address) + delta)
+            return
+        self._exists_now(address)
+
+    # --------------------------------------------------------------- nonce
+    def get_nonce(self, address: bytes) -> int:
+        return self._get((NONCE, address))
+
+    def set_nonce(self, address: bytes, nonce: int) -> None:
+        self._put((NONCE, address), nonce)
+        self._exists_now(address)
+
+    def increment_nonce(self, address: bytes) -> None:
+        self.set_nonce(address, self.get_nonce(address) + 1)
+
+    # ---------------------------------------------------------------- code
+    def get_code(self, address: bytes) -> bytes:
+        return self._get((CODE, address))
+
+    def set_code(self, address: bytes, code: bytes) -> None:
+        self._put((CODE, address), code)
+        self._exists_now(address)
+
+    def get_code_hash(self, address: bytes) -> bytes:
+        return code_hash(self._get((CODE, address)))
+
+    def delete_code(self, address: bytes) -> None:
+        self.set_code(address, b"")
+
+    # ------------------------------------------------------------ accounts
+    def account_has_code_or_nonce(self, address: bytes) -> bool:
+        return self.get_nonce(address) != 0 or self.get_code_hash(address) != EMPTY_SHA3
+
+    def delete_account(self, address: bytes) -> None:
+        self._wipe(address)
+        if address in self._lazy:
+            self._set_lazy(address, None)
+        self._put((BALANCE, address), 0)
+        self._put((NONCE, address), 0)
+        self._put((CODE, address), b"")
+        self._put((EXISTS, address), False)
+
+    def account_exists(self, address: bytes) -> bool:
+        return self._get((EXISTS, address))
+
+    def touch_account(self, address: bytes) -> None:
+        self._exists_now(address)
+
+    def account_is_empty(self, address: bytes) -> bool:
+        if self.account_has_code_or_nonce(address):
+            return False
+        if (BALANCE, address) not in self._w and self._lazy.get(address, 0) > 0:
+            return False  # a positive credit on a balance >= 0: no read needed
+        return self.get_balance(address) == 0
+
+    # ---------------------------------------------------------- warm/cold
+    def is_address_warm(self, address: bytes) -> bool:
+        return address in self._warm_accounts
+
+    def mark_address_warm(self, address: bytes) -> None:
+        self._add_member(self._warm_accounts, address)
+
+    # ----------------------------------------------------------- journal
+    def record(self) -> int:
+        checkpoint = next(self._ids)
+        self._checkpoints[checkpoint] = len(self._journal)
+        return checkpoint
+
+    def discard(self, checkpoint: int) -> None:
+        length = self._checkpoints.pop(checkpoint)
+        journal = self._journal
+        while len(journal) > length:
+            container, key, old = journal.pop()
+            if old is _MEMBER:
+                container.discard(key)
+            elif old is _MISSING:
+                del container[key]
+            else:
+                container[key] = old
+
+    def commit(self, checkpoint: int) -> None:
+        # Keep the journal entries: an enclosing checkpoint may still be discarded.
+        self._checkpoints.pop(checkpoint)
+
+    def lock_changes(self) -> None:
+        """Start of a transaction: nothing is revertable past here, all is cold."""
+        self._journal.clear()
+        self._checkpoints.clear()
+        self._warm_accounts.clear()
+        self._warm_slots.clear()
+
+    # ------------------------------------------------------ not in a tx
+    def make_state_root(self) -> bytes:
+        raise NotImplementedError("a transaction view has no state root; the "
+                                  "engine computes roots on py-evm's state at merge")
+
+    def persist(self) -> MetaWitnessAPI:
+        raise NotImplementedError("a transaction view is never persisted")
+
+    # ------------------------------------------------------------ result
+    def writes(self) -> TxWrites:
+        """The transaction's write set (call after it finished).
+
+        Writes equal to the value the transaction itself read are dropped (they
+        change nothing it did not already depend on) -- except, for accounts it
+        wiped, storage (the write is what keeps the slot from reading as 0) and
+        existence (the merge wipes storage with py-evm's ``delete_storage``, which
+        makes the account exist, so whether it exists afterwards must be said).
+        """
+        reads = self.reads
+        wiped = self._wiped
+        values = {}
+        for key, value in self._w.items():
+            seen = reads.get(key, _MISSING)
+            if seen is not _MISSING and seen == value and type(seen) is type(value) \
+                    and not ((key[0] == STORAGE or key[0] == EXISTS)
+                             and key[1] in wiped):
+                continue
+            values[key] = value
+        deltas = {address: amount for address, amount in self._lazy.items()
+                  if amount}
+        return TxWrites(values=values, deltas=deltas, wiped=tuple(wiped))
+
+
+def state_class_for(state_class: type) -> type:
+    """The fork's State class, running on a :class:`StateView` with lazy credits.
+
+    Everything -- transaction validation, the executor, the interpreter, gas rules --
+    stays the fork's own; only ``delta_balance`` is routed to the view's
+    :meth:`StateView.add_balance` and the constructor takes a ready view.
+    """
+    cached = _STATE_CLASSES.get(state_class)
+    if cached is not None:
+        return cached
+
+    def __init__(self: Any, view: StateView, execution_context: Any,
+                 db: Any = None) -> None:
+        self._db = db
+        self.execution_context = execution_context
+        self._account_db = view
+
+    def delta_balance(self: Any, address: bytes, delta: int) -> None:
+        self._account_db.add_balance(address, delta)
+
+    cls = type(f"PevmView{state_class.__name__}", (state_class,),
+               {"__init__": __init__, "delta_balance": delta_balance,
+                "__module__": __name__})
+    _STATE_CLASSES[state_class] = cls
+    return cls
+
+
+_STATE_CLASSES: dict[type, type] = {}

@@ -1,0 +1,241 @@
+"""Worker processes: execute chunks of transactions for one block.
+
+Processes, not threads: EVM execution in py-evm holds the interpreter lock, so
+threads give no speedup (see DESIGN.md). The pool is started per block with the
+``fork`` start method, *after* py-evm has prepared the block's pre-state and after
+the engine's in-process warm-up: each worker inherits ``vm.state``, the decoded
+transactions, the pre-state cache and the committed prefix (its replica of the
+multi-version memory) copy-on-write, so no state is ever shipped. Where ``fork`` is unavailable (or a caller asks for another start
+method) :func:`fork_available` says so and the engine runs the block in-process --
+a worker started by ``spawn`` would have no pre-state to read, and fetching reads
+one by one would cost a message each.
+
+Messages are few and batched (a message costs tens of microseconds; a transfer's
+execution about 70):
+
+coordinator -> worker
+    ``("run", txns, incarnations, commits, estimates)``: bring the replica up to
+    date -- ``commits`` is ``[(txn, writes | None)]`` for every transaction
+    committed since the worker's last run message, in order (None: the worker's own
+    result was the one committed), ``estimates`` is ``[(txn, keys)]`` of ESTIMATE
+    markers (sender balance and nonce) for transactions still running elsewhere
+    whose sender the coordinator knows -- then execute ``txns`` in
+    order; answered with one ``("results", worker, [TxResult, ...],
+    pre_state_loads, cpu_seconds, recover_seconds)``. ``pre_state_loads`` are the
+    pre-state entries the worker loaded, which spare the coordinator reading them
+    from py-evm's trie again to validate; each result carries the sender the worker
+    recovered (once: the first process to execute a transaction recovers and pins
+    its sender, see :mod:`pevm.engines.executor`).
+    ``("recover", txns)``: recover and pin the senders of ``txns`` (sent while
+    speculation is paused, so that idle workers take sender recovery off the
+    coordinator's sequential path); answered with ``("senders", worker,
+    [(txn, sender)], recover_seconds)``.
+    ``("stop",)``.
+
+Each worker reads its inbound pipe from a small thread so that a coordinator
+sending a large message never blocks against a worker that is itself blocked
+sending results (pipes have bounded buffers).
+
+Test hooks (:class:`WorkerOptions`): random delays before transactions, and a worker
+that kills itself (``os._exit``) on receiving its n-th run message.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from pevm.engines.executor import BlockContext, TxResult
+from pevm.engines.mv_memory import MVMemory
+
+DEAD = "dead"
+
+
+@dataclass
+class WorkerOptions:
+    """Adversarial-schedule hooks for tests (all off by default)."""
+
+    #: maximum random sleep (seconds) before each transaction a worker executes
+    delay: float = 0.0
+    #: probability that a transaction gets a delay at all
+    delay_probability: float = 1.0
+    #: worker id -> n: the worker dies (``os._exit``) on receiving its n-th run message
+    die_on_run: dict[int, int] = field(default_factory=dict)
+    seed: int = 0
+
+
+def fork_available(start_method: str | None = None) -> bool:
+    """Whether workers can be forked (they need the parent's pre-state)."""
+    if start_method not in (None, "fork"):
+        return False
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
+                 options: WorkerOptions) -> None:
+    """A worker's loop: keep a replica of the coordinator's memory, run chunks.
+
+    ``mv`` is the coordinator's memory as it was at the fork (its committed
+    prefix): the replica starts from there.
+    """
+    inbox: queue.Queue = queue.Queue()
+
+    def receive() -> None:
+        while True:
+            try:
+                inbox.put(conn.recv())
+            except (EOFError, OSError):
+                inbox.put(("stop",))
+                return
+
+    threading.Thread(target=receive, daemon=True).start()
+    rng = random.Random(options.seed * 1000 + worker)
+    runs = 0
+    while True:
+        message = inbox.get()
+        kind = message[0]
+        if kind == "stop":
+            break
+        if kind == "recover":
+            recovering = ctx.recover_seconds
+            senders = [(txn, ctx.sender_of(txn)) for txn in message[1]]
+            conn.send(("senders", worker, senders, ctx.recover_seconds - recovering))
+            continue
+        if kind != "run":
+            continue
+        runs += 1
+        if options.die_on_run.get(worker) == runs:
+            os._exit(86)  # test hook: die holding work
+        _, txns, incarnations, commits, estimates = message
+        for txn, writes in commits:
+            mv.commit(txn, writes)
+        for txn, keys in estimates:
+            mv.add_estimates(txn, keys)
+        cpu = time.process_time()
+        recovering = ctx.recover_seconds
+        results: list[TxResult] = []
+        for txn, incarnation in zip(txns, incarnations):
+            if options.delay and rng.random() < options.delay_probability:
+                time.sleep(rng.random() * options.delay)
+            result = ctx.execute(txn, incarnation,
+                                 lambda key, _t=txn: mv.read(key, _t), worker)
+            outcome = result.outcome
+            if outcome is not None and outcome.valid:
+                mv.record(txn, incarnation, result.writes)
+            results.append(result)
+        conn.send(("results", worker, results, ctx.pre.export(),
+                   time.process_time() - cpu, ctx.recover_seconds - recovering))
+
+
+class WorkerPool:
+    """``n`` forked workers for one block, addressed by index."""
+
+    def __init__(self, ctx: BlockContext, n: int, options: WorkerOptions,
+                 mv: MVMemory) -> None:
+        mp = multiprocessing.get_context("fork")
+        self.connections: dict[int, Connection] = {}
+        self.processes: dict[int, Any] = {}
+        self.alive: set[int] = set()
+        # The engine has moved the objects that exist at the fork to the
+        # collector's permanent generation: a collection in a worker then never
+        # walks, and so never copies-on-write, the whole shared heap.
+        try:
+            for worker in range(n):
+                parent, child = mp.Pipe(duplex=True)
+                process = mp.Process(target=_worker_main,
+                                     name=f"pevm-worker-{worker}",
+                                     args=(child, worker, ctx, mv, options),
+                                     daemon=True)
+                process.start()
+                child.close()
+                self.connections[worker] = parent
+                self.processes[worker] = process
+                self.alive.add(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, worker: int, message: tuple) -> bool:
+        """Send ``message``; False (and the worker counts as dead) if it cannot."""
+        if worker not in self.alive:
+            return False
+        try:
+            self.connections[worker].send(message)
+        except (OSError, ValueError):
+            self._lost(worker)
+            return False
+        return True
+
+    def receive(self, timeout: float | None) -> list[tuple]:
+        """Messages that arrived within ``timeout`` (None: wait for at least one).
+
+        A worker found dead yields ``("dead", worker)`` once.
+        """
+        if not self.alive:
+            return []
+        by_object: dict[Any, tuple[str, int]] = {}
+        for worker in self.alive:
+            by_object[self.connections[worker]] = ("conn", worker)
+            by_object[self.processes[worker].sentinel] = ("proc", worker)
+        ready = wait(list(by_object), timeout)
+        out: list[tuple] = []
+        dead: set[int] = set()
+        for obj in ready:
+            what, worker = by_object[obj]
+            if worker in dead:
+                continue
+            if what == "conn":
+                out.extend(self._drain(worker, dead))
+            else:
+                out.extend(self._drain(worker, dead))
+                if worker not in dead and not self.processes[worker].is_alive():
+                    dead.add(worker)
+        for worker in sorted(dead):
+            self._lost(worker)
+            out.append((DEAD, worker))
+        return out
+
+    def _drain(self, worker: int, dead: set[int]) -> list[tuple]:
+        conn = self.connections[worker]
+        out = []
+        try:
+            while conn.poll(0):
+                out.append(conn.recv())
+        except (EOFError, OSError):
+            dead.add(worker)
+        return out
+
+    def _lost(self, worker: int) -> None:
+        self.alive.discard(worker)
+
+    def kill(self, worker: int) -> None:
+        """Terminate a worker (tests)."""
+        process = self.processes.get(worker)
+        if process is not None and process.is_alive():
+            process.kill()
+
+    def close(self) -> None:
+        """Stop every worker and reap the processes."""
+        for worker in list(self.alive):
+            try:
+                self.connections[worker].send(("stop",))
+            except (OSError, ValueError):
+                pass
+        for worker, process in self.processes.items():
+            process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=2)
+            try:
+                self.connections[worker].close()
+            except OSError:
+                pass
+        self.alive.clear()
+
+

@@ -1,0 +1,163 @@
+"""Multi-version memory: versions, lazy credits, wipes, ESTIMATEs, commit, validation."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from pevm.engines.mv_memory import (BALANCE, CODE, ESTIMATE, EXISTS, NONCE, ORIGINAL,
+                                    STORAGE, Blocked, Delta, MVMemory, TxWrites,
+                                    describe)
+
+A = b"\xaa" * 20
+B = b"\xbb" * 20
+
+PRE = {(BALANCE, A): 100, (NONCE, A): 3, (CODE, A): b"\x60\x00", (EXISTS, A): True,
+       (STORAGE, A, 1): 9, (STORAGE, A, 2): 8, (BALANCE, B): 0, (EXISTS, B): False}
+
+
+def base(key):
+    return PRE.get(key, 0 if key[0] != CODE else b"")
+
+
+def writes(values=None, deltas=None, wiped=()):
+    return TxWrites(values=dict(values or {}), deltas=dict(deltas or {}),
+                    wiped=tuple(wiped))
+
+
+def test_reads_fall_back_to_the_pre_state():
+    mv = MVMemory(base)
+    assert mv.read((BALANCE, A), 0) == 100
+    assert mv.read((STORAGE, A, 1), 5) == 9
+    assert mv.read((EXISTS, B), 3) is False
+
+
+def test_a_read_sees_the_highest_write_below_it():
+    mv = MVMemory(base)
+    mv.record(2, 0, writes({(NONCE, A): 4}))
+    mv.record(5, 0, writes({(NONCE, A): 5}))
+    assert mv.read((NONCE, A), 0) == 3
+    assert mv.read((NONCE, A), 2) == 3       # not its own write
+    assert mv.read((NONCE, A), 3) == 4
+    assert mv.read((NONCE, A), 5) == 4
+    assert mv.read((NONCE, A), 6) == 5
+
+
+def test_a_new_incarnation_replaces_the_old_writes():
+    mv = MVMemory(base)
+    assert mv.record(1, 0, writes({(NONCE, A): 4, (STORAGE, A, 1): 1}))
+    assert not mv.record(1, 1, writes({(NONCE, A): 7}))   # no new location
+    assert mv.read((NONCE, A), 2) == 7
+    assert mv.read((STORAGE, A, 1), 2) == 9               # old write gone
+    assert mv.record(1, 2, writes({(NONCE, A): 7, (NONCE, B): 1}))  # new location
+
+
+def test_lazy_credits_fold_onto_the_latest_absolute_value():
+    mv = MVMemory(base)
+    mv.record(1, 0, writes(deltas={A: 5}))
+    mv.record(2, 0, writes(deltas={A: 7}))
+    assert mv.read((BALANCE, A), 1) == 100
+    assert mv.read((BALANCE, A), 2) == 105
+    assert mv.read((BALANCE, A), 3) == 112
+    mv.record(2, 1, writes({(BALANCE, A): 50}))
+    mv.record(3, 0, writes(deltas={A: 1}))
+    assert mv.read((BALANCE, A), 4) == 51   # absolute at 2 cuts the credit at 1
+
+
+def test_estimates_block_readers_until_replaced():
+    mv = MVMemory(base)
+    mv.record(1, 0, writes({(NONCE, A): 4}, deltas={B: 3}))
+    mv.mark_estimate(1)
+    with pytest.raises(Blocked) as blocked:
+        mv.read((NONCE, A), 2)
+    assert blocked.value.txn == 1
+    with pytest.raises(Blocked):
+        mv.read((BALANCE, B), 5)
+    assert mv.read((NONCE, A), 1) == 3      # readers below are unaffected
+    mv.record(1, 1, writes({(NONCE, A): 4}))
+    assert mv.read((NONCE, A), 2) == 4
+    assert mv.read((BALANCE, B), 5) == 0
+
+
+def test_predicted_estimates_for_a_transaction_not_executed_here():
+    mv = MVMemory(base)
+    mv.add_estimates(3, [(NONCE, A), (BALANCE, A)])
+    with pytest.raises(Blocked):
+        mv.read((NONCE, A), 4)
+    assert mv.read((NONCE, A), 3) == 3
+    mv.commit(0, writes())
+    mv.commit(1, writes())
+    mv.commit(2, writes())
+    mv.commit(3, writes({(NONCE, A): 4}))   # its real writes replace the markers
+    assert mv.read((NONCE, A), 4) == 4
+    assert mv.read((BALANCE, A), 4) == 100
+
+
+def test_storage_wipes_hide_older_slot_values():
+    mv = MVMemory(base)
+    mv.record(1, 0, writes({(STORAGE, A, 2): 20}))
+    mv.record(2, 0, writes(wiped=[A]))
+    mv.record(3, 0, writes({(STORAGE, A, 1): 30}, wiped=[A]))  # wipe, then write
+    assert mv.read((STORAGE, A, 1), 2) == 9
+    assert mv.read((STORAGE, A, 2), 2) == 20
+    assert mv.read((STORAGE, A, 2), 3) == 0
+    assert mv.read((STORAGE, A, 1), 3) == 0
+    assert mv.read((STORAGE, A, 1), 4) == 30
+    assert mv.read((STORAGE, A, 2), 4) == 0
+
+
+def test_original_value_after_an_own_wipe_ignores_the_pre_state():
+    # py-evm's journal shows a wiped slot's "original" as the last value written
+    # in the block since the previous wipe, else 0 -- never the pre-block value.
+    mv = MVMemory(base)
+    assert mv.read((ORIGINAL, A, 1), 1) == 0
+    mv.record(1, 0, writes({(STORAGE, A, 1): 44}))
+    assert mv.read((ORIGINAL, A, 1), 2) == 44
+    mv.commit(0, writes())
+    mv.commit(1)
+    assert mv.read((ORIGINAL, A, 1), 2) == 44
+    assert mv.read((ORIGINAL, A, 2), 2) == 0
+    mv.commit(2, writes(wiped=[A]))
+    assert mv.read((ORIGINAL, A, 1), 3) == 0
+
+
+def test_commit_folds_in_order_and_drops_versions():
+    mv = MVMemory(base)
+    mv.record(0, 0, writes({(STORAGE, A, 1): 1}, deltas={B: 10}))
+    with pytest.raises(ValueError):
+        mv.commit(1, writes())
+    mv.commit(0)
+    assert mv.committed_upto == 1
+    assert mv.committed[(BALANCE, B)] == 10
+    assert mv.committed[(STORAGE, A, 1)] == 1
+    mv.commit(1, writes(wiped=[A], deltas={B: 5}))
+    assert (STORAGE, A, 1) not in mv.committed
+    assert mv.read((STORAGE, A, 2), 2) == 0          # wiped: not the pre-state 8
+    assert mv.read((BALANCE, B), 2) == 15
+    with pytest.raises(ValueError):
+        mv.record(1, 1, writes())                    # committed: immutable
+
+
+def test_value_based_validation():
+    mv = MVMemory(base)
+    mv.record(1, 0, writes({(NONCE, A): 4}))
+    assert mv.validate(2, {(NONCE, A): 4, (BALANCE, A): 100})
+    assert not mv.validate(2, {(NONCE, A): 3})
+    assert mv.first_conflict(2, {(BALANCE, A): 100, (NONCE, A): 3}) == (NONCE, A)
+    mv.record(1, 1, writes({(NONCE, A): 4, (STORAGE, A, 1): 9}))
+    assert mv.validate(2, {(NONCE, A): 4, (STORAGE, A, 1): 9})  # same values: valid
+    mv.mark_estimate(1)
+    assert not mv.validate(2, {(NONCE, A): 4})
+
+
+def test_markers_and_writes_pickle():
+    assert pickle.loads(pickle.dumps(ESTIMATE)) is ESTIMATE
+    assert pickle.loads(pickle.dumps(Delta(5))) == Delta(5)
+    w = writes({(STORAGE, A, 1): 2}, deltas={B: 3}, wiped=[A])
+    assert pickle.loads(pickle.dumps(w)) == w
+    assert set(w.keys()) == {(STORAGE, A, 1), (BALANCE, B), (6, A)}
+
+
+def test_describe_names_locations():
+    assert describe((STORAGE, A, 16)) == "storage:0x" + A.hex() + ":0x10"
+    assert describe((BALANCE, B)).startswith("balance:0x")

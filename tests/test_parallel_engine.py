@@ -1,0 +1,221 @@
+"""The parallel engine against py-evm on hand-written blocks, across forks."""
+from __future__ import annotations
+
+import pytest
+from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
+from eth_keys.backends.coincurve import CoinCurveECCBackend
+
+from pevm.compare import compare_results
+from pevm.engines import make_engine
+from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
+from pevm.inputs.chain import ChainTarget
+from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
+                                    KEYS, assert_same, build_block, build_tx,
+                                    fresh_copy, import_block, new_chain, reference)
+
+MIXED = [
+    Intent("transfer", 1, 0, 5, tip=1),          # value to the beneficiary
+    Intent("incr", 2, 0, 1),
+    Intent("incr", 3, 0, 2),                     # same slot as the one before
+    Intent("read_coinbase", 4),                  # reads every fee credit so far
+    Intent("transfer", 0, 2, 7, tip=0),          # the beneficiary sends
+    Intent("nested_revert", 5, 1),
+    Intent("revert", 6, 2),
+    Intent("create2", 1, 0, 1),                  # create and destroy in one tx
+    Intent("create2", 2, 0, 0),                  # create again (same salt)
+    Intent("kill_child", 3, 0, 1),
+    Intent("create", 4, 0, 1),
+    Intent("kill_created", 5, 0),
+    Intent("doom", 6, 0, 1),                     # self-destruct with storage
+    Intent("transfer", 7, 14, 0, tip=0),         # zero value to an empty account
+    Intent("transfer", 1, 15, 3),                # value to a fresh account
+    Intent("deploy", 2),
+    Intent("incr", 1, 1, 0),                     # no-op write
+    Intent("read_coinbase", 3),
+    Intent("transfer", 2, 15, 1),
+    Intent("doom", 4, 0, 0),                     # call the destroyed account
+    Intent("probe_hash", 5, 0, 0),               # touch a missing account
+    Intent("probe", 6, 4, 1),                    # value to the destroyed one
+    Intent("probe_hash", 7, 3, 0),               # the existing empty account
+] * 2
+
+ENGINE_VARIANTS = [
+    dict(workers=1),
+    dict(workers=2, min_parallel_txs=2, fork_after=0),
+    dict(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3),
+    dict(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=1, max_outstanding=1),
+    dict(workers=2, min_parallel_txs=2, warm_up_txs=7, chunk_size=2),
+]
+
+
+@pytest.mark.parametrize("fork", ["tangerine", "spurious", "byzantium", "petersburg",
+                                  "istanbul", "berlin", "london", "cancun", "prague"])
+def test_mixed_block_matches_py_evm(fork):
+    vm_class = FORKS[fork]
+    block = build_block(vm_class, MIXED)
+    want = reference(vm_class, block)
+    assert want.rejection is None and want.result is not None
+    for options in ENGINE_VARIANTS:
+        got = import_block(vm_class, block, ParallelEngine(**options))
+        assert_same(want, got, f"{fork} {options}")
+
+
+def test_every_engine_configuration_gives_the_same_result():
+    block = build_block(CancunVM, MIXED)
+    results = [import_block(CancunVM, block, ParallelEngine(**options)).result
+               for options in ENGINE_VARIANTS]
+    for other in results[1:]:
+        assert compare_results(results[0], other) == []
+        assert other.state_root == results[0].state_root
+
+
+def test_beneficiary_traffic_does_not_serialise_fee_payments():
+    # 40 transfers among distinct senders all pay fees to the beneficiary; with
+    # lazy credits none of them reads its balance, so none conflicts.
+    intents = [Intent("transfer", 1 + i % 7, 8 + i % 3, 1, tip=2) for i in range(7)]
+    vm_class = CancunVM
+    block = build_block(vm_class, intents)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=1)
+    got = import_block(vm_class, block, engine)
+    assert_same(reference(vm_class, block), got)
+    assert engine.last_detail["validation_failures"] == 0
+
+
+@pytest.mark.parametrize("vm_class", [SpuriousDragonVM, ByzantiumVM, CancunVM])
+def test_invalid_transactions_reject_the_block_where_py_evm_does(vm_class):
+    intents = [Intent("transfer", 1 + i % 3, 2, 3) for i in range(9)]
+    block = build_block(vm_class, intents)
+    txs = list(block.transactions)
+    chain = new_chain(vm_class)
+    too_poor = build_tx(chain, Intent("transfer", 5, 2, 10**21), 0)
+    too_little_gas = _with_gas(chain, Intent("transfer", 6, 2, 1), 0, 20_000)
+    over_limit = _with_gas(chain, Intent("transfer", 7, 2, 1), 0, 30_000_000)
+    variants = {
+        "nonce gap": txs[:4] + txs[5:],
+        "nonce order": txs[:3] + [txs[6], txs[3]] + txs[4:6] + txs[7:],
+        "replayed nonce": txs[:5] + [txs[2]] + txs[5:],
+        "insufficient funds": txs[:6] + [too_poor] + txs[6:],
+        "intrinsic gas": txs[:2] + [too_little_gas] + txs[2:],
+        "block gas limit": txs[:7] + [over_limit] + txs[7:],
+    }
+    for name, transactions in variants.items():
+        bad = block.copy(transactions=transactions)
+        want = reference(vm_class, bad)
+        assert want.rejection is not None and want.rejection.tx_index is not None, name
+        for options in ENGINE_VARIANTS[:3]:
+            got = import_block(vm_class, bad, ParallelEngine(**options))
+            assert_same(want, got, f"{name} {options}")
+
+
+def _with_gas(chain, intent, nonce, gas):
+    vm = chain.get_vm()
+    unsigned = vm.create_unsigned_transaction(
+        nonce=nonce, gas_price=10**6, gas=gas, to=ADDRESSES[2], value=1, data=b"")
+    return unsigned.as_signed_transaction(KEYS[intent.sender])
+
+
+def test_senders_are_recovered_once(monkeypatch):
+    calls = []
+    original = CoinCurveECCBackend.ecdsa_recover
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CoinCurveECCBackend, "ecdsa_recover", counting)
+    intents = [Intent("incr", 1 + i % 7, i, 1) for i in range(30)]
+    block = fresh_copy(build_block(CancunVM, intents))
+    calls.clear()
+    got = ChainTarget(new_chain(CancunVM)).execute(block, ParallelEngine(workers=1))
+    assert got.rejection is None
+    assert len(calls) == len(intents)
+    for tx in block.transactions:              # pinned: py-evm cannot recompute
+        assert tx.sender in ADDRESSES
+        tx.validate()
+    assert len(calls) == len(intents)
+
+
+def test_stats_are_reported():
+    intents = [Intent("incr", 1 + i % 7, i % 2, 1) for i in range(30)]
+    block = build_block(CancunVM, intents)
+    one = import_block(CancunVM, block, ParallelEngine(workers=1)).result.stats
+    assert one.engine == "parallel" and one.workers == 1
+    assert one.executions == 30 and one.aborts == 0
+    assert {"recover_senders", "execute", "merge"} <= set(one.seconds)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=4)
+    two = import_block(CancunVM, block, engine).result.stats
+    assert two.workers == 2
+    assert two.executions == 30 + two.aborts
+    assert two.validations >= 1
+    assert two.aborts > 0                      # the counter slots conflict
+    assert "start_workers" in two.seconds
+
+
+def test_small_blocks_and_spawn_run_in_process():
+    block = build_block(CancunVM, [Intent("incr", 1, 0, 1)] * 3)
+    want = reference(CancunVM, block)
+    small = import_block(CancunVM, block, ParallelEngine(workers=4))
+    assert small.result.stats.workers == 1 and 3 < MIN_PARALLEL_TXS
+    assert_same(want, small)
+    spawned = import_block(CancunVM, block, ParallelEngine(
+        workers=2, min_parallel_txs=1, start_method="spawn"))
+    assert spawned.result.stats.workers == 1
+    assert_same(want, spawned)
+
+
+def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
+    block = build_block(CancunVM, MIXED)
+    want = reference(CancunVM, block)
+    for warm_up in (1, 13, 37):
+        engine = ParallelEngine(workers=2, min_parallel_txs=1, warm_up_txs=warm_up,
+                                chunk_size=3)
+        got = import_block(CancunVM, block, engine)
+        assert_same(want, got, f"warm-up {warm_up}")
+        assert engine.last_detail["warm_up_txs"] == warm_up
+        assert got.result.stats.workers == 2
+    lazy = ParallelEngine(workers=2, min_parallel_txs=1, fork_after=60)
+    got = import_block(CancunVM, block, lazy)
+    assert_same(want, got)
+    assert got.result.stats.workers == 1       # done before workers were worth it
+
+
+def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
+    intents = [Intent("incr", 1 + i % 7, 0, 1) for i in range(140)]
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    got = import_block(CancunVM, block, engine)
+    assert_same(want, got)
+    detail = engine.last_detail
+    assert detail["pauses"] >= 1                # speculation was throttled
+    assert detail["inline"] > 100               # the coordinator ran it in order
+    assert detail["recover_workers_s"] > 0      # idle workers recovered ahead
+
+
+def test_forced_aborts_and_delays_keep_the_result():
+    block = build_block(BerlinVM, MIXED)
+    want = reference(BerlinVM, block)
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
+                            delay=0.002, delay_probability=0.5, force_abort=0.5,
+                            seed=7)
+    got = import_block(BerlinVM, block, engine)
+    assert_same(want, got)
+    assert engine.last_detail["forced_aborts"] > 0
+
+
+def test_the_cli_name_builds_this_engine():
+    engine = make_engine("parallel", workers=3)
+    assert isinstance(engine, ParallelEngine) and engine.workers == 3
+    with pytest.raises(ValueError):
+        ParallelEngine(workers=0)
+
+
+def test_a_block_without_transactions():
+    chain = new_chain(CancunVM)
+    result, _, _ = chain.mine_all([], coinbase=COINBASE)
+    block = result.imported_block
+    want = reference(CancunVM, block)
+    got = import_block(CancunVM, block, ParallelEngine(workers=2))
+    assert_same(want, got)
+    assert got.result.stats.executions == 0
+    assert EMPTY  # the genesis' empty account is part of every chain

@@ -1,0 +1,184 @@
+"""The scheduler's bookkeeping: chunks, in-order commit, aborts, failures, throttle."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from pevm.engines.scheduler import (DONE, EXECUTE, VALIDATE, WAIT, Scheduler,
+                                    default_chunk_size)
+
+
+@dataclass
+class R:
+    txn: int
+    incarnation: int = 0
+    committable: bool = True
+    blocked_on: int | None = None
+
+
+def test_without_workers_every_transaction_runs_in_order_in_process():
+    s = Scheduler(3, workers=0)
+    for txn in range(3):
+        assert s.next_commit() == (EXECUTE, txn)
+        assert s.executed_inline(txn) == 0
+        s.committed(txn)
+    assert s.next_commit() == (DONE, 3)
+    assert s.done
+
+
+def test_chunks_are_ascending_and_bounded_per_worker():
+    s = Scheduler(10, workers=2, chunk_size=3, max_outstanding=2)
+    assert s.next_chunk(0) == [0, 1, 2]
+    assert s.next_chunk(1) == [3, 4, 5]
+    assert s.next_chunk(0) == [6, 7, 8]
+    assert s.next_chunk(0) is None            # two outstanding already
+    assert s.idle_workers() == [1]
+    assert s.next_chunk(1) == [9]
+    assert s.next_chunk(1) is None            # nothing left
+    assert s.next_commit() == (WAIT, 0)
+
+
+def test_results_validate_commit_and_abort():
+    s = Scheduler(3, workers=1, chunk_size=3)
+    s.next_chunk(0)
+    for txn in range(3):
+        assert s.on_result(R(txn), worker=0)
+    s.chunk_done(0)
+    assert s.next_commit() == (VALIDATE, 0)
+    s.validated(0, True)
+    s.committed(0)
+    assert s.next_commit() == (VALIDATE, 1)
+    s.validated(1, False)                      # abort: new incarnation
+    assert s.incarnation[1] == 1
+    assert s.next_commit() == (EXECUTE, 1)
+    assert s.executed_inline(1) == 1
+    s.committed(1)
+    assert not s.on_result(R(1, 0))            # committed: stale
+    assert s.stats.stale_results == 1
+    assert s.next_commit() == (VALIDATE, 2)
+
+
+def test_stale_incarnations_are_ignored():
+    s = Scheduler(2, workers=1, chunk_size=2)
+    s.next_chunk(0)
+    s.abort(1)
+    assert not s.on_result(R(1, incarnation=0), worker=0)
+    assert s.on_result(R(1, incarnation=1), worker=0)
+
+
+def test_blocked_results_run_in_process():
+    s = Scheduler(2, workers=1, chunk_size=2)
+    s.next_chunk(0)
+    s.on_result(R(0, committable=False, blocked_on=None), worker=0)
+    assert s.next_commit() == (EXECUTE, 0)
+    assert s.stats.crashed == 1 and s.incarnation[0] == 1
+    s.executed_inline(0)
+    s.committed(0)
+    s.on_result(R(1, committable=False, blocked_on=0), worker=0)
+    assert s.next_commit() == (EXECUTE, 1)
+    assert s.stats.blocked == 1
+
+
+def test_a_lost_worker_s_transactions_are_redone_first():
+    s = Scheduler(8, workers=2, chunk_size=2)
+    assert s.next_chunk(0) == [0, 1]
+    assert s.next_chunk(1) == [2, 3]
+    assert s.next_chunk(0) == [4, 5]
+    s.on_result(R(2), worker=1)                # one answer got through
+    assert s.worker_lost(1) == [3]
+    assert s.alive == {0}
+    assert s.next_chunk(1) is None             # dead workers get nothing
+    s.on_result(R(0), worker=0)
+    s.on_result(R(1), worker=0)
+    s.chunk_done(0)                            # worker 0 answered [0, 1]
+    assert s.next_chunk(0) == [3]              # the lost one, before new work
+    assert s.next_chunk(0) is None             # two outstanding again
+    assert s.next_commit() == (VALIDATE, 0)
+
+
+def test_transactions_of_a_dead_worker_at_the_commit_point_run_in_process():
+    s = Scheduler(4, workers=1, chunk_size=4)
+    s.next_chunk(0)
+    assert s.next_commit() == (WAIT, 0)
+    s.worker_lost(0)
+    assert s.next_commit() == (EXECUTE, 0)
+
+
+def test_failing_speculation_pauses_dispatch_and_probes_again():
+    s = Scheduler(200, workers=1, chunk_size=4, window=8, probe=5)
+    for _ in range(8):
+        s.validated(0, False)
+    assert s.paused and s.stats.pauses == 1
+    assert s.next_chunk(0) is None
+    for txn in range(5):
+        s.executed_inline(txn)
+    assert not s.paused                        # probing
+    assert s.next_chunk(0) is not None
+
+
+def test_in_flight_below_lists_what_a_worker_cannot_know():
+    s = Scheduler(10, workers=2, chunk_size=3)
+    s.next_chunk(0)                            # 0..2
+    s.next_chunk(1)                            # 3..5
+    assert s.in_flight_below(6, worker=1) == [0, 1, 2]
+    assert s.in_flight_below(3, worker=0) == []
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValueError):
+        Scheduler(3, workers=1, chunk_size=0)
+    with pytest.raises(ValueError):
+        s = Scheduler(3, workers=0)
+        s.committed(1)
+
+
+def test_default_chunk_size_bounds():
+    assert default_chunk_size(10, 2) == 4
+    assert default_chunk_size(10_000, 2) == 48
+    assert default_chunk_size(160, 2) == 10
+    assert default_chunk_size(7, 0) == 7
+
+
+def test_a_probe_is_one_chunk_whose_first_verdict_decides():
+    s = Scheduler(500, workers=2, chunk_size=4, window=8, probe=3)
+    for _ in range(8):
+        s.validated(0, False)
+    assert s.paused
+    for txn in range(3):
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert not s.paused
+    first = s.next_chunk(0)
+    assert first is not None and first[0] >= s.commit_index + 2 * s.current_chunk
+    assert s.next_chunk(1) is None             # one chunk while probing
+    s.validated(first[0], False)               # the probe failed: pause again
+    s.chunk_done(0)
+    assert s.paused and s.stats.pauses == 2
+    for txn in range(3, 3 + 6):                # the interval has doubled
+        assert s.paused
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert not s.paused
+    probe = s.next_chunk(1)
+    s.validated(probe[0], True)                # the probe worked: resume
+    assert not s.paused and s.next_chunk(0) is not None
+
+
+def test_chunks_grow_while_speculation_succeeds():
+    s = Scheduler(1000, workers=1, chunk_size=32, min_chunk=4)
+    assert len(s.next_chunk(0)) == 4
+    for txn in range(4):
+        s.validated(txn, True)
+    assert s.current_chunk == 8
+    s.validated(4, False)
+    assert s.current_chunk == 4
+
+
+def test_no_chunk_starts_too_far_past_the_commit_point():
+    s = Scheduler(1000, workers=1, chunk_size=4, max_outstanding=100)
+    starts = []
+    while (chunk := s.next_chunk(0)) is not None:
+        starts.append(chunk[0])
+    assert starts and max(starts) < 16 + 4 * 2 * 100   # bounded, not the block
+    assert s.next_txn < 1000

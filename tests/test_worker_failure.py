@@ -1,0 +1,65 @@
+"""Workers that die mid-block: their work is redone; all dead is an EngineFailure."""
+from __future__ import annotations
+
+import pytest
+from eth.vm.forks import CancunVM
+
+from pevm.engines.parallel import ParallelEngine
+from pevm.errors import EngineFailure
+from tests.parallel_support import Intent, assert_same, build_block, import_block, \
+    reference
+
+INTENTS = [Intent(kind, 1 + i % 7, i % 3, 1 + i % 2)
+           for i, kind in enumerate(["incr", "transfer", "read_coinbase", "incr",
+                                     "nested_revert", "transfer"] * 6)]
+
+
+@pytest.fixture(scope="module")
+def block():
+    return build_block(CancunVM, INTENTS)
+
+
+@pytest.fixture(scope="module")
+def want(block):
+    return reference(CancunVM, block)
+
+
+@pytest.mark.parametrize("die_on_run", [{0: 1}, {1: 1}, {0: 1, 2: 1}])
+def test_a_dying_worker_s_work_is_redone(block, want, die_on_run):
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3,
+                            die_on_run=die_on_run)
+    got = import_block(CancunVM, block, engine)
+    assert_same(want, got, str(die_on_run))
+    assert engine.last_detail["lost"] > 0
+    assert engine.last_detail["dead_workers"] == sorted(die_on_run)
+
+
+@pytest.mark.parametrize("die_on_run", [{1: 2}, {0: 3, 1: 2}])
+def test_a_worker_dying_later_in_the_block(block, want, die_on_run):
+    # whether it gets that far depends on scheduling; the result never does
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
+                            die_on_run=die_on_run)
+    assert_same(want, import_block(CancunVM, block, engine), str(die_on_run))
+    assert set(engine.last_detail["dead_workers"]) <= set(die_on_run)
+
+
+def test_a_worker_dying_under_random_delays(block, want):
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
+                            die_on_run={1: 3}, delay=0.003, seed=3)
+    assert_same(want, import_block(CancunVM, block, engine))
+
+
+def test_every_worker_dying_is_an_engine_failure(block):
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=3,
+                            die_on_run={0: 1, 1: 1})
+    with pytest.raises(EngineFailure):
+        import_block(CancunVM, block, engine)
+
+
+def test_kill_hook_from_the_environment(block, want, monkeypatch):
+    monkeypatch.setenv("PEVM_TEST_KILL_WORKER", "0:1")
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=4)
+    assert engine.worker_options.die_on_run == {0: 1}
+    got = import_block(CancunVM, block, engine)
+    assert_same(want, got)
+    assert engine.last_detail["lost"] > 0
