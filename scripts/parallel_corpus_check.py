@@ -1,6 +1,6 @@
 """Differential check of the parallel engine against py-evm over BlockchainTests files.
 
-    python benchmarks/parallel_corpus_check.py PATH [PATH ...] [--workers 1,2,4]
+    python scripts/parallel_corpus_check.py PATH [PATH ...] [--workers 1,2,4]
         [--force-workers] [--limit N] [--force-abort P] [--delay S]
 
 Every case of every file (directories are walked for ``*.json``) runs once with

@@ -1,6 +1,6 @@
 """Speed of the parallel engine: one process vs py-evm, N workers vs one.
 
-    python benchmarks/parallel_engine_bench.py [--workloads transfers,erc20,compute,hotspot]
+    python scripts/parallel_engine_bench.py [--workloads transfers,erc20,compute,hotspot]
         [--txs 1000] [--workers 1,2] [--rounds 3] [--mainnet DIR ...] [--json OUT]
 
 Each workload is one Cancun block mined by py-evm from a generated genesis:
