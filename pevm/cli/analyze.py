@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from pevm.analysis import BlockAnalysis, analyze_case, location_text, to_dot
-from pevm.errors import InputError
 from pevm.inputs.discover import list_cases
 
 
@@ -43,15 +42,11 @@ def analysis_json(item: BlockAnalysis) -> dict[str, Any]:
 
 def analyze_command(args: argparse.Namespace) -> int:
     listing = list_cases(args.paths)
-    for path, message, explicit in listing.problems:
-        if explicit:
-            raise InputError(path, message)
+    listing.raise_for_named()
     console = Console()
     dot_written = False
     found = 0
-    for ref in listing.cases:
-        if args.filter and args.filter not in ref.name and args.filter not in ref.source:
-            continue
+    for ref in listing.matching(args.filter):
         for item in analyze_case(ref):
             found += 1
             if args.json:

@@ -17,7 +17,7 @@ from pevm.analysis import analyze_case, analyze
 from pevm.bench import BlockBench, bench_case, plot
 from pevm.cli.info import machine_info
 from pevm.engines import parallel_available
-from pevm.errors import InputError, PevmError
+from pevm.errors import PevmError
 from pevm.inputs.discover import CaseRef, list_cases
 
 
@@ -67,11 +67,8 @@ def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
     if not paths:
         raise PevmError("nothing to measure: give PATHs or --workload")
     listing = list_cases(paths)
-    for path, message, explicit in listing.problems:
-        if explicit:
-            raise InputError(path, message)
-    return [ref for ref in listing.cases
-            if not args.filter or args.filter in ref.name or args.filter in ref.source]
+    listing.raise_for_named()
+    return listing.matching(args.filter)
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -123,9 +123,7 @@ def run_command(args: argparse.Namespace) -> int:
         else:
             skip_reasons["not a BlockchainTests file"] += 1
     cases = []
-    for ref in listing.cases:
-        if args.filter and args.filter not in ref.name and args.filter not in ref.source:
-            continue
+    for ref in listing.matching(args.filter):
         if any(p in ref.name or p in ref.source for p in args.exclude):
             skip_reasons["excluded by --exclude"] += 1
         elif network and _network_key(ref.network) != network:

@@ -78,6 +78,17 @@ class Listing:
     #: (path, message, named explicitly on the command line)
     problems: list[tuple[str, str, bool]] = field(default_factory=list)
 
+    def matching(self, text: str | None) -> list[CaseRef]:
+        """The cases whose name or file path contains ``text`` (all for None)."""
+        return [ref for ref in self.cases
+                if not text or text in ref.name or text in ref.source]
+
+    def raise_for_named(self) -> None:
+        """An InputError for the first unreadable path the user named explicitly."""
+        for path, message, explicit in self.problems:
+            if explicit:
+                raise InputError(path, message)
+
 
 def list_cases(paths: list[str]) -> Listing:
     """Every case under ``paths``, in a stable order (sorted directory walks)."""
