@@ -22,8 +22,9 @@ def parallel_available() -> bool:
 def default_engine_name() -> str:
     """The engine ``pevm run`` uses unless told otherwise.
 
-    The reference, until the parallel engine equals it on the whole corpus (its
-    known differences are listed in tests/test_corpus_parallel.py).
+    The reference for now: the parallel engine equals it on the corpus sample but is
+    not yet faster on this project's blocks (README, "Results"), and it cannot start
+    worker processes inside daemonic processes (e.g. Dask workers) without a retry.
     """
     return "reference"
 
