@@ -20,11 +20,14 @@ from typing import Any, Callable, Protocol, Sequence
 from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI,
                      VirtualMachineAPI)
 from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
-from eth.db.account import AccountDB
+from eth.rlp.accounts import Account
 
 from pevm.errors import REJECTION_ERRORS, BlockRejected
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
+from pevm.trie_reader import StoredState
+
+_ABSENT = Account()  # how a missing account reads: zero fields, empty code/storage
 
 
 class Engine(Protocol):
@@ -212,26 +215,28 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
     and then every touched slot with a value after the block is listed (even one
     rewritten to its old value), so that the diff alone rebuilds the storage.
     """
-    before = AccountDB(db, pre_root)
-    after = AccountDB(db, post_root)
+    nodes: dict[bytes, Any] = {}  # the two roots share most of their nodes
+    before = StoredState(db, pre_root, nodes=nodes)
+    after = StoredState(db, post_root, nodes=nodes)
     out: dict[bytes, AccountDiff] = {}
     for address in sorted(accounts):
-        existed, exists = before.account_exists(address), after.account_exists(address)
-        diff = AccountDiff(created=exists and not existed,
-                           destroyed=existed and not exists)
-        pair_balance = (before.get_balance(address), after.get_balance(address))
-        pair_nonce = (before.get_nonce(address), after.get_nonce(address))
-        pair_code = (before.get_code(address), after.get_code(address))
-        diff.balance = pair_balance if pair_balance[0] != pair_balance[1] else None
-        diff.nonce = pair_nonce if pair_nonce[0] != pair_nonce[1] else None
-        diff.code = pair_code if pair_code[0] != pair_code[1] else None
-        root_before = before._get_storage_root(address)  # noqa: SLF001
-        diff.storage_cleared = address in wiped and root_before != _BLANK_ROOT
+        old_account, new_account = before.account(address), after.account(address)
+        old = old_account or _ABSENT
+        new = new_account or _ABSENT
+        diff = AccountDiff(created=new_account is not None and old_account is None,
+                           destroyed=old_account is not None and new_account is None)
+        if old.balance != new.balance:
+            diff.balance = (old.balance, new.balance)
+        if old.nonce != new.nonce:
+            diff.nonce = (old.nonce, new.nonce)
+        if old.code_hash != new.code_hash:
+            diff.code = (before.code(old.code_hash), after.code(new.code_hash))
+        diff.storage_cleared = address in wiped and old.storage_root != _BLANK_ROOT
         for slot in sorted(slots.get(address, ())):
-            old, new = before.get_storage(address, slot), after.get_storage(address, slot)
-            if old != new or (diff.storage_cleared and new):
-                diff.storage[slot] = (old, new)
+            old_value = before.storage(old.storage_root, slot)
+            new_value = after.storage(new.storage_root, slot)
+            if old_value != new_value or (diff.storage_cleared and new_value):
+                diff.storage[slot] = (old_value, new_value)
         if not diff.is_empty():
             out[bytes(address)] = diff
     return out
-

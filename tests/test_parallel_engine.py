@@ -163,6 +163,46 @@ def test_small_blocks_and_spawn_run_in_process():
     assert_same(want, spawned)
 
 
+def _import_in_daemon(block, queue):  # runs in a daemonic child process
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    outcome = import_block(CancunVM, block, engine)
+    problems = compare_results(reference(CancunVM, block).result, outcome.result)
+    queue.put((outcome.result.stats.workers, engine.last_detail["in_process_reason"],
+               [str(p) for p in problems]))
+
+
+def test_inside_a_daemonic_process_the_block_runs_in_process():
+    """A Dask or multiprocessing pool worker may not have children: the engine
+    says why and runs the block itself, with the same result."""
+    import multiprocessing
+    block = build_block(CancunVM, MIXED)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_import_in_daemon, args=(block, queue), daemon=True)
+    child.start()
+    workers, reason, problems = queue.get(timeout=300)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert problems == []
+    assert workers == 1
+    assert "daemonic" in reason
+
+
+def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
+    import pevm.engines.parallel as parallel
+
+    def no_processes(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel, "WorkerPool", no_processes)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 1
+    assert "starting workers failed" in engine.last_detail["in_process_reason"]
+
+
 def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
     block = build_block(CancunVM, MIXED)
     want = reference(CancunVM, block)

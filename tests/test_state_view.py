@@ -8,7 +8,8 @@ from eth_hash.auto import keccak
 
 from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
                                     MVMemory)
-from pevm.engines.state_view import PreState, StateView, code_hash
+from pevm.engines.pre_state import PreState
+from pevm.engines.state_view import StateView, code_hash
 
 A = b"\xaa" * 20
 B = b"\xbb" * 20

@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
 from eth_utils import ValidationError
 
 from pevm.engines.mv_memory import Blocked, Key, TxWrites
-from pevm.engines.state_view import PreState, StateView, state_class_for
+from pevm.engines.pre_state import PreState
+from pevm.engines.state_view import StateView, state_class_for
 
 
 @dataclass(slots=True)

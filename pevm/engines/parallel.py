@@ -60,6 +60,7 @@ its n-th chunk; ``PEVM_TEST_KILL_WORKER=worker:n``), ``seed``
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import random
 import time
@@ -71,14 +72,17 @@ from eth.vm.forks.byzantium import ByzantiumVM
 from eth_utils import ValidationError
 
 from pevm.engines.executor import BlockContext, FinishedComputation, TxResult
-from pevm.engines.state_view import PreState
+from pevm.engines.pre_state import PreState
 from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
                                     MVMemory, TxWrites)
 from pevm.engines.scheduler import (DONE, EXECUTE, VALIDATE, WAIT, Scheduler,
                                     default_chunk_size)
-from pevm.engines.workers import DEAD, WorkerOptions, WorkerPool, fork_available
+from pevm.engines.workers import (DEAD, WorkerOptions, WorkerPool, fork_available,
+                                  unavailable_reason)
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
 from pevm.result import EngineStats
+
+LOG = logging.getLogger("pevm.engine")
 
 #: Blocks with fewer transactions run in-process (see module docstring).
 MIN_PARALLEL_TXS = 24
@@ -149,6 +153,7 @@ class ParallelEngine:
         self.freeze_gc = freeze_gc
         self._blocks = 0
         self._gc_frozen = False
+        self._warned: set[str] = set()
         #: counters of the last block beyond EngineStats (chunks, inline runs, ...)
         self.last_detail: dict[str, Any] = {}
 
@@ -212,6 +217,8 @@ class _BlockRun:
         self.recovery_frontier = 0
         self.pool_started = False
         self.version_failures = 0
+        #: why the block ran without workers although more were asked for
+        self.in_process_reason = ""
 
     def close(self) -> None:
         if self.pool is not None:
@@ -221,8 +228,10 @@ class _BlockRun:
     # -------------------------------------------------------------- phases
     def run(self) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
         engine = self.engine
-        eligible = (engine.workers > 1 and self.n >= max(2, engine.min_parallel_txs)
-                    and fork_available(engine.start_method))
+        eligible = engine.workers > 1 and self.n >= max(2, engine.min_parallel_txs)
+        if eligible and not fork_available(engine.start_method):
+            self._in_process(unavailable_reason(engine.start_method))
+            eligible = False
         workers = engine.workers if eligible else 0
         start = time.perf_counter()
         cpu_start = time.process_time()
@@ -235,9 +244,14 @@ class _BlockRun:
                 mark = time.perf_counter()
                 if engine._gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
-                self.pool = WorkerPool(self.ctx, workers, engine.worker_options,
-                                       self.mv)
+                try:
+                    self.pool = WorkerPool(self.ctx, workers, engine.worker_options,
+                                           self.mv)
+                except (OSError, AssertionError, ValueError) as exc:
+                    # e.g. out of processes or memory: the block goes on in-process
+                    self._in_process(f"starting workers failed: {exc}")
                 self.seconds["start_workers"] = time.perf_counter() - mark
+            if self.pool is not None:
                 self.pool_started = True
                 self.synced = {w: self.scheduler.commit_index for w in range(workers)}
                 self.scheduler.start_ahead()
@@ -269,6 +283,7 @@ class _BlockRun:
             "crashed": s.crashed, "lost": s.lost, "stale": s.stale_results,
             "pauses": s.pauses, "pre_state_entries": len(self.ctx.pre),
             "warm_up_txs": self.warm_up_txs,
+            "in_process_reason": self.in_process_reason,
             "recover_coordinator_s": round(self.ctx.recover_seconds, 4),
             "recover_workers_s": round(self.worker_recover, 4),
             "coordinator_cpu_s": time.process_time() - cpu_start,
@@ -279,6 +294,13 @@ class _BlockRun:
             "worker_cpu_s": [round(self.worker_cpu.get(w, 0.0), 4)
                              for w in range(used if self.pool is None else workers)]}
         return header, receipts, stats
+
+    def _in_process(self, reason: str) -> None:
+        """Run the block without workers (it stays correct, only not parallel)."""
+        self.in_process_reason = reason
+        if reason not in self.engine._warned:
+            self.engine._warned.add(reason)
+            LOG.warning("parallel engine: running in-process: %s", reason)
 
     def _warm_up(self, deadline: float) -> None:
         """Run in-process, in order, until ``deadline``: a block that finishes

@@ -34,10 +34,8 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable
 
-import rlp
 from eth.abc import AccountDatabaseAPI, MetaWitnessAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
-from eth.rlp.accounts import Account
 from eth_hash.auto import keccak
 
 from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
@@ -59,125 +57,6 @@ def code_hash(code: bytes) -> bytes:
             _CODE_HASHES.clear()
         digest = _CODE_HASHES[code] = keccak(code)
     return digest
-
-
-class PreState:
-    """Flat, cached reads of the pre-transaction state from a py-evm state.
-
-    ``account_db`` is py-evm's ``AccountDB`` (``vm.state._account_db``) holding the
-    state the block's transactions start from (pre-block system steps applied).
-    An account is read from it once, all fields at a time (one trie lookup, where
-    the public getters would take one per field), storage slots and code once
-    each; py-evm's account database is several times slower than a dict.
-
-    The pre-state never changes while a block runs, so values read in one process
-    are valid in every other: :meth:`export` hands out what was loaded since the
-    last call and :meth:`absorb` takes another process's loads (workers ship theirs
-    to the coordinator with their results, so it validates without reading the
-    trie again).
-    """
-
-    def __init__(self, account_db: Any) -> None:
-        self._db = account_db
-        #: address -> (exists, balance, nonce, code_hash, storage_root)
-        self._accounts: dict[bytes, tuple[bool, int, int, bytes, bytes]] = {}
-        self._code: dict[bytes, bytes] = {}
-        self._storage: dict[tuple[bytes, int], int] = {}
-        self._new: list[tuple[int, Any, Any]] = []
-        self.loads = 0
-
-    def __call__(self, key: Key) -> Any:
-        kind, address = key[0], key[1]
-        if kind == STORAGE:
-            slot_key = (address, key[2])
-            value = self._storage.get(slot_key, _MISSING)
-            if value is _MISSING:
-                value = self._storage[slot_key] = self._db.get_storage(address, key[2])
-                self._new.append((STORAGE, slot_key, value))
-                self.loads += 1
-            return value
-        account = self._accounts.get(address)
-        if account is None:
-            account = self._load_account(address)
-        if kind == BALANCE:
-            return account[1]
-        if kind == NONCE:
-            return account[2]
-        if kind == EXISTS:
-            return account[0]
-        if kind == CODE:
-            if account[3] == EMPTY_SHA3:
-                return b""
-            code = self._code.get(address)
-            if code is None:
-                code = self._code[address] = self._load_code(address, account[3])
-                self._new.append((CODE, address, code))
-                self.loads += 1
-            return code
-        raise KeyError(f"no pre-state value for location {key!r}")
-
-    def _load_account(self, address: bytes) -> tuple[bool, int, int, bytes, bytes]:
-        db = self._db
-        self.loads += 1
-        try:
-            encoded = db._get_encoded_account(address, from_journal=True)  # noqa: SLF001
-        except AttributeError:  # not py-evm's AccountDB: use the public API
-            account = (db.account_exists(address), db.get_balance(address),
-                       db.get_nonce(address), db.get_code_hash(address),
-                       BLANK_ROOT_HASH)
-        else:
-            if encoded:
-                decoded = rlp.decode(encoded, sedes=Account)
-                account = (True, decoded.balance, decoded.nonce, decoded.code_hash,
-                           decoded.storage_root)
-                self._remember(address, decoded)
-            else:
-                account = (False, 0, 0, EMPTY_SHA3, BLANK_ROOT_HASH)
-        self._accounts[address] = account
-        self._new.append((EXISTS, address, account))
-        return account
-
-    def _remember(self, address: bytes, account: Any) -> None:
-        """Put ``account`` where ``AccountDB._get_account`` caches it: the merge
-        writes through py-evm's AccountDB, which then needs no trie lookup."""
-        cache = getattr(self._db, "_account_cache", None)
-        if cache is not None and address not in cache:
-            cache[address] = account
-            accessed = getattr(self._db, "_accessed_accounts", None)
-            if accessed is not None:  # as AccountDB's own lookup records it
-                accessed.add(address)
-
-    def _load_code(self, address: bytes, digest: bytes) -> bytes:
-        try:
-            return self._db._journaldb[digest]  # noqa: SLF001 - code by hash
-        except (AttributeError, KeyError):
-            return self._db.get_code(address)
-
-    def slots_of(self, address: bytes) -> list[int]:
-        """Storage slots of ``address`` read from the pre-state (in any process)."""
-        return sorted(slot for (where, slot) in self._storage if where == address)
-
-    def export(self) -> list[tuple[int, Any, Any]]:
-        """Entries loaded since the last export (picklable)."""
-        out, self._new = self._new, []
-        return out
-
-    def absorb(self, entries: list[tuple[int, Any, Any]]) -> None:
-        """Take entries another process loaded from the same pre-state."""
-        for kind, where, value in entries:
-            if kind == STORAGE:
-                self._storage.setdefault(where, value)
-            elif kind == CODE:
-                self._code.setdefault(where, value)
-            elif where not in self._accounts:
-                self._accounts[where] = value
-                if value[0] and self._db is not None:
-                    self._remember(where, Account(nonce=value[2], balance=value[1],
-                                                  storage_root=value[4],
-                                                  code_hash=value[3]))
-
-    def __len__(self) -> int:
-        return len(self._accounts) + len(self._code) + len(self._storage)
 
 
 class StateView(AccountDatabaseAPI):

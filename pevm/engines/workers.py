@@ -71,10 +71,24 @@ class WorkerOptions:
 
 
 def fork_available(start_method: str | None = None) -> bool:
-    """Whether workers can be forked (they need the parent's pre-state)."""
+    """Whether workers can be forked (they need the parent's pre-state).
+
+    Not under another start method, not on platforms without fork, and not in a
+    daemonic process (a Dask or multiprocessing pool worker), which may not have
+    children: the engine then runs the block in-process.
+    """
+    return not unavailable_reason(start_method)
+
+
+def unavailable_reason(start_method: str | None = None) -> str:
+    """Why workers cannot be forked here ("" when they can)."""
     if start_method not in (None, "fork"):
-        return False
-    return "fork" in multiprocessing.get_all_start_methods()
+        return f"start method {start_method!r} (workers need fork)"
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "this platform cannot fork"
+    if multiprocessing.current_process().daemon:
+        return "a daemonic process may not start worker processes"
+    return ""
 
 
 def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
