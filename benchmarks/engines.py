@@ -16,7 +16,7 @@ import time
 from pevm.engines import make_engine, parallel_available
 from pevm.inputs.discover import list_cases
 
-WORKLOADS = ("transfers", "erc20")
+WORKLOADS = ("transfers", "erc20", "compute")
 CONFLICTS = (0.0, 1.0)
 WORKERS = (1, 2)
 TXS = int(os.environ.get("PEVM_ASV_TXS", "200"))

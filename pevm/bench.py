@@ -3,8 +3,12 @@
 For each block (a fixture case or mainnet snapshot) the reference (py-evm's own
 loop), the engine in one process and the engine at each worker count run on
 identical fresh pre-states, interleaved round by round so that machine noise hits
-all of them alike, after a warm-up round. Times are wall clock (the parallel engine's
-work happens in child processes) of py-evm's whole block import with that engine.
+all of them alike, after a warm-up round. Two wall-clock times are kept per run (the
+parallel engine's work happens in child processes): py-evm's whole block import with
+that engine, and the transaction phase alone -- the step the engine replaces
+(``EngineStats.seconds``: the reference's ``execute``, the parallel engine's
+``total``); the rest of an import (header checks, py-evm's state root, the state
+diff) is the same code for every engine.
 Ratios are computed from medians within the same run; the ideal speedup comes from
 the block's dependency graph (:mod:`pevm.analysis`).
 """
@@ -28,15 +32,26 @@ class Timing:
 
     label: str
     workers: int
+    #: whole block imports
     samples: list[float] = field(default_factory=list)
+    #: transaction phases of the same runs
+    phase_samples: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    @property
+    def phase_median(self) -> float:
+        return statistics.median(self.phase_samples)
+
     def to_json(self) -> dict[str, Any]:
-        return {"median": self.median, "min": min(self.samples), "max": max(self.samples),
-                "samples": self.samples}
+        return _summary(self.samples)
+
+
+def _summary(samples: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(samples), "min": min(samples),
+            "max": max(samples), "samples": samples}
 
 
 @dataclass
@@ -65,6 +80,12 @@ class BlockBench:
                 "speedup_vs_one_process": vs_one,
                 "ideal_speedup": ideal,
                 "efficiency": (vs_one / ideal) if (vs_one and ideal) else None,
+                "transaction_phase": {
+                    "seconds": _summary(timing.phase_samples),
+                    "speedup_vs_reference":
+                        self.reference.phase_median / timing.phase_median,
+                    "speedup_vs_one_process":
+                        one.phase_median / timing.phase_median if one else None},
             })
         return out
 
@@ -73,14 +94,17 @@ class BlockBench:
                 "ideal_speedup": self.ideal_speedup,
                 "reference": {"seconds": self.reference.to_json(),
                               "tx_per_s": self.txs / self.reference.median,
-                              "gas_per_s": self.gas / self.reference.median},
+                              "gas_per_s": self.gas / self.reference.median,
+                              "transaction_phase": {"seconds": _summary(
+                                  self.reference.phase_samples)}},
                 "engine": self.rows()}
 
 
-def _run_once(ref: CaseRef, engine: Any) -> tuple[float, int, int]:
-    """Import every block of the case once on a fresh pre-state: (seconds, txs, gas)."""
+def _run_once(ref: CaseRef, engine: Any) -> tuple[float, float, int, int]:
+    """Import every block of the case once on a fresh pre-state:
+    (import seconds, transaction-phase seconds, txs, gas)."""
     run = ref.load().start()
-    seconds, txs, gas = 0.0, 0, 0
+    seconds, phase, txs, gas = 0.0, 0.0, 0, 0
     for task in run.tasks():
         if task.block is None:
             continue
@@ -89,9 +113,15 @@ def _run_once(ref: CaseRef, engine: Any) -> tuple[float, int, int]:
             raise PevmError(f"{ref.source} :: {ref.name}: block {task.index} was "
                             f"rejected ({outcome.rejection}); benchmark valid blocks only")
         seconds += outcome.seconds
+        phase += transaction_phase(outcome.result.stats.seconds)
         txs += outcome.result.tx_count
         gas += outcome.result.gas_used
-    return seconds, txs, gas
+    return seconds, phase, txs, gas
+
+
+def transaction_phase(seconds: dict[str, float]) -> float:
+    """The engine's own time in a block (its ``EngineStats.seconds``)."""
+    return seconds.get("total", seconds.get("execute", 0.0))
 
 
 def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
@@ -106,9 +136,10 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     rounds = warmup + repeat
     for round_index in range(rounds):
         for timing, engine in configs:
-            seconds, txs, gas = _run_once(ref, engine)
+            seconds, phase, txs, gas = _run_once(ref, engine)
             if round_index >= warmup:
                 timing.samples.append(seconds)
+                timing.phase_samples.append(phase)
         if progress:
             progress(ref.name, round_index + 1, rounds)
     for _timing, engine in configs:

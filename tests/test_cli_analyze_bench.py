@@ -47,4 +47,10 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
                     "speedup_vs_one_process", "ideal_speedup", "efficiency"):
             assert key in row
         assert set(row["seconds"]) >= {"median", "min", "max"}
+        phase = row["transaction_phase"]
+        # the engine's own phase is part of the whole import it was timed in
+        assert 0 < phase["seconds"]["median"] <= row["seconds"]["median"]
+        assert phase["speedup_vs_reference"] > 0
+    assert [row["workers"] for row in block["engine"]] == [1, 2]
+    assert block["engine"][0]["speedup_vs_one_process"] == 1.0
     assert png.stat().st_size > 1000

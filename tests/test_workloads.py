@@ -239,6 +239,27 @@ def test_storage_contract_writes_the_expected_slots() -> None:
     assert len(built.post[store].storage) == 5 + 3 + 1   # the slots and one nonce
 
 
+def test_compute_contract_stores_the_hash_chain() -> None:
+    s = Scenario(seed=17)
+    contract = s.deploy_simple("compute")
+    alice, bob = s.account(), s.account()
+    s.call(alice, contract, C.compute_work(7), gas=100_000)
+    s.call(bob, contract, C.compute_work(0), gas=100_000)
+    s.call(alice, contract, C.compute_work_shared(3), gas=100_000)
+    s.call(bob, contract, C.compute_work_shared(2), gas=100_000)
+    built = s.build()
+    assert [r.state_root for r in built.receipts] == [b"\x01"] * 4   # all succeeded
+    state = built.state
+
+    def stored(slot: int) -> bytes:
+        return state.get_storage(contract, slot).to_bytes(32, "big")
+
+    assert stored(C.compute_result_of_slot(alice.address)) == \
+        C.compute_chain(alice.address, 7)
+    assert stored(C.compute_result_of_slot(bob.address)) == bob.address.rjust(32, b"\0")
+    assert stored(C.COMPUTE_SHARED) == C.compute_chain(bytes(32), 5)   # 3 then 2 more
+
+
 def test_create2_child_address_and_create() -> None:
     s = Scenario(seed=16)
     factory = s.deploy_simple("factory")

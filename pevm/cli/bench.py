@@ -117,12 +117,14 @@ def bench_command(args: argparse.Namespace) -> int:
 def _print(console: Console, bench: BlockBench) -> None:
     table = Table(title=f"{bench.name}: {bench.txs} txs, {bench.gas:,} gas")
     for column in ("engine", "workers", "median s", "min s", "max s", "tx/s", "Mgas/s",
-                   "vs reference", "vs 1 process", "ideal", "efficiency"):
+                   "vs reference", "vs 1 process", "ideal", "efficiency",
+                   "tx phase s", "phase vs ref", "phase vs 1"):
         table.add_column(column, justify="right")
     ref = bench.reference
     table.add_row("reference", "1", f"{ref.median:.3f}", f"{min(ref.samples):.3f}",
                   f"{max(ref.samples):.3f}", f"{bench.txs / ref.median:,.0f}",
-                  f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "")
+                  f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "",
+                  f"{ref.phase_median:.3f}", "1.00", "")
     for timing, row in zip(bench.engine, bench.rows()):
         table.add_row(
             "parallel", str(row["workers"]), f"{timing.median:.3f}",
@@ -130,7 +132,9 @@ def _print(console: Console, bench: BlockBench) -> None:
             f"{row['tx_per_s']:,.0f}", f"{row['gas_per_s'] / 1e6:.2f}",
             f"{row['speedup_vs_reference']:.2f}",
             _fmt(row["speedup_vs_one_process"]), _fmt(row["ideal_speedup"]),
-            _fmt(row["efficiency"], percent=True))
+            _fmt(row["efficiency"], percent=True), f"{timing.phase_median:.3f}",
+            _fmt(row["transaction_phase"]["speedup_vs_reference"]),
+            _fmt(row["transaction_phase"]["speedup_vs_one_process"]))
     console.print(table)
 
 

@@ -20,13 +20,11 @@ def parallel_available() -> bool:
 
 
 def default_engine_name() -> str:
-    """The engine ``pevm run`` uses unless told otherwise.
-
-    The reference for now: the parallel engine equals it on the corpus sample but is
-    not yet faster on this project's blocks (README, "Results"), and it cannot start
-    worker processes inside daemonic processes (e.g. Dask workers) without a retry.
+    """The engine ``pevm run`` and the API use unless told otherwise: the parallel
+    engine where the build has it (with ``workers=1`` it runs in-process, and it
+    runs in-process wherever worker processes cannot start), else the reference.
     """
-    return "reference"
+    return "parallel" if parallel_available() else "reference"
 
 
 def make_engine(name: str, workers: int = 1) -> "object":

@@ -35,8 +35,8 @@ exactly the same results (0, 0 and 135 of 139); on 24 random 60-transaction
 blocks from the property tests' generator (8 senders, shared slots, the
 beneficiary read, self-destructs; Berlin and Cancun, 2-3 workers) versions reject
 1,214 of 1,324 results and values 1,208. So values never lose, win a little, and
-need no version numbers in the messages (``scripts/parallel_engine_bench.py
---versions``).
+need no version numbers in the messages (run a block with that engine option and
+compare ``last_detail["version_failures"]`` with ``["validation_failures"]``).
 
 Lookahead: no chunk starts more than ``2 x max_outstanding x workers x chunk``
 transactions past the commit point, so that when the transaction there is slow

@@ -12,6 +12,7 @@ Contracts (see each source's header for its interface):
 ``amm_pair``    constant-product pair (Uniswap V2 style) over two ``erc20`` tokens
 ``hotspot``     a global counter every ``increment()`` bumps, and per-caller ones
 ``storage``     ``fill(key, n)`` writes n fresh slots per call
+``compute``     ``work(rounds)``: a keccak hash chain per call, stored per caller
 ``factory``     CREATE / CREATE2 / create-and-self-destruct of ``child`` contracts
 ``child``       runtime of the children (``kill(address)``, ``ping()``)
 ``child_init``  init code of a child (records its creator as owner)
@@ -29,7 +30,8 @@ from pevm.workloads.asm import assemble_all, selector, topic
 
 #: Contracts assembled to ``.hex`` (``common`` is a macro library, included only).
 CONTRACTS: tuple[str, ...] = (
-    "erc20", "amm_pair", "hotspot", "storage", "factory", "child", "child_init",
+    "erc20", "amm_pair", "hotspot", "storage", "compute", "factory", "child",
+    "child_init",
 )
 LIBRARIES: tuple[str, ...] = ("common",)
 
@@ -123,6 +125,26 @@ def hotspot_increment_mine() -> bytes:
     return call_data("incrementMine()")
 
 
+def compute_work(rounds: int) -> bytes:
+    return call_data("work(uint256)", rounds)
+
+
+def compute_work_shared(rounds: int) -> bytes:
+    return call_data("workShared(uint256)", rounds)
+
+
+def compute_result_of_slot(caller: bytes) -> int:
+    return mapping_slot(caller, COMPUTE_RESULT_OF)
+
+
+def compute_chain(start: bytes, rounds: int) -> bytes:
+    """What ``work``/``workShared`` compute: keccak256 applied ``rounds`` times."""
+    value = start.rjust(32, b"\0")
+    for _ in range(rounds):
+        value = keccak(value)
+    return value
+
+
 def storage_fill(key: bytes | int, n: int) -> bytes:
     return call_data("fill(bytes32,uint256)", key, n)
 
@@ -157,6 +179,7 @@ ERC20_BALANCES, ERC20_ALLOWANCES, ERC20_TOTAL_SUPPLY = 0, 1, 2
 PAIR_TOKEN0, PAIR_TOKEN1, PAIR_RESERVE0, PAIR_RESERVE1 = 0, 1, 2, 3
 PAIR_TOTAL_SUPPLY, PAIR_SHARES = 4, 5
 HOTSPOT_COUNTER, HOTSPOT_COUNTER_OF = 0, 1
+COMPUTE_SHARED, COMPUTE_RESULT_OF = 0, 1
 STORAGE_NONCE_OF = 0
 CHILD_OWNER, CHILD_PINGS = 0, 1
 

@@ -22,6 +22,9 @@ hotspot
     incrementMine() (a per-caller counter) -> increment() (the global counter)
 storage
     fill(caller, slots) (the caller's own slot range) -> fill(0, slots) (one key)
+compute
+    work(rounds) (a keccak chain stored in the caller's own slot; 100 rounds,
+    about 1,600 EVM instructions per call) -> workShared(rounds) (one shared slot)
 factory
     create / create2 / createAndDestroy on its own factory, kill or ping of a
     genesis child, creation transactions -> create / create2 / createAndDestroy
@@ -326,6 +329,26 @@ def plan_storage(p: _Plan) -> None:
                  access=((store, (C.storage_nonce_slot(key),)),))
 
 
+#: hash rounds per compute call (16 instructions, about 100 gas each): interpreter
+#: work dominates a call, as in contract-heavy mainnet transactions
+COMPUTE_ROUNDS = 100
+
+
+def plan_compute(p: _Plan) -> None:
+    contract = p.s.deploy_simple("compute")
+    gas = 60_000 + 150 * COMPUTE_ROUNDS
+    for i in range(p.o.txs):
+        sender = p.s.account()
+        if i in p.hot:
+            p.s.call(sender, contract, C.compute_work_shared(COMPUTE_ROUNDS), gas=gas,
+                     hot=True, label="compute.workShared",
+                     access=((contract, (C.COMPUTE_SHARED,)),))
+        else:
+            p.s.call(sender, contract, C.compute_work(COMPUTE_ROUNDS), gas=gas,
+                     label="compute.work",
+                     access=((contract, (C.compute_result_of_slot(sender.address),)),))
+
+
 def plan_factory(p: _Plan) -> None:
     shared = p.s.deploy_simple("factory", 0)
     factories = 0
@@ -439,6 +462,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("amm", plan_amm, 0.0, "constant-product AMM swaps and liquidity"),
     Workload("hotspot", plan_hotspot, 1.0, "a global counter every call increments"),
     Workload("storage", plan_storage, 0.0, "many storage writes per call"),
+    Workload("compute", plan_compute, 0.0, "compute-heavy calls (a hash chain each)"),
     Workload("factory", plan_factory, 0.0, "CREATE / CREATE2 / SELFDESTRUCT"),
     Workload("mixed", plan_mixed, 0.2, "a mainnet-like blend of all of them"),
 )}
