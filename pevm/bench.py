@@ -21,6 +21,7 @@ from typing import Any, Callable
 from pevm.engines import make_engine, parallel_available
 from pevm.errors import PevmError
 from pevm.inputs.discover import CaseRef
+from pevm.memory import MemoryPeak, PeakMemory
 
 #: Called after every timed round: (block name, round, rounds) -- for progress bars.
 Progress = Callable[[str, int, int], None]
@@ -36,6 +37,8 @@ class Timing:
     samples: list[float] = field(default_factory=list)
     #: transaction phases of the same runs
     phase_samples: list[float] = field(default_factory=list)
+    #: highest memory of all processes together over the runs (``memory=True``)
+    peak: MemoryPeak | None = None
 
     @property
     def median(self) -> float:
@@ -86,6 +89,7 @@ class BlockBench:
                         self.reference.phase_median / timing.phase_median,
                     "speedup_vs_one_process":
                         one.phase_median / timing.phase_median if one else None},
+                "peak_memory": timing.peak.to_json() if timing.peak else None,
             })
         return out
 
@@ -96,7 +100,9 @@ class BlockBench:
                               "tx_per_s": self.txs / self.reference.median,
                               "gas_per_s": self.gas / self.reference.median,
                               "transaction_phase": {"seconds": _summary(
-                                  self.reference.phase_samples)}},
+                                  self.reference.phase_samples)},
+                              "peak_memory": self.reference.peak.to_json()
+                              if self.reference.peak else None},
                 "engine": self.rows()}
 
 
@@ -126,8 +132,12 @@ def transaction_phase(seconds: dict[str, float]) -> float:
 
 def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                ideal: dict[str, float] | None = None,
-               progress: Progress | None = None) -> BlockBench:
-    """Time the reference and the engine at each worker count on one case."""
+               progress: Progress | None = None, memory: bool = False) -> BlockBench:
+    """Time the reference and the engine at each worker count on one case.
+
+    ``memory``: also sample the peak memory of this process and its workers
+    together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
+    """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
     if parallel_available():
         for count in sorted(set([1, *workers])):
@@ -136,10 +146,15 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     rounds = warmup + repeat
     for round_index in range(rounds):
         for timing, engine in configs:
-            seconds, phase, txs, gas = _run_once(ref, engine)
-            if round_index >= warmup:
+            timed = round_index >= warmup
+            with PeakMemory() if (memory and timed) else _NoSampling() as peak:
+                seconds, phase, txs, gas = _run_once(ref, engine)
+            if timed:
                 timing.samples.append(seconds)
                 timing.phase_samples.append(phase)
+                if peak.result is not None:
+                    timing.peak = peak.result if timing.peak is None \
+                        else timing.peak.merge(peak.result)
         if progress:
             progress(ref.name, round_index + 1, rounds)
     for _timing, engine in configs:
@@ -149,6 +164,16 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     return BlockBench(name=ref.name, source=ref.source, txs=txs, gas=gas,
                       reference=configs[0][0], engine=[t for t, _ in configs[1:]],
                       ideal_speedup=ideal)
+
+
+class _NoSampling:
+    result: MemoryPeak | None = None
+
+    def __enter__(self) -> "_NoSampling":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def plot(benches: list[BlockBench], path: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pevm.cli.main import main
+from pevm.memory import supported as memory_supported
 
 from .conftest import corpus_dir
 
@@ -36,7 +37,7 @@ def test_analyze_json_and_dot(snapshot: Path, tmp_path: Path,
 def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     assert main(["bench", str(snapshot), "--workers", "1,2", "--repeat", "1",
-                 "--json", str(out), "--plot", str(png)]) == 0
+                 "--json", str(out), "--plot", str(png), "--memory"]) == 0
     document = json.loads(out.read_text())
     assert document["machine"]["cpu_count"] >= 1
     [block] = document["blocks"]
@@ -51,6 +52,9 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
         # the engine's own phase is part of the whole import it was timed in
         assert 0 < phase["seconds"]["median"] <= row["seconds"]["median"]
         assert phase["speedup_vs_reference"] > 0
+        if memory_supported():
+            assert row["peak_memory"]["pss_mib"] > 0
+            assert row["peak_memory"]["rss_sum_mib"] >= row["peak_memory"]["pss_mib"]
     assert [row["workers"] for row in block["engine"]] == [1, 2]
     assert block["engine"][0]["speedup_vs_one_process"] == 1.0
     assert png.stat().st_size > 1000

@@ -42,6 +42,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--filter", metavar="TEXT", help="only cases containing TEXT")
     parser.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="plot speedup vs workers")
+    parser.add_argument("--memory", action="store_true",
+                        help="also report the peak memory of pevm and its worker "
+                             "processes together (PSS and summed RSS, Linux)")
     parser.set_defaults(func=bench_command)
 
 
@@ -96,7 +99,8 @@ def bench_command(args: argparse.Namespace) -> int:
                 benches.append(bench_case(
                     ref, workers, args.repeat, ideal=ideal,
                     progress=lambda name, done, total: progress.update(
-                        bar, advance=1, description=f"{name} {done}/{total}")))
+                        bar, advance=1, description=f"{name} {done}/{total}"),
+                    memory=args.memory))
     for bench in benches:
         _print(console, bench)
     if args.json:
@@ -120,11 +124,13 @@ def _print(console: Console, bench: BlockBench) -> None:
                    "vs reference", "vs 1 process", "ideal", "efficiency",
                    "tx phase s", "phase vs ref", "phase vs 1"):
         table.add_column(column, justify="right")
+    if bench.reference.peak is not None:
+        table.add_column("peak MiB (PSS)", justify="right")
     ref = bench.reference
     table.add_row("reference", "1", f"{ref.median:.3f}", f"{min(ref.samples):.3f}",
                   f"{max(ref.samples):.3f}", f"{bench.txs / ref.median:,.0f}",
                   f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "",
-                  f"{ref.phase_median:.3f}", "1.00", "")
+                  f"{ref.phase_median:.3f}", "1.00", "", *_memory(ref.peak))
     for timing, row in zip(bench.engine, bench.rows()):
         table.add_row(
             "parallel", str(row["workers"]), f"{timing.median:.3f}",
@@ -134,8 +140,13 @@ def _print(console: Console, bench: BlockBench) -> None:
             _fmt(row["speedup_vs_one_process"]), _fmt(row["ideal_speedup"]),
             _fmt(row["efficiency"], percent=True), f"{timing.phase_median:.3f}",
             _fmt(row["transaction_phase"]["speedup_vs_reference"]),
-            _fmt(row["transaction_phase"]["speedup_vs_one_process"]))
+            _fmt(row["transaction_phase"]["speedup_vs_one_process"]),
+            *_memory(timing.peak))
     console.print(table)
+
+
+def _memory(peak: Any) -> list[str]:
+    return [] if peak is None else [f"{peak.pss / 2**20:,.0f}"]
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:
