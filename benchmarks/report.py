@@ -1,6 +1,7 @@
 """Render ``pevm bench --json`` or ``pevm analyze --json`` output as Markdown.
 
     python benchmarks/report.py bench.json > table.md        # a bench document
+    python benchmarks/report.py bench.json --totals          # only the sums
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
 
 The README's numbers come from this script, never typed by hand.
@@ -11,26 +12,58 @@ import json
 import sys
 
 
-def render(document: dict) -> str:
+def _fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if pct else f"{value:.2f}"
+
+
+def render(document: dict, totals_only: bool = False) -> str:
+    """One row per block and worker count (whole import, then the transaction
+    phase); with several blocks a last row per worker count sums the medians."""
     machine = document["machine"]
     lines = [f"Machine: {machine['cpu_count']} CPUs, Python {machine['python']}, "
              f"{machine['platform']}; {document['date'][:10]}; "
              f"repeat {document['repeat']} (median shown).", "",
-             "| block | txs | reference s | workers | engine s | vs reference | "
-             "vs 1 process | ideal | efficiency |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for block in document["blocks"]:
+             "| block | txs | workers | import s (py-evm) | import s (pevm) | "
+             "vs py-evm | vs 1 process | ideal | efficiency | tx phase s (py-evm) | "
+             "tx phase s (pevm) | vs py-evm | vs 1 process |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: | ---: |"]
+    blocks = document["blocks"]
+    totals: dict[int, list[float]] = {}
+    for block in blocks:
         ref = block["reference"]["seconds"]["median"]
+        ref_phase = block["reference"]["transaction_phase"]["seconds"]["median"]
+        one = next((r for r in block["engine"] if r["workers"] == 1), None)
         for row in block["engine"]:
-            def fmt(value: float | None, pct: bool = False) -> str:
-                if value is None:
-                    return "-"
-                return f"{value:.0%}" if pct else f"{value:.2f}"
+            phase = row["transaction_phase"]
+            total = totals.setdefault(row["workers"], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0])
+            total[0] += ref
+            total[1] += row["seconds"]["median"]
+            total[2] += ref_phase
+            total[3] += phase["seconds"]["median"]
+            total[4] += one["seconds"]["median"] if one else 0.0
+            total[5] += one["transaction_phase"]["seconds"]["median"] if one else 0.0
+            total[6] += block["txs"]
+            if totals_only:
+                continue
             lines.append(
-                f"| {block['name']} | {block['txs']} | {ref:.3f} | {row['workers']} | "
-                f"{row['seconds']['median']:.3f} | {fmt(row['speedup_vs_reference'])} | "
-                f"{fmt(row['speedup_vs_one_process'])} | {fmt(row['ideal_speedup'])} | "
-                f"{fmt(row['efficiency'], True)} |")
+                f"| {block['name']} | {block['txs']} | {row['workers']} | {ref:.3f} | "
+                f"{row['seconds']['median']:.3f} | {_fmt(row['speedup_vs_reference'])} | "
+                f"{_fmt(row['speedup_vs_one_process'])} | {_fmt(row['ideal_speedup'])} | "
+                f"{_fmt(row['efficiency'], True)} | {ref_phase:.3f} | "
+                f"{phase['seconds']['median']:.3f} | "
+                f"{_fmt(phase['speedup_vs_reference'])} | "
+                f"{_fmt(phase['speedup_vs_one_process'])} |")
+    if len(blocks) > 1:
+        for workers, (ref, eng, ref_phase, phase, one, one_phase, txs) in \
+                sorted(totals.items()):
+            lines.append(
+                f"| **all {len(blocks)} blocks** | {txs} | {workers} | {ref:.2f} | "
+                f"{eng:.2f} | {ref / eng:.2f} | {_fmt(one / eng if one else None)} | - | "
+                f"- | {ref_phase:.2f} | {phase:.2f} | {ref_phase / phase:.2f} | "
+                f"{_fmt(one_phase / phase if one_phase else None)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -54,4 +87,4 @@ if __name__ == "__main__":
     if text.lstrip().startswith("{\"source\""):
         sys.stdout.write(render_analysis([json.loads(l) for l in text.splitlines() if l]))
     else:
-        sys.stdout.write(render(json.loads(text)))
+        sys.stdout.write(render(json.loads(text), totals_only="--totals" in sys.argv[2:]))

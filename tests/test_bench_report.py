@@ -1,0 +1,43 @@
+"""benchmarks/report.py renders what pevm bench measured (the README's tables)."""
+from __future__ import annotations
+
+from benchmarks.report import render
+
+
+def _block(name: str, ref: float, ref_phase: float, engine: dict[int, tuple[float, float]]
+           ) -> dict:
+    one, one_phase = engine[1]
+    return {"name": name, "txs": 10, "reference": {
+        "seconds": {"median": ref}, "transaction_phase": {"seconds": {"median": ref_phase}}},
+        "engine": [{"workers": w, "seconds": {"median": s},
+                    "speedup_vs_reference": ref / s, "speedup_vs_one_process": one / s,
+                    "ideal_speedup": None, "efficiency": None,
+                    "transaction_phase": {"seconds": {"median": p},
+                                          "speedup_vs_reference": ref_phase / p,
+                                          "speedup_vs_one_process": one_phase / p}}
+                   for w, (s, p) in engine.items()]}
+
+
+DOCUMENT = {"machine": {"cpu_count": 2, "python": "3.11", "platform": "Linux"},
+            "date": "2026-11-24T00:00:00", "repeat": 3,
+            "blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 2: (1.0, 0.5)}),
+                       _block("b", 6.0, 3.0, {1: (3.0, 2.0), 2: (4.0, 2.5)})]}
+
+
+def test_rows_per_block_and_the_sums_over_blocks() -> None:
+    text = render(DOCUMENT)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 4 + 2          # header, 2 blocks x 2 worker counts, totals
+    cells = [c.strip() for c in rows[-2].strip("|").split("|")]
+    # one process over both blocks: import 10 s vs 5 s, phase 5 s vs 3 s
+    assert cells[:6] == ["**all 2 blocks**", "20", "1", "10.00", "5.00", "2.00"]
+    assert cells[9:12] == ["5.00", "3.00", "1.67"]
+    two = [c.strip() for c in rows[-1].strip("|").split("|")]
+    assert two[2] == "2" and two[4] == "5.00" and two[6] == "1.00"   # 5 s vs 5 s
+    assert two[10:13] == ["3.00", "1.67", "1.00"]
+
+
+def test_totals_only() -> None:
+    rows = [line for line in render(DOCUMENT, totals_only=True).splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 2 and all("all 2 blocks" in row for row in rows[1:])
