@@ -2,6 +2,7 @@
 
     python benchmarks/report.py bench.json > table.md        # a bench document
     python benchmarks/report.py bench.json --totals          # only the sums
+    python benchmarks/report.py bench.json --plot out.png    # pevm bench's plot again
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
 
 The README's numbers come from this script, never typed by hand.
@@ -87,4 +88,10 @@ if __name__ == "__main__":
     if text.lstrip().startswith("{\"source\""):
         sys.stdout.write(render_analysis([json.loads(l) for l in text.splitlines() if l]))
     else:
-        sys.stdout.write(render(json.loads(text), totals_only="--totals" in sys.argv[2:]))
+        document = json.loads(text)
+        if "--plot" in sys.argv[2:]:
+            from pevm.bench import BlockBench, plot
+            plot([BlockBench.from_json(b) for b in document["blocks"]],
+                 sys.argv[sys.argv.index("--plot") + 1])
+        else:
+            sys.stdout.write(render(document, totals_only="--totals" in sys.argv[2:]))

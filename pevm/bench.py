@@ -8,7 +8,9 @@ parallel engine's work happens in child processes): py-evm's whole block import 
 that engine, and the transaction phase alone -- the step the engine replaces
 (``EngineStats.seconds``: the reference's ``execute``, the parallel engine's
 ``total``); the rest of an import (header checks, py-evm's state root, the state
-diff) is the same code for every engine.
+diff) is the same code for every engine. The first round also compares every
+engine's results with the reference's, field by field: a block where they differ
+stops the measurement with the difference.
 Ratios are computed from medians within the same run; the ideal speedup comes from
 the block's dependency graph (:mod:`pevm.analysis`).
 """
@@ -18,10 +20,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pevm.compare import compare_results
 from pevm.engines import make_engine, parallel_available
-from pevm.errors import PevmError
+from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
+from pevm.result import BlockResult
 
 #: Called after every timed round: (block name, round, rounds) -- for progress bars.
 Progress = Callable[[str, int, int], None]
@@ -93,6 +97,18 @@ class BlockBench:
             })
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "BlockBench":
+        """The inverse of :meth:`to_json` (timings and ideal; to re-plot a run)."""
+        def timing(label: str, workers: int, entry: dict[str, Any]) -> Timing:
+            return Timing(label, workers, list(entry["seconds"]["samples"]),
+                          list(entry["transaction_phase"]["seconds"]["samples"]))
+        return cls(name=data["name"], source=data["source"], txs=data["txs"],
+                   gas=data["gas"], reference=timing("reference", 1, data["reference"]),
+                   engine=[timing("parallel", row["workers"], row)
+                           for row in data["engine"]],
+                   ideal_speedup=data["ideal_speedup"])
+
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "txs": self.txs, "gas": self.gas,
                 "ideal_speedup": self.ideal_speedup,
@@ -106,9 +122,11 @@ class BlockBench:
                 "engine": self.rows()}
 
 
-def _run_once(ref: CaseRef, engine: Any) -> tuple[float, float, int, int]:
+def _run_once(ref: CaseRef, engine: Any,
+              results: list[BlockResult] | None = None) -> tuple[float, float, int, int]:
     """Import every block of the case once on a fresh pre-state:
-    (import seconds, transaction-phase seconds, txs, gas)."""
+    (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
+    the blocks' results."""
     run = ref.load().start()
     seconds, phase, txs, gas = 0.0, 0.0, 0, 0
     for task in run.tasks():
@@ -118,6 +136,8 @@ def _run_once(ref: CaseRef, engine: Any) -> tuple[float, float, int, int]:
         if outcome.rejection is not None or outcome.result is None:
             raise PevmError(f"{ref.source} :: {ref.name}: block {task.index} was "
                             f"rejected ({outcome.rejection}); benchmark valid blocks only")
+        if results is not None:
+            results.append(outcome.result)
         seconds += outcome.seconds
         phase += transaction_phase(outcome.result.stats.seconds)
         txs += outcome.result.tx_count
@@ -145,10 +165,19 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     txs = gas = 0
     rounds = warmup + repeat
     for round_index in range(rounds):
+        reference: list[BlockResult] = []
         for timing, engine in configs:
             timed = round_index >= warmup
+            # The first round also checks every engine's results against the
+            # reference's: a speedup of a wrong result is no speedup.
+            results: list[BlockResult] | None = None if round_index else []
             with PeakMemory() if (memory and timed) else _NoSampling() as peak:
-                seconds, phase, txs, gas = _run_once(ref, engine)
+                seconds, phase, txs, gas = _run_once(ref, engine, results)
+            if results is not None:
+                if timing is configs[0][0]:
+                    reference = results
+                else:
+                    _check_equal(ref, timing, reference, results)
             if timed:
                 timing.samples.append(seconds)
                 timing.phase_samples.append(phase)
@@ -166,6 +195,16 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                       ideal_speedup=ideal)
 
 
+def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
+                 results: list[BlockResult]) -> None:
+    for index, (want, got) in enumerate(zip(reference, results)):
+        problems = compare_results(want, got, limit=1)
+        if problems:
+            raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine at "
+                            f"{timing.workers} worker(s) differs from py-evm: "
+                            f"{problems[0]}")
+
+
 class _NoSampling:
     result: MemoryPeak | None = None
 
@@ -177,34 +216,48 @@ class _NoSampling:
 
 
 def plot(benches: list[BlockBench], path: str) -> None:
-    """Speedup over one process against workers, per block, ideal dashed."""
+    """Speedup over one process against workers, per block, ideal dashed: the whole
+    import on the left, the transaction phase (what the engine runs) on the right."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for index, bench in enumerate(benches):
-        rows = bench.rows()
-        if not rows:
-            continue
-        color = f"C{index % 10}"
-        xs = [r["workers"] for r in rows]
-        ax.plot(xs, [r["speedup_vs_one_process"] for r in rows], "o-", color=color,
-                label=bench.name)
-        if bench.ideal_speedup:
-            ideal = [bench.ideal_speedup.get(str(x)) for x in xs]
-            if all(v is not None for v in ideal):
-                ax.plot(xs, ideal, "--", color=color, alpha=0.6,
-                        label=f"{bench.name} (ideal)")
-    ax.set_xlabel("worker processes")
-    ax.set_ylabel("speedup over the engine in one process")
-    ax.set_xscale("log", base=2)
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    panels = ((axes[0], "whole block import",
+               lambda row: row["speedup_vs_one_process"]),
+              (axes[1], "transaction phase",
+               lambda row: row["transaction_phase"]["speedup_vs_one_process"]))
+    ticks: set[int] = set()
+    for ax, title, speedup in panels:
+        for index, bench in enumerate(benches):
+            rows = bench.rows()
+            if not rows:
+                continue
+            color = f"C{index % 10}"
+            xs = [r["workers"] for r in rows]
+            ticks.update(xs)
+            ax.plot(xs, [speedup(r) for r in rows], "o-", color=color, label=bench.name)
+            if bench.ideal_speedup:
+                ideal = [bench.ideal_speedup.get(str(x)) for x in xs]
+                if all(v is not None for v in ideal):
+                    ax.plot(xs, ideal, "--", color=color, alpha=0.6,
+                            label=f"{bench.name} (ideal)")
+        ax.set_title(title)
+        ax.set_xlabel("worker processes")
+        ax.set_xscale("log", base=2)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("speedup over the engine in one process")
+    for ax in axes:
+        if ticks:
+            ax.set_xticks(sorted(ticks))
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7)
     else:
-        ax.text(0.5, 0.5, "no parallel-engine measurements", ha="center",
-                transform=ax.transAxes)
+        axes[0].text(0.5, 0.5, "no parallel-engine measurements", ha="center",
+                     transform=axes[0].transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -18,6 +18,15 @@ REJECTION_ERRORS: tuple[type[BaseException], ...] = (
 class PevmError(Exception):
     """Base class of the errors pevm reports as a one-line message."""
 
+    #: the CLI's exit status for it (2: bad input or a run that could not finish)
+    exit_code = 2
+
+
+class ResultMismatch(PevmError):
+    """An engine's result differs from py-evm's where equality is required."""
+
+    exit_code = 1
+
 
 class InputError(PevmError):
     """An input file or directory is unreadable, malformed or inconsistent."""

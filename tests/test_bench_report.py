@@ -41,3 +41,17 @@ def test_totals_only() -> None:
     rows = [line for line in render(DOCUMENT, totals_only=True).splitlines()
             if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 2 and all("all 2 blocks" in row for row in rows[1:])
+
+
+def test_a_bench_document_round_trips() -> None:
+    from pevm.bench import BlockBench, Timing
+
+    ref = Timing("reference", 1, [3.0, 2.0, 4.0], [1.5, 1.0, 2.0])
+    engine = [Timing("parallel", 1, [2.0, 2.0, 2.5], [1.0, 0.9, 1.1]),
+              Timing("parallel", 2, [1.5, 1.2, 1.9], [0.6, 0.5, 0.7])]
+    bench = BlockBench("b", "src", 10, 1000, ref, engine, {"1": 1.0, "2": 2.0})
+    again = BlockBench.from_json(bench.to_json())
+    assert again.to_json() == bench.to_json()
+    row = again.rows()[1]
+    assert row["speedup_vs_reference"] == 3.0 / 1.5
+    assert row["transaction_phase"]["speedup_vs_one_process"] == 1.0 / 0.6

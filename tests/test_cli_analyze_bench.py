@@ -58,3 +58,22 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
     assert [row["workers"] for row in block["engine"]] == [1, 2]
     assert block["engine"][0]["speedup_vs_one_process"] == 1.0
     assert png.stat().st_size > 1000
+
+
+def test_bench_refuses_to_time_an_engine_that_differs_from_py_evm(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import pevm.bench
+    from pevm.compare import Mismatch
+
+    calls = []
+
+    def differs(expected, actual, limit=10):
+        calls.append((expected, actual))
+        return [Mismatch("gas_used", "1", "2")]
+
+    monkeypatch.setattr(pevm.bench, "compare_results", differs)
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    code = main(["bench", str(fixture), "--workers", "1", "--repeat", "1"])
+    assert code == 1                     # a mismatch, as in pevm run
+    assert "differs from py-evm" in capsys.readouterr().err
+    assert calls and calls[0][0] is not calls[0][1]

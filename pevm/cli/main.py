@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"pevm: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return exc.exit_code
     except KeyboardInterrupt:
         print("pevm: interrupted", file=sys.stderr)
         return 130
