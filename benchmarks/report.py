@@ -3,6 +3,7 @@
     python benchmarks/report.py bench.json > table.md        # a bench document
     python benchmarks/report.py bench.json --totals          # only the sums
     python benchmarks/report.py bench.json --plot out.png    # pevm bench's plot again
+    python benchmarks/report.py bench.json --memory          # peak memory (--memory runs)
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
 
 The README's numbers come from this script, never typed by hand.
@@ -68,6 +69,26 @@ def render(document: dict, totals_only: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_memory(document: dict) -> str:
+    """Peak memory of each configuration (a ``pevm bench --memory`` document)."""
+    lines = ["| block | engine | workers | processes | peak PSS MiB | peak RSS sum MiB | "
+             "import s | tx phase s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for block in document["blocks"]:
+        configs = [("py-evm", 1, block["reference"])] + \
+            [("pevm", row["workers"], row) for row in block["engine"]]
+        for engine, workers, entry in configs:
+            peak = entry.get("peak_memory")
+            if not peak:
+                continue
+            lines.append(
+                f"| {block['name']} | {engine} | {workers} | {peak['processes']} | "
+                f"{peak['pss_mib']:,.0f} | {peak['rss_sum_mib']:,.0f} | "
+                f"{entry['seconds']['median']:.1f} | "
+                f"{entry['transaction_phase']['seconds']['median']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_analysis(rows: list[dict]) -> str:
     lines = ["| block | txs | conflict rate | critical path (txs) | ideal 2 | ideal 4 | "
              "ideal 8 | ideal 16 | ideal ∞ |",
@@ -93,5 +114,7 @@ if __name__ == "__main__":
             from pevm.bench import BlockBench, plot
             plot([BlockBench.from_json(b) for b in document["blocks"]],
                  sys.argv[sys.argv.index("--plot") + 1])
+        elif "--memory" in sys.argv[2:]:
+            sys.stdout.write(render_memory(document))
         else:
             sys.stdout.write(render(document, totals_only="--totals" in sys.argv[2:]))

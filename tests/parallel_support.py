@@ -37,7 +37,6 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks import (BerlinVM, ByzantiumVM, CancunVM, ConstantinopleVM,
                           HomesteadVM, IstanbulVM, LondonVM, PetersburgVM, PragueVM,
                           ShanghaiVM, SpuriousDragonVM, TangerineWhistleVM)
-from eth_hash.auto import keccak
 from eth_keys import keys
 
 from pevm.compare import compare_results

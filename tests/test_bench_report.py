@@ -55,3 +55,17 @@ def test_a_bench_document_round_trips() -> None:
     row = again.rows()[1]
     assert row["speedup_vs_reference"] == 3.0 / 1.5
     assert row["transaction_phase"]["speedup_vs_one_process"] == 1.0 / 0.6
+
+
+def test_memory_table_lists_each_configuration_with_a_peak() -> None:
+    from benchmarks.report import render_memory
+
+    document = {"blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 4: (1.0, 0.5)})]}
+    block = document["blocks"][0]
+    block["reference"]["peak_memory"] = {"pss_mib": 500.0, "rss_sum_mib": 501.0,
+                                         "processes": 1}
+    block["engine"][1]["peak_memory"] = {"pss_mib": 1012.4, "rss_sum_mib": 2556.1,
+                                         "processes": 5}
+    rows = [line for line in render_memory(document).splitlines()[2:]]
+    assert len(rows) == 2                  # the one-process run had no peak recorded
+    assert rows[1].split("|")[2:7] == [" pevm ", " 4 ", " 5 ", " 1,012 ", " 2,556 "]

@@ -40,6 +40,7 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
                  "--json", str(out), "--plot", str(png), "--memory"]) == 0
     document = json.loads(out.read_text())
     assert document["machine"]["cpu_count"] >= 1
+    assert document["command"].startswith("pevm bench ") and "--memory" in document["command"]
     [block] = document["blocks"]
     assert block["txs"] == 18 and block["gas"] > 0
     assert block["reference"]["seconds"]["median"] > 0

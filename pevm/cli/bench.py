@@ -106,8 +106,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.json:
         document = {"machine": machine_info(),
                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                    "command": "pevm " + " ".join(sys.argv[2:] if len(sys.argv) > 2
-                                                  else []),
+                    "command": getattr(args, "command_line", None),
                     "repeat": args.repeat, "blocks": [b.to_json() for b in benches]}
         with open(args.json, "w") as handle:
             json.dump(document, handle, indent=2)

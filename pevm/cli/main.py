@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 import traceback
 from typing import Sequence
@@ -41,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(words)
+    #: the command as typed (recorded in JSON outputs, e.g. pevm bench's)
+    args.command_line = shlex.join(["pevm", *words])
     # py-evm logs every rejected block as a warning; pevm reports rejections itself.
     logging.getLogger("eth").setLevel(logging.DEBUG if args.debug else logging.ERROR)
     if not getattr(args, "func", None):

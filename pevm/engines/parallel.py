@@ -75,7 +75,7 @@ from pevm.engines.executor import BlockContext, FinishedComputation, TxResult
 from pevm.engines.pre_state import PreState
 from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
                                     MVMemory, TxWrites)
-from pevm.engines.scheduler import (DONE, EXECUTE, VALIDATE, WAIT, Scheduler,
+from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler,
                                     default_chunk_size)
 from pevm.engines.workers import (DEAD, WorkerOptions, WorkerPool, fork_available,
                                   unavailable_reason)
