@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:
@@ -33,21 +34,19 @@ def render(document: dict, totals_only: bool = False) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
              "| ---: | ---: |"]
     blocks = document["blocks"]
-    totals: dict[int, list[float]] = {}
+    #: workers -> sums over blocks of the medians (and transactions)
+    totals: dict[int, Counter] = {}
     for block in blocks:
         ref = block["reference"]["seconds"]["median"]
         ref_phase = block["reference"]["transaction_phase"]["seconds"]["median"]
         one = next((r for r in block["engine"] if r["workers"] == 1), None)
         for row in block["engine"]:
             phase = row["transaction_phase"]
-            total = totals.setdefault(row["workers"], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0])
-            total[0] += ref
-            total[1] += row["seconds"]["median"]
-            total[2] += ref_phase
-            total[3] += phase["seconds"]["median"]
-            total[4] += one["seconds"]["median"] if one else 0.0
-            total[5] += one["transaction_phase"]["seconds"]["median"] if one else 0.0
-            total[6] += block["txs"]
+            totals.setdefault(row["workers"], Counter()).update({
+                "txs": block["txs"], "ref": ref, "ref_phase": ref_phase,
+                "eng": row["seconds"]["median"], "phase": phase["seconds"]["median"],
+                "one": one["seconds"]["median"] if one else 0.0,
+                "one_phase": one["transaction_phase"]["seconds"]["median"] if one else 0.0})
             if totals_only:
                 continue
             lines.append(
@@ -59,13 +58,14 @@ def render(document: dict, totals_only: bool = False) -> str:
                 f"{_fmt(phase['speedup_vs_reference'])} | "
                 f"{_fmt(phase['speedup_vs_one_process'])} |")
     if len(blocks) > 1:
-        for workers, (ref, eng, ref_phase, phase, one, one_phase, txs) in \
-                sorted(totals.items()):
+        for workers, t in sorted(totals.items()):
             lines.append(
-                f"| **all {len(blocks)} blocks** | {txs} | {workers} | {ref:.2f} | "
-                f"{eng:.2f} | {ref / eng:.2f} | {_fmt(one / eng if one else None)} | - | "
-                f"- | {ref_phase:.2f} | {phase:.2f} | {ref_phase / phase:.2f} | "
-                f"{_fmt(one_phase / phase if one_phase else None)} |")
+                f"| **all {len(blocks)} blocks** | {t['txs']} | {workers} | {t['ref']:.2f} | "
+                f"{t['eng']:.2f} | {t['ref'] / t['eng']:.2f} | "
+                f"{_fmt(t['one'] / t['eng'] if t['one'] else None)} | - | - | "
+                f"{t['ref_phase']:.2f} | {t['phase']:.2f} | "
+                f"{t['ref_phase'] / t['phase']:.2f} | "
+                f"{_fmt(t['one_phase'] / t['phase'] if t['one_phase'] else None)} |")
     return "\n".join(lines) + "\n"
 
 

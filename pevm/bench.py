@@ -6,9 +6,9 @@ identical fresh pre-states, interleaved round by round so that machine noise hit
 all of them alike, after a warm-up round. Two wall-clock times are kept per run (the
 parallel engine's work happens in child processes): py-evm's whole block import with
 that engine, and the transaction phase alone -- the step the engine replaces
-(``EngineStats.seconds``: the reference's ``execute``, the parallel engine's
-``total``); the rest of an import (header checks, py-evm's state root, the state
-diff) is the same code for every engine. The first round also compares every
+(``EngineStats.transaction_seconds``, timed by the pipeline); the rest of an
+import (header checks, py-evm's state root, the state diff) is the same code for
+every engine. The first round also compares every
 engine's results with the reference's, field by field: a block where they differ
 stops the measurement with the difference.
 Ratios are computed from medians within the same run; the ideal speedup comes from
@@ -139,15 +139,10 @@ def _run_once(ref: CaseRef, engine: Any,
         if results is not None:
             results.append(outcome.result)
         seconds += outcome.seconds
-        phase += transaction_phase(outcome.result.stats.seconds)
+        phase += outcome.result.stats.transaction_seconds
         txs += outcome.result.tx_count
         gas += outcome.result.gas_used
     return seconds, phase, txs, gas
-
-
-def transaction_phase(seconds: dict[str, float]) -> float:
-    """The engine's own time in a block (its ``EngineStats.seconds``)."""
-    return seconds.get("total", seconds.get("execute", 0.0))
 
 
 def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
@@ -171,7 +166,7 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             # The first round also checks every engine's results against the
             # reference's: a speedup of a wrong result is no speedup.
             results: list[BlockResult] | None = None if round_index else []
-            with PeakMemory() if (memory and timed) else _NoSampling() as peak:
+            with PeakMemory(enabled=memory and timed) as peak:
                 seconds, phase, txs, gas = _run_once(ref, engine, results)
             if results is not None:
                 if timing is configs[0][0]:
@@ -200,19 +195,9 @@ def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
     for index, (want, got) in enumerate(zip(reference, results)):
         problems = compare_results(want, got, limit=1)
         if problems:
-            raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine at "
-                            f"{timing.workers} worker(s) differs from py-evm: "
-                            f"{problems[0]}")
-
-
-class _NoSampling:
-    result: MemoryPeak | None = None
-
-    def __enter__(self) -> "_NoSampling":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+            raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine "
+                                 f"at {timing.workers} worker(s) differs from py-evm: "
+                                 f"{problems[0]}")
 
 
 def plot(benches: list[BlockBench], path: str) -> None:

@@ -94,10 +94,12 @@ def sample(pid: int | None = None) -> MemoryPeak:
 
 class PeakMemory:
     """``with PeakMemory() as peak: ...`` then ``peak.result``: the highest PSS
-    and RSS sums sampled while the block ran (None where unsupported)."""
+    and RSS sums sampled while the block ran (None where unsupported, or when
+    ``enabled`` is false: then it samples nothing)."""
 
-    def __init__(self, interval: float = INTERVAL_S) -> None:
+    def __init__(self, interval: float = INTERVAL_S, enabled: bool = True) -> None:
         self.interval = interval
+        self.enabled = enabled
         self.result: MemoryPeak | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,7 +112,7 @@ class PeakMemory:
                 return
 
     def __enter__(self) -> "PeakMemory":
-        if supported():
+        if self.enabled and supported():
             self._thread = threading.Thread(target=self._run, name="pevm-memory",
                                             daemon=True)
             self._thread.start()

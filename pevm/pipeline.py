@@ -88,8 +88,10 @@ def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
 
     def apply_all_transactions(transactions: Sequence[SignedTransactionAPI],
                                base_header: BlockHeaderAPI) -> Any:
+        start = time.perf_counter()
         header, receipts, stats = engine.apply_transactions(vm, transactions,
                                                             base_header)
+        stats.transaction_seconds = time.perf_counter() - start
         seen.receipts = tuple(receipts)
         seen.stats = stats
         return header, tuple(receipts), ()

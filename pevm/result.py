@@ -97,6 +97,9 @@ class EngineStats:
     validations: int = 0
     #: Wall-clock seconds per phase, e.g. {"execute": .., "merge": ..}.
     seconds: dict[str, float] = field(default_factory=dict)
+    #: Wall-clock seconds of the whole transaction phase (the engine's
+    #: ``apply_transactions``), timed by the pipeline alike for every engine.
+    transaction_seconds: float = 0.0
     backend: str | None = None
 
     def to_json(self) -> dict[str, Any]:

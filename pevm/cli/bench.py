@@ -145,7 +145,7 @@ def _print(console: Console, bench: BlockBench) -> None:
 
 
 def _memory(peak: Any) -> list[str]:
-    return [] if peak is None else [f"{peak.pss / 2**20:,.0f}"]
+    return [] if peak is None else [f"{peak.to_json()['pss_mib']:,.0f}"]
 
 
 def _fmt(value: float | None, percent: bool = False) -> str:

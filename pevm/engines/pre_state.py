@@ -5,8 +5,9 @@
 before the first transaction (pre-block system steps applied). Every value is
 read once per process and kept: an account with all its fields at a time, each
 code and storage slot once. Lookups that py-evm's journal does not answer walk
-the trie with :class:`~pevm.trie_reader.StoredState`, which keeps decoded nodes; py-evm's own trie decodes every node of every path again (on a block of
-1,000 transfers that was a third of the engine's time).
+the trie with :class:`~pevm.trie_reader.StoredState`, which keeps decoded nodes;
+py-evm's own trie decodes every node of every path again (on a block of 1,000
+transfers that was a third of the engine's time).
 
 The pre-state never changes while a block runs, so values read in one process are
 valid in every other: :meth:`PreState.export` hands out what was loaded since the
