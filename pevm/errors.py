@@ -7,11 +7,18 @@ is a bug in pevm and keeps its traceback.
 from __future__ import annotations
 
 import rlp
+from eth.exceptions import HeaderNotFound, UnrecognizedTransactionType, VMError
 from eth_utils import ValidationError
 
-#: Exceptions by which py-evm rejects a block (the ones its own fixture tests catch).
+#: Exceptions by which py-evm rejects a block: the ones its own fixture tests catch.
+#: A ``VMError`` inside a computation is caught by the computation itself (it ends
+#: the frame with an error); one that escapes was raised while py-evm validated or
+#: built the transaction's message (e.g. ``OutOfGas`` for initcode over EIP-3860's
+#: limit), so the transaction is invalid. ``HeaderNotFound``: the block's parent
+#: (or an ancestor its header names) is unknown to the chain.
 REJECTION_ERRORS: tuple[type[BaseException], ...] = (
     ValidationError, rlp.DecodingError, rlp.DeserializationError, TypeError,
+    VMError, UnrecognizedTransactionType, HeaderNotFound,
 )
 
 

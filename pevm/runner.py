@@ -9,11 +9,12 @@ block; rendering is the CLI's business.
 from __future__ import annotations
 
 import time
+import traceback as tb
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from pevm.compare import Mismatch, compare_expectations, compare_results
-from pevm.errors import InputError
+from pevm.errors import InputError, PevmError
 from pevm.inputs.discover import Case, CaseRef
 from pevm.pipeline import BlockOutcome, Engine
 from pevm.result import BlockResult, EngineStats
@@ -39,6 +40,8 @@ class BlockReport:
     error: str | None = None
     stats: EngineStats | None = None
     result: BlockResult | None = None
+    #: for an unexpected exception: where it was raised (``pevm --debug`` shows it)
+    traceback: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,39 +56,66 @@ class BlockReport:
             "seconds": {k: round(v, 6) for k, v in self.seconds.items()},
             "error": self.error,
         }
+        if self.traceback is not None:
+            out["traceback"] = self.traceback
         if self.stats is not None:
             out.update(self.stats.to_json())
             out["phases"] = {k: round(v, 6) for k, v in self.stats.seconds.items()}
         return out
 
 
+def failure_text(exc: BaseException) -> str:
+    """One line for an exception that ended a case: pevm's own errors say what
+    went wrong; anything else is named by its type."""
+    if isinstance(exc, PevmError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_report(source: str, case: str, network: str, exc: BaseException,
+                 block: int | None = None) -> BlockReport:
+    """The report of a case that ended with ``exc`` (at ``block`` if known)."""
+    unexpected = not isinstance(exc, InputError)
+    return BlockReport(source, case, block, ERROR, network=network,
+                       error=failure_text(exc),
+                       traceback=tb.format_exc() if unexpected else None)
+
+
 def run_case(case: Case, engine: Engine, reference: Engine | None = None
              ) -> Iterator[BlockReport]:
-    """Run every block of ``case``; with ``reference``, check against it too."""
+    """Run every block of ``case``; with ``reference``, check against it too.
+
+    Whatever a block throws stays inside its case: unreadable input or any
+    exception -- py-evm's, an engine failure, a bug -- ends the case with an
+    ``error`` report (the blocks before it keep their verdicts) and the caller
+    goes on with the next case.
+    """
     try:
         run = case.start()
         ref_run = case.start() if reference is not None else None
-    except InputError as exc:
-        yield BlockReport(case.source, case.name, None, ERROR, network=case.network,
-                          error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - contained: this case's error
+        yield error_report(case.source, case.name, case.network, exc)
         return
     ref_tasks = ref_run.tasks() if ref_run is not None else None
-    last: BlockReport | None = None
+    last: BlockReport | None = None  # the latest verdict, not yet yielded
+    running: int | None = None  # the block being executed
     try:
         for task in run.tasks():
             ref_task = next(ref_tasks) if ref_tasks is not None else None
             if last is not None:
                 yield last
+                last = None
+            running = task.index
             last = run_block(task, engine, ref_task, reference)
-    except InputError as exc:
+            running = None
+        final = run.final_mismatches()
+        if ref_run is not None:
+            final += [_prefixed(m, "reference ") for m in ref_run.final_mismatches()]
+    except Exception as exc:  # noqa: BLE001 - contained: this case's error
         if last is not None:
             yield last
-        yield BlockReport(case.source, case.name, None, ERROR, network=case.network,
-                          error=str(exc))
+        yield error_report(case.source, case.name, case.network, exc, running)
         return
-    final = run.final_mismatches()
-    if ref_run is not None:
-        final += [_prefixed(m, "reference ") for m in ref_run.final_mismatches()]
     if last is None:
         last = BlockReport(case.source, case.name, None, PASSED, network=case.network)
     if final:
@@ -97,12 +127,11 @@ def run_case(case: Case, engine: Engine, reference: Engine | None = None
 
 def run_case_ref(ref: CaseRef, engine: Engine, reference: Engine | None = None
                  ) -> list[BlockReport]:
-    """Load a listed case and run it; unreadable input becomes an error report."""
+    """Load a listed case and run it; a case that cannot load is an error report."""
     try:
         case = ref.load()
-    except InputError as exc:
-        return [BlockReport(ref.source, ref.name, None, ERROR, network=ref.network,
-                            error=str(exc))]
+    except Exception as exc:  # noqa: BLE001 - contained: this case's error
+        return [error_report(ref.source, ref.name, ref.network, exc)]
     reports = []
     for report in run_case(case, engine, reference):
         report.result = None  # results are large; callers keep verdicts

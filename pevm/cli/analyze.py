@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pevm.analysis import BlockAnalysis, analyze_case, location_text, to_dot
+from pevm.cli.main import print_case_error
 from pevm.inputs.discover import list_cases
 
 
@@ -46,8 +47,16 @@ def analyze_command(args: argparse.Namespace) -> int:
     console = Console()
     dot_written = False
     found = 0
+    failed = 0
     for ref in listing.matching(args.filter):
-        for item in analyze_case(ref):
+        try:
+            items = analyze_case(ref)
+        except Exception as exc:  # noqa: BLE001 - contained: this case's error
+            failed += 1
+            print_case_error(f"{ref.source} :: {ref.name}", exc,
+                             getattr(args, "debug", False))
+            continue
+        for item in items:
             found += 1
             if args.json:
                 print(json.dumps(analysis_json(item)))
@@ -57,6 +66,8 @@ def analyze_command(args: argparse.Namespace) -> int:
                 with open(args.dot, "w") as handle:
                     handle.write(to_dot(item))
                 dot_written = True
+    if failed:
+        return 2
     if not found:
         console.print("no valid block to analyse", style="yellow")
         return 1

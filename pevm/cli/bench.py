@@ -17,7 +17,8 @@ from pevm.analysis import analyze_case, analyze
 from pevm.bench import BlockBench, bench_case, plot
 from pevm.cli.info import machine_info
 from pevm.engines import parallel_available
-from pevm.errors import PevmError
+from pevm.cli.main import print_case_error
+from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef, list_cases
 
 
@@ -84,6 +85,7 @@ def bench_command(args: argparse.Namespace) -> int:
         console.print("the parallel engine is not in this build: measuring the "
                       "reference only", style="yellow")
     benches: list[BlockBench] = []
+    failed: list[BaseException] = []
     with tempfile.TemporaryDirectory(prefix="pevm-bench-") as scratch:
         cases = _cases(args, scratch)
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -92,15 +94,19 @@ def bench_command(args: argparse.Namespace) -> int:
         with progress:
             bar = progress.add_task("measuring", total=len(cases) * (args.repeat + 1))
             for ref in cases:
-                ideal = None
-                analyses = analyze_case(ref)
-                if len(analyses) == 1:
-                    ideal = analyze(analyses[0].graph).ideal_speedup
-                benches.append(bench_case(
-                    ref, workers, args.repeat, ideal=ideal,
-                    progress=lambda name, done, total: progress.update(
-                        bar, advance=1, description=f"{name} {done}/{total}"),
-                    memory=args.memory))
+                try:
+                    analyses = analyze_case(ref)
+                    ideal = analyze(analyses[0].graph).ideal_speedup \
+                        if len(analyses) == 1 else None
+                    benches.append(bench_case(
+                        ref, workers, args.repeat, ideal=ideal,
+                        progress=lambda name, done, total: progress.update(
+                            bar, advance=1, description=f"{name} {done}/{total}"),
+                        memory=args.memory))
+                except Exception as exc:  # noqa: BLE001 - contained: this case's
+                    failed.append(exc)    # error; the other cases are measured
+                    print_case_error(f"{ref.source} :: {ref.name}", exc,
+                                     getattr(args, "debug", False))
     for bench in benches:
         _print(console, bench)
     if args.json:
@@ -114,6 +120,9 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.plot:
         plot(benches, args.plot)
         console.print(f"wrote {args.plot}")
+    if failed:
+        # a wrong result (1) outranks a case that could not be measured (2)
+        return 1 if any(isinstance(e, ResultMismatch) for e in failed) else 2
     return 0
 
 

@@ -17,11 +17,20 @@ import traceback
 from typing import Sequence
 
 from pevm.errors import PevmError
+from pevm.runner import failure_text
 
 #: Subcommand modules, in the order ``pevm --help`` lists them.
 COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "gen", "hashbench", "info")
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
+
+
+def print_case_error(where: str, exc: BaseException, debug: bool) -> None:
+    """The one line for a case that ended with ``exc`` while others go on
+    (``pevm bench``, ``pevm analyze``); ``--debug`` adds the traceback."""
+    if debug and not isinstance(exc, PevmError):
+        traceback.print_exception(exc)
+    print(f"pevm: error: {where}: {failure_text(exc)}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
                     "expectations (header, post-state); with --check also against "
                     "py-evm's sequential execution.",
         epilog="Exit status: 0 every block matched, 1 a block did not match, "
-               "2 unreadable or malformed input.")
+               "2 unreadable or malformed input, or a case that ended with an "
+               "error (the run goes on with the next case; --debug shows the "
+               "traceback).")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="fixture file, mainnet snapshot directory, or a directory "
                              "searched recursively for both")
@@ -145,8 +147,11 @@ def run_command(args: argparse.Namespace) -> int:
             out.flush()
         if report.status == ERROR:
             # Always one plain line on stderr, whatever the terminal width.
-            progress.console.print(f"pevm: error: {report.error}", soft_wrap=True,
-                                   markup=False, highlight=False)
+            progress.console.print(f"pevm: error: {_error_line(report)}",
+                                   soft_wrap=True, markup=False, highlight=False)
+            if getattr(args, "debug", False) and report.traceback:
+                progress.console.print(report.traceback, soft_wrap=True,
+                                       markup=False, highlight=False)
         elif not report.ok and not args.quiet and not args.json:
             progress.console.print(_failure_text(report), soft_wrap=True, markup=False,
                                    highlight=False)
@@ -180,6 +185,17 @@ def _execute(cases: list[CaseRef], engine: Any, reference: Any,
         return
     for ref in cases:
         yield run_case_ref(ref, engine, reference)
+
+
+def _error_line(report: BlockReport) -> str:
+    """Where an error happened (unless the message says it already) and what."""
+    error = report.error or "unknown error"
+    if not report.case or error.startswith(report.source):
+        return error
+    where = f"{report.source} :: {report.case}"
+    if report.block is not None:
+        where += f" :: block {report.block}"
+    return f"{where}: {error}"
 
 
 def _short(path: str, width: int = 48) -> str:

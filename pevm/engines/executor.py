@@ -35,11 +35,11 @@ try:
     from eth_keys.backends.coincurve import CoinCurveECCBackend
 except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
     CoinCurveECCBackend = ()  # type: ignore[assignment,misc]
-from eth_utils import ValidationError
 
 from pevm.engines.mv_memory import Blocked, Key, TxWrites
 from pevm.engines.pre_state import PreState
 from pevm.engines.state_view import StateView, state_class_for
+from pevm.errors import REJECTION_ERRORS
 
 
 @dataclass(slots=True)
@@ -219,7 +219,9 @@ class BlockContext:
             result.blocked_on = blocked.txn
             result.reads = view.reads
             return result
-        except ValidationError as exc:
+        except REJECTION_ERRORS as exc:
+            # py-evm refused the transaction (at this position, with these reads);
+            # the coordinator confirms it natively before rejecting the block
             result.reads = view.reads
             result.outcome = TxOutcome(valid=False,
                                        reason=f"{type(exc).__name__}: {exc}")

@@ -73,8 +73,8 @@ from eth_utils import ValidationError
 
 from pevm.engines.executor import BlockContext, FinishedComputation, TxResult
 from pevm.engines.pre_state import PreState
-from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
-                                    MVMemory, TxWrites)
+from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, OPENED, ORIGINAL,
+                                    STORAGE, MVMemory, TxWrites)
 from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler,
                                     default_chunk_size)
 from pevm.engines.workers import (DEAD, WorkerOptions, WorkerPool, fork_available,
@@ -383,24 +383,32 @@ class _BlockRun:
         self.executions += 1
         result = self.ctx.execute(txn, incarnation, lambda key: mv.read(key, txn))
         if result.crash is not None or result.blocked_on is not None:
-            # On the committed state an exception is py-evm's own: run it again
-            # without catching, so it surfaces exactly as py-evm raises it.
-            self._raise_natively(txn)
+            self._confirm_natively(txn, result.crash or "blocked on committed state")
         if self.engine.check_inline and not mv.validate(txn, result.reads):
             raise AssertionError(f"in-process execution of {txn} read inconsistently")
         return result
 
-    def _raise_natively(self, txn: int) -> None:
-        from pevm.engines.state_view import StateView
-        mv = self.mv
-        view = StateView(lambda key: mv.read(key, txn), self.ctx.pre_root)
-        state = self.ctx.state_class(view, self.ctx.execution_context, self.ctx.db)
+    def _confirm_natively(self, txn: int, engine_saw: str) -> None:
+        """Re-run ``txn`` through py-evm's own state and raise what py-evm says.
+
+        Called where the engine found ``txn`` invalid (or its execution failed) on
+        the committed state. py-evm's ``vm.state`` gets the committed prefix and
+        runs the transaction itself: a rejection py-evm raises rejects the block
+        with py-evm's own reason; if py-evm executes the transaction, the engine
+        disagreed with its reference -- an engine failure, never a rejection. The
+        state is not restored: either outcome ends this block's import.
+        """
+        state = self.vm.state
+        apply_writes(state, _final_writes(self.mv), self.ctx.pre)
+        state.lock_changes()
         try:
             state.apply_transaction(self.transactions[txn])
         except REJECTION_ERRORS as exc:
             raise BlockRejected(f"{type(exc).__name__}: {exc}", txn) from exc
-        raise EngineFailure(f"transaction {txn}: execution failed in a worker "
-                            f"but not in-process")
+        raise EngineFailure(
+            f"transaction {txn}: the engine found it invalid or failing "
+            f"({engine_saw.strip().splitlines()[-1] if engine_saw.strip() else '?'}) "
+            f"but py-evm executes it on the same state")
 
     def _check_header(self, txn: int) -> None:
         """py-evm's check before each transaction (cumulative gas vs the limit)."""
@@ -422,7 +430,7 @@ class _BlockRun:
         outcome = result.outcome
         assert outcome is not None
         if not outcome.valid:
-            raise BlockRejected(outcome.reason, txn)
+            self._confirm_natively(txn, outcome.reason)
         if txn == self.n - 1:
             # py-evm locks the journal before each transaction, so after the block
             # the last transaction's changes are the only unlocked ones: keep the
@@ -635,6 +643,8 @@ def apply_writes(state: Any, writes: TxWrites,
     for key, value in writes.values.items():
         if key[0] == STORAGE:
             slots.setdefault(key[1], []).append((key[2], value))
+        elif key[0] == OPENED:
+            continue  # bookkeeping of the engine, not state
         else:
             accounts.setdefault(key[1], {})[key[0]] = value
     for address in writes.deltas:
