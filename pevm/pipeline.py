@@ -80,10 +80,15 @@ def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
     """Route ``vm``'s transaction step to ``engine`` and observe the import."""
     original_pre = vm.block_preprocessing
     original_finalize = vm.finalize_block
+    # Before the import starts, the VM's header is the one built from the parent:
+    # its state root is the parent's. That is the diff's "before" -- not the root
+    # at block_preprocessing, which already holds what configure_header changed
+    # (the DAO fork block's irregular balance moves, made on ``vm.state``).
+    seen.pre_state_root = vm.get_header().state_root
+    _record_writes(vm, seen)
 
     def block_preprocessing(block: BlockAPI) -> None:
-        seen.pre_state_root = vm.get_header().state_root
-        _record_storage_writes(vm, seen)
+        _record_writes(vm, seen)  # import_block made a fresh state for the block
         original_pre(block)
 
     def apply_all_transactions(transactions: Sequence[SignedTransactionAPI],
@@ -112,11 +117,21 @@ def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
     vm.finalize_block = finalize_block  # type: ignore[method-assign]
 
 
-def _record_storage_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
-    """Remember every slot written and every wipe: py-evm's witness lists only reads."""
+def _record_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
+    """Remember every account and slot ``vm.state`` writes, and every wipe.
+
+    py-evm's witness lists what the block's own state read; writes made outside it
+    (a state py-evm builds while configuring the header) and storage writes are not
+    all there.
+    """
     account_db = vm.state._account_db  # noqa: SLF001 - the state owns one AccountDB
-    original_set = account_db.set_storage
     seen.account_db = account_db
+    original_account = account_db._set_account  # noqa: SLF001 - every field write
+    original_set = account_db.set_storage
+
+    def set_account(address: bytes, account: Any) -> None:
+        seen.accounts.add(address)
+        original_account(address, account)
 
     def set_storage(address: bytes, slot: int, value: int) -> None:
         seen.slots.setdefault(address, set()).add(slot)
@@ -130,6 +145,7 @@ def _record_storage_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
             original(address)
         return wipe
 
+    account_db._set_account = set_account  # noqa: SLF001
     account_db.set_storage = set_storage
     account_db.delete_account = wiping(account_db.delete_account)
     account_db.delete_storage = wiping(account_db.delete_storage)
@@ -214,8 +230,9 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
     Only ``accounts`` (and their ``slots``) are looked at: the caller passes every
     account and slot the block touched, which is a superset of what changed. An
     account in ``wiped`` whose storage was not empty before is ``storage_cleared``,
-    and then every touched slot with a value after the block is listed (even one
-    rewritten to its old value), so that the diff alone rebuilds the storage.
+    and then exactly the slots with a value after the block are listed (even one
+    rewritten to its old value), so that the diff alone rebuilds the storage and
+    does not depend on which zeroed slots an engine happened to touch.
     """
     nodes: dict[bytes, Any] = {}  # the two roots share most of their nodes
     before = StoredState(db, pre_root, nodes=nodes)
@@ -237,7 +254,12 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
         for slot in sorted(slots.get(address, ())):
             old_value = before.storage(old.storage_root, slot)
             new_value = after.storage(new.storage_root, slot)
-            if old_value != new_value or (diff.storage_cleared and new_value):
+            if diff.storage_cleared:
+                # the clear says what became 0: a slot is listed when it holds a
+                # value -- whichever slots an engine happened to touch
+                if new_value:
+                    diff.storage[slot] = (old_value, new_value)
+            elif old_value != new_value:
                 diff.storage[slot] = (old_value, new_value)
         if not diff.is_empty():
             out[bytes(address)] = diff

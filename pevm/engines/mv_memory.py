@@ -17,7 +17,16 @@ Locations (tuples, cheap to hash and pickle):
 ``(ORIGINAL, addr, slot)`` read-only: the slot's value as py-evm's journal shows
                            it as "original" after the reader wiped the account
                            itself (see :meth:`MVMemory.read`)
+``(DORMANT, address)``     read-only, pre-block: storage but no code and nonce 0,
+                           storage not opened by the pre-block steps
+``(OPENED, address)``      a transaction of the block touched the storage of a
+                           DORMANT account (py-evm opened its storage store)
 =========================  ===============================================
+
+DORMANT and OPENED exist for one py-evm behaviour (see
+:meth:`pevm.engines.state_view.StateView.delete_storage`): CREATE2 onto a dormant
+account whose storage py-evm has not opened yet in the block wipes that storage for
+good, even when the creation is reverted.
 
 Storage wipes (self-destruct, account deletion, CREATE2 onto an address with
 storage) are recorded as a write of the per-account location ``(WIPE, address)``:
@@ -60,9 +69,12 @@ EXISTS = 3
 STORAGE = 4
 ORIGINAL = 5
 WIPE = 6
+DORMANT = 7
+OPENED = 8
 
 KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
-              STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe"}
+              STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe",
+              DORMANT: "dormant", OPENED: "opened"}
 
 Key = tuple  # (kind, address) or (kind, address, slot)
 

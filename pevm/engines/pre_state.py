@@ -23,7 +23,8 @@ import rlp
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account
 
-from pevm.engines.mv_memory import BALANCE, CODE, EXISTS, NONCE, STORAGE, Key
+from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
+                                    STORAGE, Key)
 from pevm.trie_reader import StoredState
 
 try:  # py-evm's journal markers for "deleted here" (private; used read-only)
@@ -88,6 +89,12 @@ class PreState:
                 self._new.append((CODE, address, code))
                 self.loads += 1
             return code
+        if kind == OPENED:
+            return False  # DORMANT already says the pre-block steps did not
+        if kind == DORMANT:
+            return (self._stored is not None and account[3] == EMPTY_SHA3
+                    and account[2] == 0 and account[4] != BLANK_ROOT_HASH
+                    and address not in self._db._account_stores)  # noqa: SLF001
         raise KeyError(f"no pre-state value for location {key!r}")
 
     # ------------------------------------------------------------- loading

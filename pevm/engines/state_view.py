@@ -31,15 +31,15 @@ transactions see the deletion through the ordinary locations.
 """
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable
 
 from eth.abc import AccountDatabaseAPI, MetaWitnessAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
+from eth.db.journal import get_next_checkpoint
 from eth_hash.auto import keccak
 
-from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
-                                    Key, TxWrites)
+from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
+                                    ORIGINAL, STORAGE, Key, TxWrites)
 
 _MISSING = object()
 _MEMBER = object()  # journal marker: "this member was added to a set"
@@ -75,11 +75,14 @@ class StateView(AccountDatabaseAPI):
         self._w: dict[Key, Any] = {}          # local absolute writes
         self._lazy: dict[bytes, int] = {}     # pending credits to unread balances
         self._wiped: set[bytes] = set()       # storage wiped by this transaction
+        # py-evm's storage stores, which no revert closes (see delete_storage):
+        self._storage_seen: set[bytes] = set()  # storage this execution touched
+        self._opened: set[bytes] = set()      # ... of DORMANT accounts: (OPENED, a)
+        self._sticky: set[bytes] = set()      # wipes that survive reverts
         self._warm_accounts: set[bytes] = set()
         self._warm_slots: set[tuple[bytes, int]] = set()
         self._journal: list[tuple[Any, Any, Any]] = []
         self._checkpoints: dict[int, int] = {}
-        self._ids = itertools.count(1)
 
     # ------------------------------------------------------------ internals
     def _external(self, key: Key) -> Any:
@@ -133,28 +136,65 @@ class StateView(AccountDatabaseAPI):
         return state_root == self._root
 
     # ------------------------------------------------------------- storage
+    def _touch_storage(self, address: bytes) -> None:
+        """py-evm opens an account's storage store at its first storage access in
+        the block and keeps it, whatever is reverted; for a DORMANT account that
+        is a write of ``(OPENED, address)`` (see :meth:`delete_storage`). An account
+        whose code this execution read as non-empty had code at the block's start
+        or was created in the block by a transaction that recorded the opening."""
+        if address in self._storage_seen:
+            return
+        self._storage_seen.add(address)
+        if self._dormant(address):
+            self._opened.add(address)
+
+    def _dormant(self, address: bytes) -> bool:
+        """Whether ``address`` is DORMANT (a pre-block fact no transaction
+        writes: it needs no validation, so it stays out of the read set)."""
+        return not self.reads.get((CODE, address)) and self._read((DORMANT, address))
+
     def get_storage(self, address: bytes, slot: int, from_journal: bool = True) -> int:
+        self._touch_storage(address)
+        wiped = address in self._wiped or address in self._sticky
         if not from_journal:
             # EIP-2200 "original" value: the value at the start of the transaction.
-            if address in self._wiped:
+            if wiped:
                 return self._external((ORIGINAL, address, slot))
             return self._external((STORAGE, address, slot))
         key = (STORAGE, address, slot)
         value = self._w.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        if address in self._wiped:
+        if wiped:
             return 0
         return self._external(key)
 
     def set_storage(self, address: bytes, slot: int, value: int) -> None:
+        self._touch_storage(address)
         self._put((STORAGE, address, slot), value)
 
     def delete_storage(self, address: bytes) -> None:
+        """CREATE2's wipe of the new contract's storage.
+
+        py-evm 0.12's ``AccountDB.delete_storage`` resets the account's storage
+        root *before* it opens the account's storage store, so a store opened here
+        starts from the empty root; a revert past this point rolls the store back
+        to that start -- empty -- and the account keeps empty storage although the
+        account record itself is restored. Only a DORMANT account (storage, but no
+        code and nonce 0: what CREATE2 may target) whose store nobody opened
+        earlier in the block is affected; for it the wipe is *sticky*. Ethereum
+        keeps the storage (and, from EIP-7610, refuses the creation): py-evm, the
+        reference, differs from Ethereum here, and the engine follows py-evm.
+        """
+        sticky = (address not in self._storage_seen and self._dormant(address)
+                  and not self._external((OPENED, address)))
         self._wipe(address)
+        if sticky:
+            self._sticky.add(address)
         self._exists_now(address)  # AccountDB resets the storage root: account exists
 
     def _wipe(self, address: bytes) -> None:
+        self._touch_storage(address)
         for key in [k for k in self._w if k[0] == STORAGE and k[1] == address]:
             w = self._w
             self._journal.append((w, key, w[key]))
@@ -254,7 +294,13 @@ class StateView(AccountDatabaseAPI):
 
     # ----------------------------------------------------------- journal
     def record(self) -> int:
-        checkpoint = next(self._ids)
+        # py-evm's own counter, never one of ours: from Cancun, State.snapshot
+        # records the same id in the transient-storage journal, whose internal
+        # checkpoints (its root, each clear) come from this counter too. A private
+        # count collides with them after enough nested frames ("Tried to record
+        # with an existing checkpoint") -- at a depth that depends on what the
+        # process ran before.
+        checkpoint = get_next_checkpoint()
         self._checkpoints[checkpoint] = len(self._journal)
         return checkpoint
 
@@ -300,7 +346,7 @@ class StateView(AccountDatabaseAPI):
         makes the account exist, so whether it exists afterwards must be said).
         """
         reads = self.reads
-        wiped = self._wiped
+        wiped = self._wiped | self._sticky
         values = {}
         for key, value in self._w.items():
             seen = reads.get(key, _MISSING)
@@ -309,6 +355,9 @@ class StateView(AccountDatabaseAPI):
                              and key[1] in wiped):
                 continue
             values[key] = value
+        for address in self._opened:
+            if reads.get((OPENED, address)) is not True:
+                values[(OPENED, address)] = True
         deltas = {address: amount for address, amount in self._lazy.items()
                   if amount}
         return TxWrites(values=values, deltas=deltas, wiped=tuple(wiped))
