@@ -4,7 +4,9 @@
 - every mainnet block;
 - a stratified sample of single-transaction cases: every network, spread evenly
   over the files of each network (``PEVM_CORPUS_SAMPLE`` = cases per network,
-  default 24; ``all`` runs everything).
+  default 24; ``all`` runs everything);
+- a daily rotation of one case from every category (:func:`category_rotation`),
+  so that each run compares the engine with py-evm on every topic of the corpus.
 
 It also reads ``PYEVM_BASELINE.jsonl``: what sequential py-evm gives per case.
 """
@@ -37,6 +39,70 @@ def baseline(corpus: Path) -> dict[tuple[str, str], str]:
                 row = json.loads(line)
                 out[(row["file"], row["case"])] = row["result"]
     return out
+
+
+def baseline_seconds(corpus: Path) -> dict[tuple[str, str], float]:
+    """(file relative to the corpus, case) -> seconds sequential py-evm took."""
+    out = {}
+    path = corpus / "PYEVM_BASELINE.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                out[(row["file"], row["case"])] = float(row.get("seconds", 0.0))
+    return out
+
+
+#: A rotation case must have taken py-evm at most this long (where any did).
+ROTATION_MAX_SECONDS = 3.0
+
+
+def category_of(relative: Path) -> str:
+    """The test category of a corpus file: the folder that groups one topic
+    (``.../GeneralStateTests/stCreate2``, ``.../ValidBlocks/bcEIP1559``,
+    ``eest-v4.5.0/blockchain_tests/cancun/eip4844_blobs``)."""
+    parts = relative.parts
+    for anchor in ("BlockchainTests", "blockchain_tests"):
+        if anchor in parts:
+            at = parts.index(anchor)
+            return "/".join(parts[:at + 3])
+    return str(relative.parent)
+
+
+def category_rotation(corpus: Path, day: int | None = None) -> list[SampledCase]:
+    """One case of every category of the corpus, rotating by day.
+
+    Deterministic for a given ``day`` (default: ``$PEVM_CORPUS_ROTATION`` or the
+    UTC day number), so a CI run is reproducible, and over successive days every
+    case of every category comes round. Cases py-evm itself needs more than
+    :data:`ROTATION_MAX_SECONDS` for are left to the whole-corpus routine
+    (``scripts/corpus_equivalence.py``) unless a category has nothing faster.
+    """
+    import datetime
+    if day is None:
+        setting = os.environ.get("PEVM_CORPUS_ROTATION")
+        day = int(setting) if setting else \
+            datetime.datetime.now(datetime.timezone.utc).date().toordinal()
+    known = baseline(corpus)
+    seconds = baseline_seconds(corpus)
+    by_category: dict[str, list[tuple[float, SampledCase]]] = defaultdict(list)
+    for path in sorted((corpus / "ethtests").rglob("*.json")):
+        rel = path.relative_to(corpus)
+        data = json.loads(path.read_text())
+        for name, fixture in sorted(data.items()):
+            if known.get((str(rel), name)) == "timeout":
+                continue
+            txs = max((len(b.get("transactions", ())) for b in fixture["blocks"]),
+                      default=0)
+            by_category[category_of(rel.relative_to("ethtests"))].append(
+                (seconds.get((str(rel), name), 0.0),
+                 SampledCase(path, name, fixture["network"], txs)))
+    chosen = []
+    for _category, cases in sorted(by_category.items()):
+        fast = [case for took, case in cases if took <= ROTATION_MAX_SECONDS]
+        pool = fast or [min(cases, key=lambda item: item[0])[1]]
+        chosen.append(pool[day % len(pool)])
+    return chosen
 
 
 def sample_ethtests(corpus: Path, per_network: int | None = None) -> list[SampledCase]:

@@ -4,7 +4,9 @@ Every block is imported twice on identical fresh pre-states -- once by py-evm's 
 loop, once by the parallel engine -- and the two results must be identical field by
 field (receipts, logs, gas, bloom, roots, state diff), with the same rejections.
 Multi-transaction cases and mainnet blocks run at 1, 2 and 4 workers; the stratified
-single-transaction sample (EVM edge cases of every fork) at 1 and 2.
+single-transaction sample (EVM edge cases of every fork) and the daily rotation of
+one case per category (every GeneralStateTests, ValidBlocks, InvalidBlocks,
+TransitionTests and execution-spec-tests topic) at 1 and 2.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pevm.inputs.blockchain_tests import load_cases
 from pevm.inputs.discover import SnapshotCase
 
 from .conftest import corpus_dir
-from .corpus_sample import mainnet_blocks, sample_ethtests
+from .corpus_sample import category_rotation, mainnet_blocks, sample_ethtests
 
 pytestmark = [pytest.mark.corpus,
               pytest.mark.skipif(not parallel_available(),
@@ -29,8 +31,10 @@ _CORPUS = corpus_dir()
 _SAMPLE = sample_ethtests(_CORPUS) if _CORPUS else []
 _MULTI: dict[Path, list[str]] = {}
 _SINGLE: dict[Path, list[str]] = {}
-for _case in _SAMPLE:
-    (_MULTI if _case.max_txs >= 2 else _SINGLE).setdefault(_case.file, []).append(_case.case)
+for _case in _SAMPLE + (category_rotation(_CORPUS) if _CORPUS else []):
+    names = (_MULTI if _case.max_txs >= 2 else _SINGLE).setdefault(_case.file, [])
+    if _case.case not in names:
+        names.append(_case.case)
 _MAINNET = mainnet_blocks(_CORPUS) if _CORPUS else []
 _NO_CORPUS = "external corpus not found (set PEVM_CORPUS or place it at ../shared/corpus)"
 
