@@ -11,6 +11,8 @@ contracts:
 
 ``COUNTER``   slot[calldata[0]] += calldata[32]; logs the new value
 ``READER``    slot 0 := BALANCE(COINBASE) (reads the beneficiary's balance)
+``SENDER_READER`` slot 0 := BALANCE(CALLER) (a sender looking at its own balance
+              after paying for the transaction)
 ``REVERTER``  slot 5 := 1, calls COUNTER with its calldata, then REVERTs
 ``OUTER``     calls REVERTER (which reverts), slot 6 := its status, calls COUNTER
 ``FACTORY2``  CREATE2(salt = calldata[0]) of CHILD, slot 0 := address, then calls
@@ -26,8 +28,9 @@ CHILD         init: slot 0 := 1; runtime: SELFDESTRUCT to the caller
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from eth import constants
 from eth._utils.address import generate_contract_address, generate_safe_contract_address
@@ -86,6 +89,7 @@ def call_code(target: bytes) -> bytes:
 
 COUNTER = b"\x10" * 19 + b"\x01"
 READER = b"\x10" * 19 + b"\x02"
+SENDER_READER = b"\x10" * 19 + b"\x0a"
 REVERTER = b"\x10" * 19 + b"\x03"
 OUTER = b"\x10" * 19 + b"\x04"
 FACTORY2 = b"\x10" * 19 + b"\x05"
@@ -98,6 +102,7 @@ COUNTER_CODE = asm(push(0), "CALLDATALOAD", "DUP1", "SLOAD", push(32), "CALLDATA
                    "ADD", "DUP1", push(0), "MSTORE", "SWAP1", "SSTORE", push(32),
                    push(0), "LOG0", "STOP")
 READER_CODE = asm("COINBASE", "BALANCE", push(0), "SSTORE", "STOP")
+SENDER_READER_CODE = asm("CALLER", "BALANCE", push(0), "SSTORE", "STOP")
 COPY_CALLDATA = asm("CALLDATASIZE", push(0), push(0), "CALLDATACOPY")
 REVERTER_CODE = asm(push(1), push(5), "SSTORE") + COPY_CALLDATA + call_code(COUNTER) \
     + asm("POP", push(0), push(0), "REVERT")
@@ -178,6 +183,7 @@ def genesis_state() -> dict[bytes, dict[str, Any]]:
     state[EMPTY] = account()
     state[COUNTER] = account(0, COUNTER_CODE, {0: 5, 1: 7, 2: 0}, nonce=1)
     state[READER] = account(0, READER_CODE, nonce=1)
+    state[SENDER_READER] = account(0, SENDER_READER_CODE, nonce=1)
     state[REVERTER] = account(0, REVERTER_CODE, nonce=1)
     state[OUTER] = account(0, OUTER_CODE, {6: 9}, nonce=1)
     state[FACTORY2] = account(0, FACTORY2_CODE, nonce=1)
@@ -234,6 +240,8 @@ def build_tx(chain: MiningChain, intent: Intent, nonce: int) -> Any:
         to, data = COUNTER, word(intent.a % 4) + word(intent.b)
     elif kind == "read_coinbase":
         to = READER
+    elif kind == "read_sender":
+        to, value = SENDER_READER, intent.b % 2
     elif kind == "revert":
         to, data = REVERTER, word(intent.a % 4) + word(1)
     elif kind == "nested_revert":

@@ -6,10 +6,10 @@ increments sharing storage slots, reverts in nested calls, CREATE/CREATE2 with
 self-destruct and re-creation, calls to a self-destructing contract with storage,
 value to fresh and to empty accounts, contract deployments, a contract reading
 the beneficiary's balance, and one reading balance, code size and code hash of
-missing, empty, destroyed or live accounts before calling them -- on a random fork. Each block is mined by py-evm, then
-imported on identical fresh chains with the reference engine and the parallel
-engine at 1 to 4 workers (also under random delays and forced aborts); results
-and rejection status must be identical.
+missing, empty, destroyed or live accounts before calling them -- on a random
+fork. Each block is mined by py-evm, then imported on identical fresh chains with
+the reference engine and the parallel engine at 1 to 4 workers (also under random
+delays and forced aborts); results and rejection status must be identical.
 
 ``PEVM_HYPOTHESIS_EXAMPLES`` raises the number of examples for a longer run.
 """
@@ -25,6 +25,7 @@ from tests.parallel_support import (FORKS, Intent, assert_same, build_block,
                                     reference)
 
 KINDS = ["transfer", "transfer", "transfer", "incr", "incr", "read_coinbase",
+         "read_sender",
          "revert", "nested_revert", "create2", "create", "kill_child",
          "kill_created", "doom", "deploy", "probe", "probe_hash"]
 FORK_NAMES = ["spurious", "byzantium", "istanbul", "berlin", "london", "shanghai",

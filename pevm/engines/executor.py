@@ -209,7 +209,9 @@ class BlockContext:
         """Run ``transactions[txn]`` on a view whose outside reads go to ``read``."""
         tx = self.transactions[txn]
         sender = self.sender_of(txn)
-        view = StateView(read, self.pre_root)
+        # Lazy sender debits pay off where execution is speculative (a worker);
+        # at the commit point reads are final and exact ones cost nothing more.
+        view = StateView(read, self.pre_root, lazy_debits=worker >= 0)
         state = self.state_class(view, self.execution_context, self.db)
         result = TxResult(txn=txn, incarnation=incarnation, worker=worker,
                           sender=sender)

@@ -21,6 +21,8 @@ Locations (tuples, cheap to hash and pickle):
                            storage not opened by the pre-block steps
 ``(OPENED, address)``      a transaction of the block touched the storage of a
                            DORMANT account (py-evm opened its storage store)
+``(FLOOR, address)``       in read sets only: "the balance was at least this"
+                           (a lazy sender's debits, see below)
 =========================  ===============================================
 
 DORMANT and OPENED exist for one py-evm behaviour (see
@@ -40,6 +42,16 @@ beneficiary's fee, the recipient of plain value) writes a :class:`Delta` instead
 value. Deltas commute: a reader folds every delta below it onto the latest
 absolute value, so they create no dependency between the crediting transactions
 and only a transaction that really reads the balance depends on them.
+
+Lazy debits: a transaction's sender pays value and gas from a balance it does not
+otherwise look at. Its debits are negative deltas, and what py-evm's checks needed
+of that balance -- enough to pay, at the transaction's position -- is a read of
+``(FLOOR, sender)``: validation requires the balance to be at least that value
+rather than equal to it. Together with the nonce the transaction's own nonce implies
+(a read of ``(NONCE, sender)`` that validation compares as usual), a chain of
+transfers from one sender executes in parallel and commits without re-execution
+whenever the sequential run would have given the same receipts
+(:meth:`pevm.engines.state_view.StateView.open_sender_window`).
 
 ESTIMATE markers stand for writes that a transaction is *expected* to make but
 whose values are not known yet (an aborted incarnation's writes, or the sender
@@ -71,10 +83,11 @@ ORIGINAL = 5
 WIPE = 6
 DORMANT = 7
 OPENED = 8
+FLOOR = 9
 
 KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
               STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe",
-              DORMANT: "dormant", OPENED: "opened"}
+              DORMANT: "dormant", OPENED: "opened", FLOOR: "floor"}
 
 Key = tuple  # (kind, address) or (kind, address, slot)
 
@@ -348,12 +361,19 @@ class MVMemory:
             return self.committed.get(storage_key, 0)
         return self._committed_or_base(storage_key)
 
+    def holds(self, key: Key, value: Any, txn: int) -> bool:
+        """Whether the read ``key -> value`` is still what ``txn`` would see (a
+        FLOOR read: whether the balance is still at least ``value``)."""
+        if key[0] == FLOOR:
+            return self._read_balance((BALANCE, key[1]), txn) >= value
+        return self.read(key, txn) == value
+
     def validate(self, txn: int, reads: Mapping[Key, Any]) -> bool:
         """Whether every value in ``reads`` is what ``txn`` would read now."""
-        read = self.read
+        holds = self.holds
         try:
             for key, value in reads.items():
-                if read(key, txn) != value:
+                if not holds(key, value, txn):
                     return False
         except Blocked:
             return False
@@ -363,7 +383,7 @@ class MVMemory:
         """The first location of ``reads`` whose value changed (for diagnostics)."""
         for key, value in reads.items():
             try:
-                if self.read(key, txn) != value:
+                if not self.holds(key, value, txn):
                     return key
             except Blocked:
                 return key

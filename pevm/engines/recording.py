@@ -8,7 +8,12 @@ and write is logged against the transaction being applied, at location granulari
 logged as *credits*: commutative additions that make no read; and once a transaction
 has credited an account a positive amount, its existence and emptiness checks of
 that account (EIP-161 cleanup of the coinbase after the fee) are settled without
-reading anything. Existence and emptiness are locations of their own, written only
+reading anything. A transaction's own sender is modelled as the parallel engine runs
+it (lazy debits): until its first frame starts, py-evm's checks of the sender's
+balance are not reads, and the sender's debits and nonce increment are commutative
+like credits -- whether the sequence holds and the balance covers them is checked at
+commit, in block order, not waited for. A later real look at the sender's balance is
+a read that depends on every debit and credit before it. Existence and emptiness are locations of their own, written only
 by a transaction that actually changes them (checked at the end of the transaction),
 so a zero-fee transaction's emptiness check of a busy coinbase is not a conflict. Writes inside reverted
 call frames are kept (an over-approximation: they may add dependencies that did not
@@ -22,6 +27,7 @@ from typing import Any, Callable, Hashable, Sequence
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.engines.reference import ReferenceEngine
+from pevm.engines.state_view import LAZY_DEBIT_TYPES
 from pevm.result import EngineStats
 
 #: AccountDB method -> (kind, locations it touches given the address and slot).
@@ -71,11 +77,35 @@ class RecordingEngine(ReferenceEngine):
         state: Any = vm.state
         installed: list[tuple[Any, str, bool, Any]] = []
 
+        # the sender of the transaction being applied, while its debits are lazy
+        debits: dict[str, Any] = {}
+
+        def start_debits(index: int) -> None:
+            tx = transactions[index] if index < len(transactions) else None
+            lazy = tx is not None and getattr(tx, "type_id", None) in LAZY_DEBIT_TYPES
+            debits.update(sender=bytes(tx.sender) if lazy else None, window=True,
+                          read=False)
+
+        def lazy_sender(address: bytes) -> bool:
+            return debits.get("sender") == bytes(address) and not debits["read"]
+
         def log(kinds: tuple[str, ...], target: str, address: bytes,
                 slot: int | None = None) -> None:
             if position["depth"] or position["tx"] >= len(self.accesses):
                 return
             access = self.accesses[position["tx"]]
+            if debits.get("sender") == bytes(address):
+                if "nonce" in kinds:  # the sequence implies it: commutative
+                    if target == "writes":
+                        access.credits.add((bytes(address), "nonce"))
+                    kinds = tuple(k for k in kinds if k != "nonce")
+                if "balance" in kinds and target == "reads" and not debits["read"]:
+                    if debits["window"]:  # "can it pay?": checked at commit
+                        kinds = tuple(k for k in kinds if k != "balance")
+                    else:
+                        debits["read"] = True  # a real look at the balance
+                if not kinds:
+                    return
             if target != "reads" and bytes(address) not in access.before:
                 access.before[bytes(address)] = status(address)
             bucket = getattr(access, target)
@@ -148,7 +178,7 @@ class RecordingEngine(ReferenceEngine):
 
         def delta_balance(original: Callable[..., Any]) -> Callable[..., Any]:
             def call(address: bytes, delta: int) -> Any:
-                if delta >= 0:
+                if delta >= 0 or lazy_sender(address):  # credits and lazy debits
                     log(("balance",), "credits", address)
                     if delta > 0 and position["tx"] < len(self.accesses):
                         self.accesses[position["tx"]].credited.add(bytes(address))
@@ -162,6 +192,13 @@ class RecordingEngine(ReferenceEngine):
                     position["depth"] -= 1
             return call
 
+        def touch(original: Callable[..., Any]) -> Callable[..., Any]:
+            def call(address: bytes) -> Any:
+                debits["window"] = False  # a frame starts
+                return original(address)
+            return call
+
+        wrap(account_db, "touch_account", touch)
         wrap(account_db, "get_storage", storage_get)
         wrap(account_db, "set_storage", storage_set)
         wrap(state, "delta_balance", delta_balance)
@@ -177,8 +214,10 @@ class RecordingEngine(ReferenceEngine):
                     if empty != was_empty:
                         access.writes.add((address, "empty"))
             position["tx"] += 1
+            start_debits(position["tx"])
             original_hook(*args, **kwargs)
 
+        start_debits(0)
         vm.transaction_applied_hook = next_transaction  # type: ignore[method-assign]
         try:
             return super().apply_transactions(vm, transactions, base_header)

@@ -23,6 +23,15 @@ without reading the balance (a positive credit on a non-negative balance is neve
 zero) -- this is what keeps EIP-161's touched-account check of the block beneficiary
 after every fee payment from reading (and so serialising on) its balance.
 
+Lazy debits (speculative executions only): while py-evm validates a transaction
+and moves its value (:meth:`StateView.open_sender_window` until the first frame
+starts), the sender's balance is only *compared* -- "can it pay?" -- and debited.
+The view answers those comparisons with "yes" and records what they required as a
+``(FLOOR, sender)`` read; the debits stay deltas; the sender's nonce reads as the
+transaction's own nonce (a read validation checks). A transaction that goes on to
+look at its sender's balance (BALANCE, SELFBALANCE, an emptiness check) reads it
+for real, folding its own debits in, and depends on it as usual.
+
 Existence: every account write of py-evm's ``AccountDB`` (balance, nonce, code,
 touch, storage-root reset) makes the account exist; the view writes
 ``(EXISTS, address) = True`` for them and ``False`` on ``delete_account``, which
@@ -38,8 +47,8 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.db.journal import get_next_checkpoint
 from eth_hash.auto import keccak
 
-from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
-                                    ORIGINAL, STORAGE, Key, TxWrites)
+from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
+                                    OPENED, ORIGINAL, STORAGE, Key, TxWrites)
 
 _MISSING = object()
 _MEMBER = object()  # journal marker: "this member was added to a set"
@@ -59,6 +68,56 @@ def code_hash(code: bytes) -> bytes:
     return digest
 
 
+class _Floor(int):
+    """The lazy sender's balance inside its window: an unknown value of which only
+    comparisons are asked. Each comparison answers "it can pay" and records what
+    that requires; any other use reads the real balance (see module doc)."""
+
+    def __new__(cls, view: "StateView", delta: int) -> "_Floor":
+        obj = super().__new__(cls, 0)
+        obj._view = view  # type: ignore[attr-defined]
+        obj._delta = delta  # type: ignore[attr-defined]
+        return obj
+
+    def _require(self, amount: int) -> None:
+        self._view._require_balance(amount - self._delta)  # type: ignore[attr-defined]
+
+    def __lt__(self, other: Any) -> bool:
+        self._require(other)
+        return False
+
+    def __ge__(self, other: Any) -> bool:
+        self._require(other)
+        return True
+
+    def __gt__(self, other: Any) -> bool:
+        self._require(other + 1)
+        return True
+
+    def __le__(self, other: Any) -> bool:
+        self._require(other + 1)
+        return False
+
+    def _value(self) -> int:
+        return self._view._materialize_balance() + self._delta  # type: ignore[attr-defined]
+
+
+def _materializing(name: str) -> Callable[..., Any]:
+    def method(self: _Floor, *args: Any) -> Any:
+        return getattr(self._value(), name)(*args)
+    method.__name__ = name
+    return method
+
+
+for _name in ("__eq__", "__ne__", "__hash__", "__bool__", "__int__", "__index__",
+              "__float__", "__str__", "__repr__", "__format__", "__add__", "__radd__",
+              "__sub__", "__rsub__", "__mul__", "__rmul__", "__floordiv__",
+              "__rfloordiv__", "__truediv__", "__mod__", "__divmod__", "__pow__",
+              "__neg__", "__abs__", "__and__", "__or__", "__xor__", "__lshift__",
+              "__rshift__", "to_bytes", "bit_length"):
+    setattr(_Floor, _name, _materializing(_name))
+
+
 class StateView(AccountDatabaseAPI):
     """py-evm's account database for one transaction execution (see module doc).
 
@@ -67,9 +126,12 @@ class StateView(AccountDatabaseAPI):
     """
 
     def __init__(self, read: Callable[[Key], Any],  # noqa: D107 - see class doc
-                 state_root: bytes = BLANK_ROOT_HASH) -> None:
+                 state_root: bytes = BLANK_ROOT_HASH, lazy_debits: bool = False
+                 ) -> None:
         self._read = read
         self._root = state_root
+        #: speculative execution: the sender's debits may be lazy (module doc)
+        self.lazy_debits = lazy_debits
         #: the read set: location -> value first observed from outside
         self.reads: dict[Key, Any] = {}
         self._w: dict[Key, Any] = {}          # local absolute writes
@@ -83,6 +145,10 @@ class StateView(AccountDatabaseAPI):
         self._warm_slots: set[tuple[bytes, int]] = set()
         self._journal: list[tuple[Any, Any, Any]] = []
         self._checkpoints: dict[int, int] = {}
+        # lazy debits (see open_sender_window)
+        self._sender: bytes | None = None
+        self._window = False
+        self._nonce = 0
 
     # ------------------------------------------------------------ internals
     def _external(self, key: Key) -> Any:
@@ -207,12 +273,38 @@ class StateView(AccountDatabaseAPI):
     def mark_storage_warm(self, address: bytes, slot: int) -> None:
         self._add_member(self._warm_slots, (address, slot))
 
+    # ------------------------------------------------------- lazy debits
+    def open_sender_window(self, sender: bytes, nonce: int) -> None:
+        """The transaction from ``sender`` with nonce ``nonce`` starts: until its
+        first frame begins (the first ``touch_account``), its sender's balance is
+        only compared and debited -- lazily (see module doc)."""
+        self._sender = sender
+        self._window = True
+        self._nonce = nonce
+
+    def _lazy_sender(self, address: bytes) -> bool:
+        """Whether ``address`` is the sender and its balance is still unread."""
+        return address == self._sender and (BALANCE, address) not in self._w \
+            and (BALANCE, address) not in self.reads
+
+    def _require_balance(self, amount: int) -> None:
+        key = (FLOOR, self._sender)
+        if amount > self.reads.get(key, 0):
+            self.reads[key] = amount
+
+    def _materialize_balance(self) -> int:
+        """The sender's real balance before this transaction (a read)."""
+        self._window = False
+        return self._external((BALANCE, self._sender))
+
     # ------------------------------------------------------------- balance
     def get_balance(self, address: bytes) -> int:
         key = (BALANCE, address)
         value = self._w.get(key, _MISSING)
         if value is not _MISSING:
             return value
+        if self._window and address == self._sender and key not in self.reads:
+            return _Floor(self, self._lazy.get(address, 0))
         return self._external(key) + self._lazy.get(address, 0)
 
     def set_balance(self, address: bytes, balance: int) -> None:
@@ -227,7 +319,7 @@ class StateView(AccountDatabaseAPI):
         current = self._w.get(key, _MISSING)
         if current is not _MISSING:
             self._put(key, current + delta)
-        elif delta >= 0:
+        elif delta >= 0 or self._lazy_sender(address):
             self._set_lazy(address, self._lazy.get(address, 0) + delta)
         else:
             self.set_balance(address, self.get_balance(address) + delta)
@@ -236,7 +328,11 @@ class StateView(AccountDatabaseAPI):
 
     # --------------------------------------------------------------- nonce
     def get_nonce(self, address: bytes) -> int:
-        return self._get((NONCE, address))
+        key = (NONCE, address)
+        if address == self._sender and key not in self._w and key not in self.reads:
+            # the nonce the sequence implies: validation checks it is the real one
+            self.reads[key] = self._nonce
+        return self._get(key)
 
     def set_nonce(self, address: bytes, nonce: int) -> None:
         self._put((NONCE, address), nonce)
@@ -276,6 +372,7 @@ class StateView(AccountDatabaseAPI):
         return self._get((EXISTS, address))
 
     def touch_account(self, address: bytes) -> None:
+        self._window = False  # a frame starts: the sender's balance is real again
         self._exists_now(address)
 
     def account_is_empty(self, address: bytes) -> bool:
@@ -283,7 +380,7 @@ class StateView(AccountDatabaseAPI):
             return False
         if (BALANCE, address) not in self._w and self._lazy.get(address, 0) > 0:
             return False  # a positive credit on a balance >= 0: no read needed
-        return self.get_balance(address) == 0
+        return int(self.get_balance(address)) == 0
 
     # ---------------------------------------------------------- warm/cold
     def is_address_warm(self, address: bytes) -> bool:
@@ -383,11 +480,21 @@ def state_class_for(state_class: type) -> type:
     def delta_balance(self: Any, address: bytes, delta: int) -> None:
         self._account_db.add_balance(address, delta)
 
+    def validate_transaction(self: Any, transaction: Any) -> None:
+        view = self._account_db
+        if view.lazy_debits and getattr(transaction, "type_id", None) in LAZY_DEBIT_TYPES:
+            view.open_sender_window(transaction.sender, transaction.nonce)
+        state_class.validate_transaction(self, transaction)
+
     cls = type(f"PevmView{state_class.__name__}", (state_class,),
                {"__init__": __init__, "delta_balance": delta_balance,
+                "validate_transaction": validate_transaction,
                 "__module__": __name__})
     _STATE_CLASSES[state_class] = cls
     return cls
 
 
 _STATE_CLASSES: dict[type, type] = {}
+#: transaction types whose sender debits may be lazy (legacy, EIP-2930, EIP-1559,
+#: blob); EIP-7702's authorizations can rewrite the sender's own account
+LAZY_DEBIT_TYPES = (None, 0, 1, 2, 3)
