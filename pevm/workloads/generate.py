@@ -29,6 +29,10 @@ factory
     create / create2 / createAndDestroy on its own factory, kill or ping of a
     genesis child, creation transactions -> create / create2 / createAndDestroy
     on factory 0 (its nonce)
+withdrawals
+    deposits: plain transfers from their own senders to an exchange's hot wallet
+    -> the hot wallet paying out to a distinct recipient (one sender, consecutive
+    nonces; the default, conflict 1, is a block of withdrawals only)
 mixed
     a mainnet-like blend: ether and token transfers, approvals, private-pool
     swaps, counters, storage, factories, creation transactions, a few reverting
@@ -45,8 +49,9 @@ withdrawals.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from eth.vm.forks import ShanghaiVM
 from eth_hash.auto import keccak
@@ -70,7 +75,7 @@ DEFAULT_MIXED_POOLS = 3
 @dataclass(frozen=True)
 class Workload:
     name: str
-    plan: Callable[["_Plan"], None]
+    plan: Callable[[_Plan], None]
     default_conflict: float
     summary: str
 
@@ -254,6 +259,17 @@ def plan_transfers(p: _Plan) -> None:
         to = p.recipient(fresh_share=1 / 3)
         p.s.call(sender, to, value=p.rng.randrange(1, ETHER), gas=21_000, hot=hot,
                  label="transfer")
+
+
+def plan_withdrawals(p: _Plan) -> None:
+    hot_wallet = p.s.account()
+    for i in range(p.o.txs):
+        if i in p.hot:
+            p.s.call(hot_wallet, p.s.fresh_address(), value=p.rng.randrange(1, ETHER),
+                     gas=21_000, hot=True, label="withdrawal")
+        else:
+            p.s.call(p.s.account(), hot_wallet.address,
+                     value=p.rng.randrange(1, ETHER), gas=21_000, label="deposit")
 
 
 def plan_erc20(p: _Plan) -> None:
@@ -458,6 +474,8 @@ def plan_mixed(p: _Plan) -> None:
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("transfers", plan_transfers, 0.0, "plain ether transfers"),
+    Workload("withdrawals", plan_withdrawals, 1.0,
+             "an exchange hot wallet paying out (one sender)"),
     Workload("erc20", plan_erc20, 0.0, "ERC-20 transfer / approve / transferFrom"),
     Workload("amm", plan_amm, 0.0, "constant-product AMM swaps and liquidity"),
     Workload("hotspot", plan_hotspot, 1.0, "a global counter every call increments"),
