@@ -14,13 +14,14 @@ import logging
 import shlex
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from pevm.errors import PevmError
 from pevm.runner import failure_text
 
 #: Subcommand modules, in the order ``pevm --help`` lists them.
-COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "gen", "hashbench", "info")
+COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "fetch", "merge", "gen",
+                             "hashbench", "info")
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
 
