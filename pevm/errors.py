@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import rlp
 from eth.exceptions import HeaderNotFound, UnrecognizedTransactionType, VMError
+from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
 #: Exceptions by which py-evm rejects a block: the ones its own fixture tests catch.
@@ -15,10 +16,12 @@ from eth_utils import ValidationError
 #: the frame with an error); one that escapes was raised while py-evm validated or
 #: built the transaction's message (e.g. ``OutOfGas`` for initcode over EIP-3860's
 #: limit), so the transaction is invalid. ``HeaderNotFound``: the block's parent
-#: (or an ancestor its header names) is unknown to the chain.
+#: (or an ancestor its header names) is unknown to the chain. ``BadSignature``:
+#: py-evm recovers a sender while it validates the transaction, and a signature
+#: out of range or that recovers no key raises this.
 REJECTION_ERRORS: tuple[type[BaseException], ...] = (
     ValidationError, rlp.DecodingError, rlp.DeserializationError, TypeError,
-    VMError, UnrecognizedTransactionType, HeaderNotFound,
+    VMError, UnrecognizedTransactionType, HeaderNotFound, BadSignature,
 )
 
 

@@ -72,7 +72,8 @@ from __future__ import annotations
 
 from bisect import insort
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Mapping
+from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping
 
 BALANCE = 0
 NONCE = 1
@@ -84,6 +85,8 @@ WIPE = 6
 DORMANT = 7
 OPENED = 8
 FLOOR = 9
+
+UINT256_MAX = 2**256 - 1
 
 KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
               STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe",
@@ -273,6 +276,20 @@ class MVMemory:
             key = (BALANCE, address)
             committed[key] = self._committed_or_base(key) + amount
         self.committed_upto = txn + 1
+
+    def credit_overflows(self, writes: TxWrites) -> bytes | None:
+        """An account whose balance ``writes``' credits would take past 2**256 - 1
+        on the committed state (call just before committing them), if any.
+
+        py-evm's ``set_balance`` refuses such a balance (a ``ValidationError``: the
+        block is rejected); a lazy credit never read the balance it adds to, so
+        this is where the sum is first known.
+        """
+        for address, amount in writes.deltas.items():
+            if amount > 0 and \
+                    self._committed_or_base((BALANCE, address)) + amount > UINT256_MAX:
+                return address
+        return None
 
     def _remove_versions(self, txn: int) -> None:
         keys = self._tx_keys.pop(txn, None)

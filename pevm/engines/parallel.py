@@ -65,7 +65,8 @@ import os
 import random
 import time
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any, cast
+from collections.abc import Sequence
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth.vm.forks.byzantium import ByzantiumVM
@@ -335,9 +336,10 @@ class _BlockRun:
             self._check_header(txn)
             result: TxResult | None = None
             if action == VALIDATE:
-                result = sched.results[txn]  # type: ignore[assignment]
-                ok = self.mv.validate(txn, result.reads)
-                if self.engine.measure_versions and not self._version_valid(result):
+                validating = cast(TxResult, sched.results[txn])
+                result = validating
+                ok = self.mv.validate(txn, validating.reads)
+                if self.engine.measure_versions and not self._version_valid(validating):
                     self.version_failures += 1
                 forced = ok and force > 0 and self.rng.random() < force
                 sched.validated(txn, ok and not forced, forced=forced)
@@ -431,6 +433,9 @@ class _BlockRun:
         assert outcome is not None
         if not outcome.valid:
             self._confirm_natively(txn, outcome.reason)
+        overflow = self.mv.credit_overflows(result.writes)
+        if overflow is not None:
+            self._confirm_natively(txn, f"balance of 0x{overflow.hex()} past uint256")
         if txn == self.n - 1:
             # py-evm locks the journal before each transaction, so after the block
             # the last transaction's changes are the only unlocked ones: keep the
@@ -505,7 +510,7 @@ class _BlockRun:
             # far enough ahead that the batch is done before the coordinator
             # gets there (nearer ones it recovers itself)
             start = max(self.recovery_frontier, sched.commit_index + RECOVERY_BATCH // 2)
-            batch = []
+            batch: list[int] = []
             txn = start
             while txn < self.n and len(batch) < RECOVERY_BATCH:
                 if self.ctx.known_sender(txn) is None:
@@ -559,12 +564,12 @@ class _BlockRun:
             if per_tx_roots:
                 state.lock_changes()
                 apply_writes(state, result.writes, self.ctx.pre)
-            computation = FinishedComputation(result.outcome)
+            computation: Any = FinishedComputation(result.outcome)  # what it reads
             receipt = vm.make_receipt(header, tx, computation, state)
             vm.validate_receipt(receipt)
             if fold:
                 # make_receipt reads only the running gas_used of the header
-                header = _RunningHeader(header, receipt.gas_used)
+                header = cast(BlockHeaderAPI, _RunningHeader(header, receipt.gas_used))
             else:
                 header = vm.add_receipt_to_header(header, receipt)
                 header = vm.increment_blob_gas_used(header, tx)
@@ -581,7 +586,7 @@ class _RunningHeader:
     __slots__ = ("_header", "gas_used")
 
     def __init__(self, header: Any, gas_used: int) -> None:
-        self._header = header if not isinstance(header, _RunningHeader) \
+        self._header: Any = header if not isinstance(header, _RunningHeader) \
             else header._header
         self.gas_used = gas_used
 
@@ -589,7 +594,7 @@ class _RunningHeader:
         return getattr(self._header, name)
 
 
-def _foldable_header_steps(vm_class: type) -> bool:
+def _foldable_header_steps(vm_class: Any) -> bool:
     """Whether the fork's per-transaction header updates are py-evm's stock ones
     (bloom OR, gas used; blob gas sum), which fold into one header copy."""
     from eth.vm.forks.cancun import CancunVM
@@ -599,12 +604,12 @@ def _foldable_header_steps(vm_class: type) -> bool:
                 FrontierVM.increment_blob_gas_used,
                 CancunVM.increment_blob_gas_used)
             and getattr(vm_class.make_receipt, "__func__", None)
-            is ByzantiumVM.make_receipt.__func__)
+            is getattr(ByzantiumVM.make_receipt, "__func__", None))
 
 
 def _fold_header(base: BlockHeaderAPI, receipts: list[ReceiptAPI],
                  transactions: Sequence[SignedTransactionAPI],
-                 vm_class: type) -> BlockHeaderAPI:
+                 vm_class: Any) -> BlockHeaderAPI:
     """What py-evm's per-transaction header updates add up to, in one copy."""
     if not receipts:
         return base

@@ -40,12 +40,16 @@ transactions see the deletion through the ordinary locations.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from eth.abc import AccountDatabaseAPI, MetaWitnessAPI
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.db.journal import get_next_checkpoint
+from eth.typing import JournalDBCheckpoint
+from eth.validation import validate_uint256
 from eth_hash.auto import keccak
+from eth_typing import Hash32
 
 from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
                                     OPENED, ORIGINAL, STORAGE, Key, TxWrites)
@@ -73,7 +77,7 @@ class _Floor(int):
     comparisons are asked. Each comparison answers "it can pay" and records what
     that requires; any other use reads the real balance (see module doc)."""
 
-    def __new__(cls, view: "StateView", delta: int) -> "_Floor":
+    def __new__(cls, view: StateView, delta: int) -> _Floor:
         obj = super().__new__(cls, 0)
         obj._view = view  # type: ignore[attr-defined]
         obj._delta = delta  # type: ignore[attr-defined]
@@ -125,7 +129,7 @@ class StateView(AccountDatabaseAPI):
     :class:`~pevm.engines.mv_memory.Blocked`).
     """
 
-    def __init__(self, read: Callable[[Key], Any],  # noqa: D107 - see class doc
+    def __init__(self, read: Callable[[Key], Any],
                  state_root: bytes = BLANK_ROOT_HASH, lazy_debits: bool = False
                  ) -> None:
         self._read = read
@@ -189,8 +193,8 @@ class StateView(AccountDatabaseAPI):
 
     # ---------------------------------------------------------------- root
     @property
-    def state_root(self) -> bytes:
-        return self._root
+    def state_root(self) -> Hash32:
+        return Hash32(self._root)
 
     @state_root.setter
     def state_root(self, value: bytes) -> None:
@@ -308,6 +312,7 @@ class StateView(AccountDatabaseAPI):
         return self._external(key) + self._lazy.get(address, 0)
 
     def set_balance(self, address: bytes, balance: int) -> None:
+        validate_uint256(balance, title="Account Balance")  # as py-evm's AccountDB
         if address in self._lazy:
             self._set_lazy(address, None)
         self._put((BALANCE, address), balance)
@@ -349,8 +354,8 @@ class StateView(AccountDatabaseAPI):
         self._put((CODE, address), code)
         self._exists_now(address)
 
-    def get_code_hash(self, address: bytes) -> bytes:
-        return code_hash(self._get((CODE, address)))
+    def get_code_hash(self, address: bytes) -> Hash32:
+        return Hash32(code_hash(self._get((CODE, address))))
 
     def delete_code(self, address: bytes) -> None:
         self.set_code(address, b"")
@@ -390,7 +395,7 @@ class StateView(AccountDatabaseAPI):
         self._add_member(self._warm_accounts, address)
 
     # ----------------------------------------------------------- journal
-    def record(self) -> int:
+    def record(self) -> JournalDBCheckpoint:
         # py-evm's own counter, never one of ours: from Cancun, State.snapshot
         # records the same id in the transient-storage journal, whose internal
         # checkpoints (its root, each clear) come from this counter too. A private
@@ -425,7 +430,7 @@ class StateView(AccountDatabaseAPI):
         self._warm_slots.clear()
 
     # ------------------------------------------------------ not in a tx
-    def make_state_root(self) -> bytes:
+    def make_state_root(self) -> Hash32:
         raise NotImplementedError("a transaction view has no state root; the "
                                   "engine computes roots on py-evm's state at merge")
 
@@ -460,7 +465,7 @@ class StateView(AccountDatabaseAPI):
         return TxWrites(values=values, deltas=deltas, wiped=tuple(wiped))
 
 
-def state_class_for(state_class: type) -> type:
+def state_class_for(state_class: Any) -> type:
     """The fork's State class, running on a :class:`StateView` with lazy credits.
 
     Everything -- transaction validation, the executor, the interpreter, gas rules --
