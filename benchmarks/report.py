@@ -107,7 +107,7 @@ if __name__ == "__main__":
     with open(sys.argv[1]) as handle:
         text = handle.read()
     if text.lstrip().startswith("{\"source\""):
-        sys.stdout.write(render_analysis([json.loads(l) for l in text.splitlines() if l]))
+        sys.stdout.write(render_analysis([json.loads(line) for line in text.splitlines() if line]))
     else:
         document = json.loads(text)
         if "--plot" in sys.argv[2:]:

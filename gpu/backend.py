@@ -40,8 +40,8 @@ def _probe_cuda() -> tuple[bool, str]:
     tiny computation is run as well.
     """
     try:
-        import cupy  # noqa: F401  (optional dependency)
-    except Exception as exc:  # ImportError, or a broken CUDA library underneath
+        import cupy  # optional dependency
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken CUDA library
         return False, f"CuPy is not importable ({type(exc).__name__}: {exc})"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
@@ -50,7 +50,7 @@ def _probe_cuda() -> tuple[bool, str]:
         probe = cupy.arange(4, dtype=cupy.uint64) * 3
         if int(probe.sum()) != 18:
             return False, "CUDA device returned a wrong result"
-    except Exception as exc:  # CUDARuntimeError, driver errors, ...
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, driver errors, ...
         return False, f"no working CUDA device ({type(exc).__name__}: {exc})"
     return True, "ok"
 
@@ -126,7 +126,7 @@ def describe() -> dict[str, Any]:
     try:
         import cupy
         info["cupy"] = cupy.__version__
-    except Exception:
+    except Exception:  # noqa: BLE001 - informational: the probe below says why
         pass
     usable, reason = _probe_cuda()
     if usable:
@@ -138,7 +138,7 @@ def describe() -> dict[str, Any]:
             info["device"] = name.decode() if isinstance(name, bytes) else str(name)
             info["compute_capability"] = device.compute_capability
             info["memory_gib"] = round(device.mem_info[1] / 2**30, 1)
-        except Exception as exc:  # informational only
+        except Exception as exc:  # noqa: BLE001 - informational only
             info["device_error"] = str(exc)
     else:
         info["cuda_note"] = reason

@@ -26,7 +26,8 @@ import os
 import platform
 import random
 import time
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -187,9 +188,11 @@ def pyevm_state_root(accounts: dict[bytes, Any]) -> tuple[bytes, float, float]:
     in ``make_state_root``)."""
     from eth.db.account import AccountDB
     from eth.db.atomic import AtomicDB
+    from eth_typing import Address
     start = time.perf_counter()
     db = AccountDB(AtomicDB())
-    for address, (nonce, balance, storage, code) in accounts.items():
+    for raw_address, (nonce, balance, storage, code) in accounts.items():
+        address = Address(raw_address)
         db.set_balance(address, balance)
         db.set_nonce(address, nonce)
         if code:

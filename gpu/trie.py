@@ -17,7 +17,8 @@ As in ``HexaryTrie``, an empty value means "absent": such items are dropped.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from pevm.gpu.keccak import EMPTY_KECCAK, keccak256_batch
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Hashable, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Hashable, Sequence
 
 if TYPE_CHECKING:
     from eth.abc import BlockAPI
@@ -48,7 +49,7 @@ class DependencyGraph:
     deps: list[tuple[int, ...]]
 
     @classmethod
-    def build(cls, accesses: Sequence[TxAccess]) -> "DependencyGraph":
+    def build(cls, accesses: Sequence[TxAccess]) -> DependencyGraph:
         last_writer: dict[Hashable, int] = {}
         credits_since: dict[Hashable, list[int]] = {}
         deps: list[tuple[int, ...]] = []
@@ -163,7 +164,7 @@ class BlockAnalysis:
     summary: Analysis
 
 
-def block_graph(target: "Target", block: "BlockAPI") -> DependencyGraph | None:
+def block_graph(target: Target, block: BlockAPI) -> DependencyGraph | None:
     """Import ``block`` on ``target`` with the recording reference; its graph.
 
     None when the block is rejected (an invalid block has no dependency graph).
@@ -179,7 +180,7 @@ def block_graph(target: "Target", block: "BlockAPI") -> DependencyGraph | None:
         for a, r in zip(engine.accesses, outcome.result.receipts)])
 
 
-def analyze_case(ref: "CaseRef") -> list[BlockAnalysis]:
+def analyze_case(ref: CaseRef) -> list[BlockAnalysis]:
     """Analyse every valid block of a case, each on the state the previous left."""
     out = []
     for task in ref.load().start().tasks():

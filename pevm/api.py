@@ -13,7 +13,8 @@ None picks the default (the parallel engine when the build has it).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, SignedTransactionAPI, VirtualMachineAPI
 
@@ -65,7 +66,7 @@ def run_path(*paths: str, engine: str | Engine | None = None, workers: int = 1,
              check: bool = False) -> Iterator[BlockReport]:
     """Run fixture files / snapshot directories; one report per block."""
     chosen = _engine(engine, workers)
-    reference = make_engine("reference") if check else None
+    reference = _engine("reference", 1) if check else None
     listing = list_cases(list(paths))
     if listing.problems:
         path, message, _explicit = listing.problems[0]

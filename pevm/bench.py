@@ -17,8 +17,9 @@ the block's dependency graph (:mod:`pevm.analysis`).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pevm.compare import compare_results
 from pevm.engines import make_engine, parallel_available
@@ -98,7 +99,7 @@ class BlockBench:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BlockBench":
+    def from_json(cls, data: dict[str, Any]) -> BlockBench:
         """The inverse of :meth:`to_json` (timings and ideal; to re-plot a run)."""
         def timing(label: str, workers: int, entry: dict[str, Any]) -> Timing:
             return Timing(label, workers, list(entry["seconds"]["samples"]),

@@ -25,9 +25,10 @@ import os
 import signal
 import threading
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from pevm.errors import PevmError
 from pevm.inputs.discover import CaseRef
@@ -268,7 +269,7 @@ def _preflight(client: Any, refs: list[CaseRef]) -> None:
     sample = sources[::step][:PREFLIGHT_PATHS]
     try:
         missing = client.run(missing_paths, sample)
-    except Exception as exc:  # noqa: BLE001 - whatever a worker's import raised
+    except Exception as exc:  # whatever a worker's import raised: reported
         raise PevmError(f"--cluster: a worker cannot run pevm ({type(exc).__name__}: "
                         f"{exc}); every worker needs pevm installed: "
                         f'pip install "pevm[cluster]"') from exc

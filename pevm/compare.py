@@ -7,8 +7,9 @@ block fields, then the state diff by address), capped at ``limit``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from pevm.result import AccountDiff, BlockResult, hex0x
 from pevm.task import Expectations

@@ -7,13 +7,14 @@ fixture helper; mainnet blocks use py-evm's mainnet chain configuration.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple, Type
+from collections.abc import Sequence
+from typing import Any
 
 from eth.abc import VirtualMachineAPI
 from eth.chains.mainnet import MAINNET_VM_CONFIGURATION
 from eth.tools.fixtures.helpers import chain_vm_configuration
 
-VMConfiguration = Tuple[Tuple[int, Type[VirtualMachineAPI]], ...]
+VMConfiguration = tuple[tuple[int, type[VirtualMachineAPI]], ...]
 
 #: Every network name a BlockchainTests fixture may carry that pevm runs.
 NETWORKS: tuple[str, ...] = (
@@ -58,13 +59,13 @@ def vm_configuration_for_fixture(fixture: dict[str, Any]) -> VMConfiguration:
     return tuple(chain_vm_configuration(fixture))
 
 
-def mainnet_vm_class(block_number: int) -> Type[VirtualMachineAPI]:
+def mainnet_vm_class(block_number: int) -> type[VirtualMachineAPI]:
     """The py-evm VM class that Ethereum mainnet uses at ``block_number``."""
     return vm_class_at(MAINNET_VM_CONFIGURATION, block_number)
 
 
-def vm_class_at(configuration: Sequence[Tuple[int, Type[VirtualMachineAPI]]],
-                block_number: int) -> Type[VirtualMachineAPI]:
+def vm_class_at(configuration: Sequence[tuple[int, type[VirtualMachineAPI]]],
+                block_number: int) -> type[VirtualMachineAPI]:
     """The VM class a configuration uses at ``block_number``."""
     chosen = configuration[0][1]
     for start, vm_class in configuration:

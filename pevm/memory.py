@@ -32,7 +32,7 @@ class MemoryPeak:
     rss: int = 0
     processes: int = 0
 
-    def merge(self, other: "MemoryPeak") -> "MemoryPeak":
+    def merge(self, other: MemoryPeak) -> MemoryPeak:
         return MemoryPeak(max(self.pss, other.pss), max(self.rss, other.rss),
                           max(self.processes, other.processes))
 
@@ -111,7 +111,7 @@ class PeakMemory:
             if self._stop.wait(self.interval):
                 return
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.enabled and supported():
             self._thread = threading.Thread(target=self._run, name="pevm-memory",
                                             daemon=True)

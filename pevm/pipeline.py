@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI,
                      VirtualMachineAPI)
@@ -23,6 +25,7 @@ from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
 from eth.rlp.accounts import Account
 
 from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.pyevm_compat import account_db, observe_writes
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
 from pevm.trie_reader import StoredState
@@ -76,8 +79,12 @@ class _Observation:
     account_db: Any = None
 
 
-def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
-    """Route ``vm``'s transaction step to ``engine`` and observe the import."""
+def hook_vm(vm: Any, engine: Engine, seen: _Observation) -> None:
+    """Route ``vm``'s transaction step to ``engine`` and observe the import.
+
+    ``vm`` is the importing VM instance (a py-evm ``VM``: more than
+    ``VirtualMachineAPI`` promises, e.g. ``block_preprocessing``).
+    """
     original_pre = vm.block_preprocessing
     original_finalize = vm.finalize_block
     # Before the import starts, the VM's header is the one built from the parent:
@@ -112,9 +119,9 @@ def hook_vm(vm: VirtualMachineAPI, engine: Engine, seen: _Observation) -> None:
                 seen.slots.setdefault(address, set()).update(slots)
         return outcome
 
-    vm.block_preprocessing = block_preprocessing  # type: ignore[method-assign]
-    vm.apply_all_transactions = apply_all_transactions  # type: ignore[method-assign]
-    vm.finalize_block = finalize_block  # type: ignore[method-assign]
+    vm.block_preprocessing = block_preprocessing
+    vm.apply_all_transactions = apply_all_transactions
+    vm.finalize_block = finalize_block
 
 
 def _record_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
@@ -124,31 +131,18 @@ def _record_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
     (a state py-evm builds while configuring the header) and storage writes are not
     all there.
     """
-    account_db = vm.state._account_db  # noqa: SLF001 - the state owns one AccountDB
-    seen.account_db = account_db
-    original_account = account_db._set_account  # noqa: SLF001 - every field write
-    original_set = account_db.set_storage
+    db = account_db(vm.state)
+    seen.account_db = db
 
-    def set_account(address: bytes, account: Any) -> None:
-        seen.accounts.add(address)
-        original_account(address, account)
-
-    def set_storage(address: bytes, slot: int, value: int) -> None:
+    def on_slot(address: bytes, slot: int) -> None:
         seen.slots.setdefault(address, set()).add(slot)
         seen.accounts.add(address)
-        original_set(address, slot, value)
 
-    def wiping(original: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def wipe(address: bytes) -> None:
-            seen.wiped.add(bytes(address))
-            seen.accounts.add(address)
-            original(address)
-        return wipe
+    def on_wipe(address: bytes) -> None:
+        seen.wiped.add(bytes(address))
+        seen.accounts.add(address)
 
-    account_db._set_account = set_account  # noqa: SLF001
-    account_db.set_storage = set_storage
-    account_db.delete_account = wiping(account_db.delete_account)
-    account_db.delete_storage = wiping(account_db.delete_storage)
+    observe_writes(db, seen.accounts.add, on_slot, on_wipe)
 
 
 def import_with_engine(
@@ -223,7 +217,7 @@ def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
 
 
 def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
-               slots: dict[bytes, set[int]], wiped: set[bytes] = frozenset()
+               slots: dict[bytes, set[int]], wiped: AbstractSet[bytes] = frozenset()
                ) -> dict[bytes, AccountDiff]:
     """Per-account differences between two persisted state roots.
 

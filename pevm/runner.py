@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 import traceback as tb
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from pevm.compare import Mismatch, compare_expectations, compare_results
 from pevm.errors import InputError, PevmError

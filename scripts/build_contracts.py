@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pevm.workloads.build import main  # noqa: E402
+from pevm.workloads.build import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

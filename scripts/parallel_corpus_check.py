@@ -28,7 +28,7 @@ from pevm.inputs.blockchain_tests import load_cases
 
 def run_case(case, engine) -> list[tuple]:
     """(rejected?, result or None, error text) per block of one case."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     try:
         run = case.start()
     except PevmError as exc:

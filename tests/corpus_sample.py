@@ -82,7 +82,7 @@ def category_rotation(corpus: Path, day: int | None = None) -> list[SampledCase]
     if day is None:
         setting = os.environ.get("PEVM_CORPUS_ROTATION")
         day = int(setting) if setting else \
-            datetime.datetime.now(datetime.timezone.utc).date().toordinal()
+            datetime.datetime.now(datetime.UTC).date().toordinal()
     known = baseline(corpus)
     seconds = baseline_seconds(corpus)
     by_category: dict[str, list[tuple[float, SampledCase]]] = defaultdict(list)
@@ -123,7 +123,7 @@ def sample_ethtests(corpus: Path, per_network: int | None = None) -> list[Sample
             case = SampledCase(path, name, fixture["network"], txs)
             (multi if txs >= 2 else singles[case.network]).append(case)
     chosen = list(multi)
-    for network, cases in sorted(singles.items()):
+    for _network, cases in sorted(singles.items()):
         if everything or len(cases) <= per_network:
             chosen.extend(cases)
         else:

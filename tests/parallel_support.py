@@ -34,6 +34,7 @@ from typing import Any
 
 from eth import constants
 from eth._utils.address import generate_contract_address, generate_safe_contract_address
+from eth.abc import VirtualMachineAPI
 from eth.chains.base import MiningChain
 from eth.consensus.noproof import NoProofConsensus
 from eth.db.atomic import AtomicDB
@@ -41,6 +42,7 @@ from eth.vm.forks import (BerlinVM, ByzantiumVM, CancunVM, ConstantinopleVM,
                           HomesteadVM, IstanbulVM, LondonVM, PetersburgVM, PragueVM,
                           ShanghaiVM, SpuriousDragonVM, TangerineWhistleVM)
 from eth_keys import keys
+from eth_typing import Address
 
 from pevm.compare import compare_results
 from pevm.engines.reference import ReferenceEngine
@@ -152,11 +154,11 @@ def deploy_code(runtime: bytes) -> bytes:
 
 
 def child_address(salt: int) -> bytes:
-    return generate_safe_contract_address(FACTORY2, salt, CHILD_INIT)
+    return generate_safe_contract_address(Address(FACTORY2), salt, CHILD_INIT)
 
 
 def created_address(nonce: int) -> bytes:
-    return generate_contract_address(FACTORY, nonce)
+    return generate_contract_address(Address(FACTORY), nonce)
 
 
 def word(value: int) -> bytes:
@@ -194,7 +196,7 @@ def genesis_state() -> dict[bytes, dict[str, Any]]:
     return state
 
 
-def new_chain(vm_class: type) -> MiningChain:
+def new_chain(vm_class: type[VirtualMachineAPI]) -> MiningChain:
     """A fresh chain at ``vm_class`` from block 0 with :func:`genesis_state`."""
     vm = vm_class.configure(consensus_class=NoProofConsensus)
     if issubclass(vm_class, HomesteadVM) and not issubclass(vm_class, TangerineWhistleVM):
@@ -212,7 +214,10 @@ def new_chain(vm_class: type) -> MiningChain:
                       mix_hash=constants.ZERO_HASH32)
     if issubclass(vm_class, CancunVM):
         params["parent_beacon_block_root"] = constants.ZERO_HASH32
-    return chain_class.from_genesis(AtomicDB(), params, genesis_state())
+    genesis: dict[Any, Any] = genesis_state()  # py-evm wants Address keys: bytes here
+    chain = chain_class.from_genesis(AtomicDB(), params, genesis)
+    assert isinstance(chain, MiningChain)
+    return chain
 
 
 @dataclass(frozen=True)
@@ -270,14 +275,16 @@ def build_tx(chain: MiningChain, intent: Intent, nonce: int) -> Any:
         raise ValueError(kind)
     key = KEYS[intent.sender % len(KEYS)]
     if isinstance(vm, LondonVM):
-        builder = vm.get_transaction_builder()
+        # London's builder: typed-transaction methods are not in py-evm's builder API
+        builder: Any = vm.get_transaction_builder()
         unsigned = builder.new_unsigned_dynamic_fee_transaction(
             chain_id=1, nonce=nonce, max_priority_fee_per_gas=intent.tip,
             max_fee_per_gas=10**6, gas=gas, to=to, value=value, data=data,
             access_list=())
     else:
         unsigned = vm.create_unsigned_transaction(
-            nonce=nonce, gas_price=intent.tip, gas=gas, to=to, value=value, data=data)
+            nonce=nonce, gas_price=intent.tip, gas=gas, to=Address(to), value=value,
+            data=data)
     return unsigned.as_signed_transaction(key)
 
 

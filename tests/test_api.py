@@ -25,7 +25,8 @@ def test_execute_block_matches_pyevm_import() -> None:
     # value moved, nonce advanced, fees paid: the diff says so with before/after.
     assert result.state_diff[ADDRESSES[1]].balance == (10**19, 10**19 + 1000)
     assert result.state_diff[ADDRESSES[0]].nonce == (0, 2)
-    assert result.state_diff[COINBASE].balance[1] == 3 * 21_000 * 2
+    coinbase_balance = result.state_diff[COINBASE].balance
+    assert coinbase_balance is not None and coinbase_balance[1] == 3 * 21_000 * 2
 
 
 def test_invalid_block_is_rejected_and_chain_unchanged() -> None:

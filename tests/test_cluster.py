@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ def local_run(inputs: Path) -> tuple[int, dict[tuple[str, str, Any], tuple[Any, 
 class _Capture:
     """stdout/stderr capture usable from a module-scoped fixture."""
 
-    def __enter__(self) -> "_Capture":
+    def __enter__(self) -> _Capture:
         import io
         self._saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = self._out, self._err = io.StringIO(), io.StringIO()
@@ -218,7 +219,7 @@ def test_task_that_kills_every_worker_becomes_an_error_report(
     assert len(poisoned) == 1
     (report,) = poisoned[0]
     assert report.status == "error" and report.source == cases[2].source
-    assert "KilledWorker" in report.error
+    assert report.error is not None and "KilledWorker" in report.error
     others = {(r.source, r.case, r.block): r.status
               for reports in results if reports is not poisoned[0] for r in reports}
     _, expected = local_run
@@ -237,7 +238,7 @@ def test_task_that_raises_becomes_an_error_report(inputs: Path, cluster: Any) ->
                                   1, False))
     assert sorted(r[0].case for r in results) == sorted(c.name for c in cases)
     for (report,) in results:
-        assert report.status == "error"
+        assert report.status == "error" and report.error is not None
         assert "ValueError: unknown engine 'no-such-engine'" in report.error
 
 

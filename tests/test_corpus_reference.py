@@ -43,6 +43,7 @@ def _describe(reports: list) -> str:
                     "(set PEVM_CORPUS or place it at ../shared/corpus)")
 @pytest.mark.parametrize("path", sorted(_BY_FILE), ids=lambda p: str(p.relative_to(_CORPUS)))
 def test_ethtests_case_agrees_with_pyevm_baseline(path: Path) -> None:
+    assert _CORPUS is not None  # skipped above otherwise
     known = baseline(_CORPUS)
     wanted = set(_BY_FILE[path])
     rel = str(path.relative_to(_CORPUS))

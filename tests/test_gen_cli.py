@@ -77,6 +77,7 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_fail_with_one_line(argv: list[str], message: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.json"
+    code: str | int | None
     try:
         code = main(["gen", *argv, "-o", str(out)])
     except SystemExit as exc:  # argparse usage errors

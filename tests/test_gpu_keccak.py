@@ -91,7 +91,8 @@ def test_numpy_chunks_and_groups() -> None:
 
 
 def test_bytes_like_inputs() -> None:
-    msgs = [bytearray(b"abc"), memoryview(b"hello world"), b"x" * 200]
+    msgs: list[bytes | bytearray | memoryview] = [bytearray(b"abc"),
+                                                  memoryview(b"hello world"), b"x" * 200]
     expected = [keccak(bytes(m)) for m in msgs]
     for method in METHODS:
         assert keccak256_batch(msgs, backend="cpu", method=method) == expected

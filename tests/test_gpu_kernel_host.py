@@ -17,7 +17,9 @@ import shutil
 import subprocess
 import sys
 import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,12 +68,12 @@ def fake_cupy(lib: ctypes.CDLL, launches: list[tuple[str, int]]) -> types.Module
     """Just enough of CuPy's API for keccak._cuda_flat, on NumPy arrays."""
     cp = types.ModuleType("cupy")
 
-    def launcher(name: str):  # type: ignore[no-untyped-def]
+    def launcher(name: str) -> Callable[..., None]:
         run = getattr(lib, "run_" + name)
 
-        def launch(grid: tuple[int], block: tuple[int], args: tuple) -> None:  # type: ignore[type-arg]
+        def launch(grid: tuple[int], block: tuple[int], args: tuple[Any, ...]) -> None:
             launches.append((name, grid[0]))
-            converted = []
+            converted: list[ctypes.c_void_p | ctypes.c_longlong | ctypes.c_int] = []
             for arg in args:
                 if isinstance(arg, np.ndarray):
                     assert arg.flags.c_contiguous
@@ -90,7 +92,7 @@ def fake_cupy(lib: ctypes.CDLL, launches: list[tuple[str, int]]) -> types.Module
         def __init__(self, code: str, options: tuple[str, ...] = ()) -> None:
             assert "pevm_keccak_absorb" in code
 
-        def get_function(self, name: str):  # type: ignore[no-untyped-def]
+        def get_function(self, name: str) -> Callable[..., None]:
             return launcher(name)
 
     cp.RawModule = RawModule  # type: ignore[attr-defined]
@@ -102,7 +104,8 @@ def fake_cupy(lib: ctypes.CDLL, launches: list[tuple[str, int]]) -> types.Module
 
 
 @pytest.fixture
-def emulated(kernels: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+def emulated(kernels: ctypes.CDLL, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[list[tuple[str, int]]]:
     launches: list[tuple[str, int]] = []
     monkeypatch.setitem(sys.modules, "cupy", fake_cupy(kernels, launches))
     K._cuda_kernels.cache_clear()

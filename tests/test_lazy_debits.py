@@ -16,7 +16,7 @@ import pytest
 from pevm.analysis import DependencyGraph, TxAccess, analyze
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.recording import RecordingEngine
-from tests.parallel_support import (ADDRESSES, FORKS, FRESH, Intent, assert_same,
+from tests.parallel_support import (ADDRESSES, FORKS, Intent, assert_same,
                                     build_block, build_tx, import_block, new_chain,
                                     reference)
 

@@ -257,5 +257,10 @@ def test_a_block_without_transactions():
     want = reference(CancunVM, block)
     got = import_block(CancunVM, block, ParallelEngine(workers=2))
     assert_same(want, got)
-    assert got.result.stats.executions == 0
-    assert EMPTY  # the genesis' empty account is part of every chain
+    result = got.result
+    assert result.stats.executions == 0
+    assert result.receipts == () and result.gas_used == 0
+    # Nothing touched the genesis' empty account, so EIP-161 left it alone: it is
+    # in no diff, and the state root is still the one py-evm mined.
+    assert EMPTY not in result.state_diff
+    assert result.state_root == block.header.state_root

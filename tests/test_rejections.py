@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rlp
@@ -40,7 +41,7 @@ def _oversized_create_fixture(tmp_path: Path) -> Path:
     case = fixture_case(built)
     block = built.block
     last = block.transactions[-1]
-    builder = built.vm_class.get_transaction_builder()
+    builder: Any = built.vm_class.get_transaction_builder()  # fork-specific methods
     oversized = builder.create_unsigned_transaction(
         nonce=last.nonce, gas_price=last.gas_price, gas=3_000_000, to=b"", value=0,
         data=TOO_LONG_INITCODE).as_signed_transaction(
@@ -84,7 +85,7 @@ class _FailsOnBlock:
         self.number = number
         self.inner = ReferenceEngine()
 
-    def apply_transactions(self, vm, transactions, base_header):  # type: ignore[no-untyped-def]
+    def apply_transactions(self, vm, transactions, base_header):
         if base_header.block_number == self.number:
             raise RuntimeError(f"boom at block {self.number}")
         return self.inner.apply_transactions(vm, transactions, base_header)

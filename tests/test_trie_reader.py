@@ -7,6 +7,7 @@ import pytest
 from eth.constants import BLANK_ROOT_HASH
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
+from eth_typing import Address, Hash32
 
 from pevm.engines.mv_memory import BALANCE, CODE, EXISTS, NONCE, STORAGE
 from pevm.engines.pre_state import PreState
@@ -14,12 +15,13 @@ from pevm.trie_reader import StoredState, TrieReader
 
 
 def _random_state(seed: int, accounts: int
-                  ) -> tuple[AtomicDB, bytes, dict[bytes, list[int]]]:
+                  ) -> tuple[AtomicDB, Hash32, dict[Address, list[int]]]:
     """A persisted random state: (db, root, address -> slots written)."""
     rnd = random.Random(seed)
     db = AtomicDB()
     state = AccountDB(db)
-    addresses: dict[bytes, list[int]] = {rnd.randbytes(20): [] for _ in range(accounts)}
+    addresses: dict[Address, list[int]] = {Address(rnd.randbytes(20)): []
+                                           for _ in range(accounts)}
     for address, slots in addresses.items():
         state.set_balance(address, rnd.getrandbits(rnd.choice((8, 64, 200))))
         state.set_nonce(address, rnd.randrange(3))
@@ -36,7 +38,7 @@ def _random_state(seed: int, accounts: int
 def test_stored_state_reads_what_account_db_reads(seed: int, accounts: int) -> None:
     db, root, addresses = _random_state(seed, accounts)
     ours, theirs = StoredState(db, root), AccountDB(db, root)
-    missing = [bytes([0xAB]) * 20, bytes(20)]
+    missing = [Address(bytes([0xAB]) * 20), Address(bytes(20))]
     for address in [*addresses, *missing]:
         account = ours.account(address)
         assert (account is not None) == theirs.account_exists(address)
@@ -53,7 +55,7 @@ def test_stored_state_reads_what_account_db_reads(seed: int, accounts: int) -> N
 def test_written_slots_read_back() -> None:
     db = AtomicDB()
     state = AccountDB(db)
-    address = b"\x11" * 20
+    address = Address(b"\x11" * 20)
     written = {slot: slot * 7 + 1 for slot in range(0, 600, 3)}
     for slot, value in written.items():
         state.set_storage(address, slot, value)

@@ -12,6 +12,7 @@ from eth.db.atomic import AtomicDB
 from eth.tools._utils.normalization import normalize_account_state
 from eth.vm.forks import PragueVM
 from eth_hash.auto import keccak
+from eth_typing import Address
 from eth_utils import to_canonical_address
 
 from pevm.compare import compare_expectations
@@ -271,7 +272,7 @@ def test_create2_child_address_and_create() -> None:
            expect_success=False)                     # the address is taken
     built = s.build()
     init = C.bytecode("child_init")
-    expected = keccak(b"\xff" + factory + salt + keccak(init))[12:]
+    expected = Address(keccak(b"\xff" + factory + salt + keccak(init))[12:])
     assert C.create2_address(factory, salt, init) == expected
     log = built.receipts[0].logs[0]
     assert topics(log) == [C.event_topic("Created(address,bytes32)"), C.word(expected)]
@@ -399,6 +400,7 @@ def _check_fixture(data: dict, source: str) -> None:
         for task in run.tasks():
             outcome = task.execute(ReferenceEngine())
             assert outcome.rejection is None, outcome.rejection
+            assert outcome.result is not None
             assert compare_expectations(task.expect, outcome.result) == []
             count += 1
         assert count == 1

@@ -53,7 +53,7 @@ def _workers(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise PevmError(f"--workers: expected numbers like 1,2,4, got {text!r}")
+        raise PevmError(f"--workers: expected numbers like 1,2,4, got {text!r}") from None
     if not values or min(values) < 1:
         raise PevmError(f"--workers: expected positive numbers, got {text!r}")
     return values
@@ -111,7 +111,7 @@ def bench_command(args: argparse.Namespace) -> int:
         _print(console, bench)
     if args.json:
         document = {"machine": machine_info(),
-                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                    "date": datetime.datetime.now(datetime.UTC).isoformat(),
                     "command": getattr(args, "command_line", None),
                     "repeat": args.repeat, "blocks": [b.to_json() for b in benches]}
         with open(args.json, "w") as handle:

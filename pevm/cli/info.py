@@ -10,7 +10,10 @@ from typing import Any
 
 from pevm.engines import ENGINE_NAMES, default_engine_name, parallel_available
 
-PACKAGES = ("pevm", "py-evm", "eth-hash", "coincurve", "rlp", "trie", "numpy", "cupy-cuda12x")
+#: What ``pevm info`` and ``pevm bench --json`` report the versions of. CuPy is named
+#: by what pevm imports, ``cupy``: it ships as one wheel per CUDA version
+#: (``cupy-cuda12x``, ``cupy-cuda13x``, ...), and whichever provides it counts.
+PACKAGES = ("pevm", "py-evm", "eth-hash", "coincurve", "rlp", "trie", "numpy", "cupy")
 
 
 def register(subparsers: Any) -> None:
@@ -22,14 +25,24 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=info_command)
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` or, failing that, of the
+    distribution that provides the importable package ``name``; None if neither."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    for distribution in metadata.packages_distributions().get(name, ()):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def machine_info() -> dict[str, Any]:
     """The facts a benchmark or a bug report needs about this machine."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
+    versions: dict[str, str | None] = {name: package_version(name) for name in PACKAGES}
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "packages": versions}
 
@@ -40,7 +53,7 @@ def backend_info() -> dict[str, Any]:
         return backend.describe()
     except ImportError:
         return {"backend": "cpu", "note": "GPU layer not built"}
-    except Exception as exc:  # a forced but unusable backend: report, don't crash
+    except Exception as exc:  # noqa: BLE001 - a forced but unusable backend: report it
         return {"backend": "unavailable", "error": str(exc)}
 
 
@@ -53,14 +66,14 @@ def info_command(args: argparse.Namespace) -> int:
     try:
         from eth_keys.backends import get_backend
         info["signature_backend"] = type(get_backend()).__name__
-    except Exception:  # pragma: no cover - informational only
+    except Exception:  # pragma: no cover  # noqa: BLE001 - informational only
         info["signature_backend"] = None
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"python      {info['python']} on {info['platform']} ({info['cpu_count']} CPUs)")
     for name, version in info["packages"].items():
-        print(f"{name:<12}{version or 'not installed'}")
+        print(f"{name:<11} {version or 'not installed'}")
     print(f"engines     {', '.join(info['engines']['available'])} "
           f"(default {info['engines']['default']})")
     print(f"signatures  {info['signature_backend']}")

@@ -27,7 +27,7 @@ def default_engine_name() -> str:
     return "parallel" if parallel_available() else "reference"
 
 
-def make_engine(name: str, workers: int = 1) -> "object":
+def make_engine(name: str, workers: int = 1) -> object:
     """Build an engine by its CLI name."""
     if name == "reference":
         return ReferenceEngine()

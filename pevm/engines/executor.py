@@ -25,7 +25,8 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from eth.abc import SignedTransactionAPI, VirtualMachineAPI
 from eth_hash.auto import keccak
@@ -40,6 +41,7 @@ from pevm.engines.mv_memory import Blocked, Key, TxWrites
 from pevm.engines.pre_state import PreState
 from pevm.engines.state_view import StateView, state_class_for
 from pevm.errors import REJECTION_ERRORS
+from pevm.pyevm_compat import account_db
 
 
 @dataclass(slots=True)
@@ -148,7 +150,7 @@ def pin_sender(tx: SignedTransactionAPI, sender: bytes | None) -> None:
         if obj is None:
             continue
         obj.__dict__["sender"] = sender
-        obj.check_signature_validity = _no_signature_check
+        obj.__dict__["check_signature_validity"] = _no_signature_check
 
 
 def is_pinned(tx: SignedTransactionAPI) -> bool:
@@ -174,7 +176,7 @@ class BlockContext:
         self.execution_context = state.execution_context
         self.db = getattr(state, "_db", None)
         self.pre_root = state.state_root
-        self.pre = PreState(state._account_db)  # noqa: SLF001 - py-evm's AccountDB
+        self.pre = PreState(account_db(state))
         #: seconds this process spent recovering senders
         self.recover_seconds = 0.0
         self._unrecoverable: set[int] = set()
@@ -245,5 +247,6 @@ class BlockContext:
 
     def gas_used(self, txn: int, outcome: TxOutcome) -> int:
         """The gas ``transactions[txn]`` used, by the fork's own accounting."""
-        return self.vm_class.finalize_gas_used(self.transactions[txn],
-                                               FinishedComputation(outcome))
+        vm_class: Any = self.vm_class  # a py-evm VM: more than VirtualMachineAPI
+        return vm_class.finalize_gas_used(self.transactions[txn],
+                                          FinishedComputation(outcome))

@@ -58,8 +58,8 @@ class PreState:
         self.loads = 0
         #: the tries under py-evm's journal, read directly (None: not an AccountDB)
         self._stored = StoredState(
-            account_db._batchtrie, account_db.state_root,  # noqa: SLF001
-            account_db._raw_store_db) if _fast_paths(account_db) else None  # noqa: SLF001
+            account_db._batchtrie, account_db.state_root,
+            account_db._raw_store_db) if _fast_paths(account_db) else None
 
     def __call__(self, key: Key) -> Any:
         kind, address = key[0], key[1]
@@ -94,7 +94,7 @@ class PreState:
         if kind == DORMANT:
             return (self._stored is not None and account[3] == EMPTY_SHA3
                     and account[2] == 0 and account[4] != BLANK_ROOT_HASH
-                    and address not in self._db._account_stores)  # noqa: SLF001
+                    and address not in self._db._account_stores)
         raise KeyError(f"no pre-state value for location {key!r}")
 
     # ------------------------------------------------------------- loading
@@ -102,7 +102,7 @@ class PreState:
         """The account's RLP as ``AccountDB`` holds it now (journal, then trie)."""
         db = self._db
         if self._stored is not None:
-            pending = db._journaltrie._journal[address]  # noqa: SLF001
+            pending = db._journaltrie._journal[address]
             if pending is None:  # not in the journal: the trie at its root
                 try:
                     return self._stored.encoded_account(address)
@@ -112,7 +112,7 @@ class PreState:
                 return b""
             else:
                 return pending
-        return db._get_encoded_account(address, from_journal=True)  # noqa: SLF001
+        return db._get_encoded_account(address, from_journal=True)
 
     def _load_account(self, address: bytes) -> AccountFields:
         db = self._db
@@ -140,7 +140,7 @@ class PreState:
         db = self._db
         # A storage py-evm has opened (written, wiped, or read by the pre-block
         # steps) has its own journal and maybe unsaved nodes: ask py-evm.
-        if self._stored is not None and address not in db._account_stores:  # noqa: SLF001
+        if self._stored is not None and address not in db._account_stores:
             account = self._accounts.get(address) or self._load_account(address)
             try:
                 return self._stored.storage(account[4], slot)
@@ -160,7 +160,7 @@ class PreState:
 
     def _load_code(self, address: bytes, digest: bytes) -> bytes:
         try:
-            return self._db._journaldb[digest]  # noqa: SLF001 - code by hash
+            return self._db._journaldb[digest]
         except (AttributeError, KeyError):
             return self._db.get_code(address)
 
@@ -198,4 +198,4 @@ def _fast_paths(account_db: Any) -> bool:
     return bool(_DELETED) and all(
         hasattr(account_db, name) for name in
         ("_journaltrie", "_batchtrie", "_raw_store_db", "_account_stores",
-         "state_root")) and hasattr(account_db._journaltrie, "_journal")  # noqa: SLF001
+         "state_root")) and hasattr(account_db._journaltrie, "_journal")

@@ -13,20 +13,23 @@ it (lazy debits): until its first frame starts, py-evm's checks of the sender's
 balance are not reads, and the sender's debits and nonce increment are commutative
 like credits -- whether the sequence holds and the balance covers them is checked at
 commit, in block order, not waited for. A later real look at the sender's balance is
-a read that depends on every debit and credit before it. Existence and emptiness are locations of their own, written only
-by a transaction that actually changes them (checked at the end of the transaction),
-so a zero-fee transaction's emptiness check of a busy coinbase is not a conflict. Writes inside reverted
-call frames are kept (an over-approximation: they may add dependencies that did not
-matter). Used by :mod:`pevm.analysis` to build the dependency graph.
+a read that depends on every debit and credit before it. Existence and emptiness
+are locations of their own, written only by a transaction that actually changes
+them (checked at the end of the transaction), so a zero-fee transaction's emptiness
+check of a busy coinbase is not a conflict. Writes inside reverted call frames are
+kept (an over-approximation: they may add dependencies that did not matter). Used
+by :mod:`pevm.analysis` to build the dependency graph.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
+from collections.abc import Callable, Hashable, Sequence
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.engines.reference import ReferenceEngine
+from pevm.pyevm_compat import account_db as pyevm_account_db
 from pevm.engines.state_view import LAZY_DEBIT_TYPES
 from pevm.result import EngineStats
 
@@ -73,7 +76,7 @@ class RecordingEngine(ReferenceEngine):
     ) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
         self.accesses = [Access() for _ in transactions]
         position = {"tx": 0, "depth": 0}
-        account_db: Any = vm.state._account_db  # noqa: SLF001 - observed, not changed
+        account_db: Any = pyevm_account_db(vm.state)
         state: Any = vm.state
         installed: list[tuple[Any, str, bool, Any]] = []
 
@@ -81,10 +84,12 @@ class RecordingEngine(ReferenceEngine):
         debits: dict[str, Any] = {}
 
         def start_debits(index: int) -> None:
-            tx = transactions[index] if index < len(transactions) else None
-            lazy = tx is not None and getattr(tx, "type_id", None) in LAZY_DEBIT_TYPES
-            debits.update(sender=bytes(tx.sender) if lazy else None, window=True,
-                          read=False)
+            sender = None
+            if index < len(transactions):
+                tx = transactions[index]
+                if getattr(tx, "type_id", None) in LAZY_DEBIT_TYPES:
+                    sender = bytes(tx.sender)
+            debits.update(sender=sender, window=True, read=False)
 
         def lazy_sender(address: bytes) -> bool:
             return debits.get("sender") == bytes(address) and not debits["read"]

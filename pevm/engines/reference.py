@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
@@ -22,7 +23,7 @@ class ReferenceEngine:
         applied = 0
         original_hook = vm.transaction_applied_hook
 
-        def count_applied(*args: object, **kwargs: object) -> None:
+        def count_applied(*args: Any, **kwargs: Any) -> None:
             nonlocal applied
             applied += 1
             original_hook(*args, **kwargs)

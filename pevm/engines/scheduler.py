@@ -63,7 +63,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 #: what :meth:`Scheduler.next_commit` tells the coordinator to do
 VALIDATE = "validate"   # a result is there: validate it, then commit or abort

@@ -1,14 +1,15 @@
 """Worker processes: execute chunks of transactions for one block.
 
 Processes, not threads: EVM execution in py-evm holds the interpreter lock, so
-threads give no speedup (see DESIGN.md). The pool is started per block with the
-``fork`` start method, *after* py-evm has prepared the block's pre-state and after
-the engine's in-process warm-up: each worker inherits ``vm.state``, the decoded
-transactions, the pre-state cache and the committed prefix (its replica of the
-multi-version memory) copy-on-write, so no state is ever shipped. Where ``fork`` is unavailable (or a caller asks for another start
-method) :func:`fork_available` says so and the engine runs the block in-process --
-a worker started by ``spawn`` would have no pre-state to read, and fetching reads
-one by one would cost a message each.
+threads give no speedup (see docs/design.md). The pool is started per block with
+the ``fork`` start method, *after* py-evm has prepared the block's pre-state and
+after the engine's in-process warm-up: each worker inherits ``vm.state``, the
+decoded transactions, the pre-state cache and the committed prefix (its replica of
+the multi-version memory) copy-on-write, so no state is ever shipped. Where
+``fork`` is unavailable (or a caller asks for another start method)
+:func:`fork_available` says so and the engine runs the block in-process -- a worker
+started by ``spawn`` would have no pre-state to read, and fetching reads one by one
+would cost a message each.
 
 Messages are few and batched (a message costs tens of microseconds; a transfer's
 execution about 70):
@@ -48,11 +49,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from pevm.engines.executor import BlockContext, TxResult
-from pevm.engines.mv_memory import MVMemory
+from pevm.engines.mv_memory import Key, MVMemory
 
 DEAD = "dead"
 
@@ -137,8 +139,7 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
         for txn, incarnation in zip(txns, incarnations):
             if options.delay and rng.random() < options.delay_probability:
                 time.sleep(rng.random() * options.delay)
-            result = ctx.execute(txn, incarnation,
-                                 lambda key, _t=txn: mv.read(key, _t), worker)
+            result = ctx.execute(txn, incarnation, partial(_read_at, mv, txn), worker)
             outcome = result.outcome
             if outcome is not None and outcome.valid:
                 mv.record(txn, incarnation, result.writes)
@@ -253,3 +254,6 @@ class WorkerPool:
         self.alive.clear()
 
 
+def _read_at(mv: MVMemory, txn: int, key: Key) -> Any:
+    """``mv.read`` as transaction ``txn`` sees it (a picklable-free partial)."""
+    return mv.read(key, txn)

@@ -9,8 +9,9 @@ against ``lastblockhash``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import rlp
 from eth.tools._utils.normalization import normalize_blockchain_fixtures
@@ -48,7 +49,7 @@ def looks_like_blockchain_tests(data: Any) -> bool:
             and all(isinstance(v, dict) and "blocks" in v for v in data.values()))
 
 
-def load_cases(path: str, data: Any | None = None) -> list["FixtureCase"]:
+def load_cases(path: str, data: Any | None = None) -> list[FixtureCase]:
     """Every case of a BlockchainTests file."""
     if data is None:
         data = read_json(path)
@@ -82,7 +83,7 @@ class FixtureCase:
     def block_count(self) -> int:
         return len(self.raw.get("blocks", ()))
 
-    def start(self) -> "FixtureRun":
+    def start(self) -> FixtureRun:
         """Build the genesis chain; the returned run yields the blocks as tasks."""
         if self.network not in NETWORKS:
             raise InputError(self.source, f"case {self.name!r}: unknown network "

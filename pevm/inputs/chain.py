@@ -1,7 +1,8 @@
 """Blocks imported onto a py-evm chain: the target of fixtures and of the Python API."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, VirtualMachineAPI
 

@@ -9,14 +9,16 @@ turns it into a runnable :class:`Case`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from pevm.compare import Mismatch
 from pevm.errors import InputError
 from pevm.forks import mainnet_vm_class
-from pevm.inputs.blockchain_tests import FixtureCase, load_cases, looks_like_blockchain_tests, read_json
+from pevm.inputs.blockchain_tests import (FixtureCase, load_cases,
+                                          looks_like_blockchain_tests, read_json)
 from pevm.inputs.mainnet import is_snapshot_dir, load_snapshot
 from pevm.task import BlockTask
 
@@ -148,7 +150,7 @@ class SnapshotCase:
         self.name = snapshot_name(path)
         self.network = snapshot_network(path)
 
-    def start(self) -> "SnapshotRun":
+    def start(self) -> SnapshotRun:
         return SnapshotRun(load_snapshot(self.source))
 
 

@@ -19,12 +19,14 @@ Contracts (see each source's header for its interface):
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 import rlp
 from eth_hash.auto import keccak
+from eth_typing import Address
 
 from pevm.workloads.asm import assemble_all, selector, topic
 
@@ -56,7 +58,7 @@ def build_all() -> dict[str, bytes]:
     return assemble_all(sources, libraries)
 
 
-@lru_cache(maxsize=None)
+@cache
 def bytecode(name: str) -> bytes:
     """The committed bytecode of contract ``name``."""
     if name not in CONTRACTS:
@@ -216,14 +218,14 @@ def storage_fill_value(caller: bytes, i: int) -> int:
 
 
 # -- addresses ----------------------------------------------------------------
-def create_address(sender: bytes, nonce: int) -> bytes:
+def create_address(sender: bytes, nonce: int) -> Address:
     """The address CREATE (or a creation transaction) gives: keccak(rlp([s, n]))[12:]."""
-    return keccak(rlp.encode([sender, nonce]))[12:]
+    return Address(keccak(rlp.encode([sender, nonce]))[12:])
 
 
-def create2_address(deployer: bytes, salt: bytes, init_code: bytes) -> bytes:
+def create2_address(deployer: bytes, salt: bytes, init_code: bytes) -> Address:
     """The address CREATE2 gives: keccak(0xff ++ deployer ++ salt ++ keccak(init))[12:]."""
-    return keccak(b"\xff" + deployer + word(salt) + keccak(init_code))[12:]
+    return Address(keccak(b"\xff" + deployer + word(salt) + keccak(init_code))[12:])
 
 
 def init_code_for(runtime: bytes) -> bytes:

@@ -49,7 +49,7 @@ withdrawals.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,7 +168,7 @@ class _Pool:
     founder: bytes
 
 
-def _make_pool(p: _Plan, tokens: list[bytes], index: int) -> _Pool:
+def _make_pool(p: _Plan, tokens: Sequence[bytes], index: int) -> _Pool:
     pairs = [(a, b) for a in range(len(tokens)) for b in range(a + 1, len(tokens))]
     a, b = pairs[index % len(pairs)]
     reserve0 = p.rng.randrange(5 * 10**23, 2 * 10**24)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from coincurve import PrivateKey as CoincurvePrivateKey
-from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI, StateAPI
+from eth.abc import BlockAPI, ReceiptAPI, SignedTransactionAPI, StateAPI, VirtualMachineAPI
 from eth.chains.mainnet import MainnetChain
 from eth.constants import BLANK_ROOT_HASH, ZERO_ADDRESS, ZERO_HASH32
 from eth.db.atomic import AtomicDB
@@ -43,6 +44,8 @@ from eth.vm.forks.prague.constants import (
 from eth.vm.forks.shanghai.withdrawals import Withdrawal
 from eth_hash.auto import keccak
 from eth_keys import keys
+from eth_keys.datatypes import PrivateKey
+from eth_typing import Address
 from eth_utils import ValidationError
 
 from pevm.errors import PevmError
@@ -78,7 +81,7 @@ class GenerationFailed(PevmError):
     generator meant it to: a bug in the generator."""
 
 
-def resolve_fork(name: str) -> tuple[str, type]:
+def resolve_fork(name: str) -> tuple[str, type[VirtualMachineAPI]]:
     """(fixture network name, py-evm VM class) for a fork name, case-insensitive."""
     try:
         network = canonical_network(name)
@@ -98,7 +101,7 @@ class Account:
 
     index: int
     private_key: bytes
-    address: bytes
+    address: Address
 
 
 class KeyRing:
@@ -120,7 +123,7 @@ class KeyRing:
                     break
                 counter += 1  # pragma: no cover (probability ~2**-128)
             public = CoincurvePrivateKey(secret).public_key.format(compressed=False)[1:]
-            account = Account(index, secret, keccak(public)[12:])
+            account = Account(index, secret, Address(keccak(public)[12:]))
             self._accounts[index] = account
         return account
 
@@ -161,7 +164,7 @@ class Built:
     """A block that py-evm built and executed, with what it needs to be a fixture."""
 
     network: str
-    vm_class: type
+    vm_class: type[VirtualMachineAPI]
     genesis_header: Any
     genesis_block: BlockAPI
     pre: dict[bytes, AccountSpec]
@@ -194,7 +197,7 @@ class Scenario:
         self.withdrawals: list[tuple[int, int, bytes, int]] = []
         self._next_account = 0
         self._fresh_addresses = 0
-        self._named: dict[tuple[str, int], bytes] = {}
+        self._named: dict[tuple[str, int], Address] = {}
         if system_contracts:
             self._place_system_contracts()
 
@@ -230,29 +233,30 @@ class Scenario:
             self.pre[account.address] = AccountSpec(balance=self.funding)
         return account
 
-    def fresh_address(self) -> bytes:
+    def fresh_address(self) -> Address:
         """An address that exists nowhere yet (a brand-new recipient)."""
         self._fresh_addresses += 1
-        return keccak(b"pevm workloads: fresh" + self.seed.to_bytes(8, "big", signed=True)
-                      + self._fresh_addresses.to_bytes(8, "big"))[12:]
+        return Address(keccak(b"pevm workloads: fresh"
+                              + self.seed.to_bytes(8, "big", signed=True)
+                              + self._fresh_addresses.to_bytes(8, "big"))[12:])
 
-    def named_address(self, kind: str, index: int = 0) -> bytes:
+    def named_address(self, kind: str, index: int = 0) -> Address:
         """A fixed contract address for (kind, index), the same for every seed."""
         key = (kind, index)
         if key not in self._named:
-            self._named[key] = keccak(f"pevm workloads: {kind} {index}".encode())[12:]
+            self._named[key] = Address(keccak(f"pevm workloads: {kind} {index}".encode())[12:])
         return self._named[key]
 
     # -- genesis state --------------------------------------------------------
     def place(self, address: bytes, code: bytes = b"", storage: dict[int, int] | None = None,
-              balance: int = 0, nonce: int = 0) -> bytes:
+              balance: int = 0, nonce: int = 0) -> Address:
         spec = self.pre.setdefault(address, AccountSpec())
         spec.code = code
         spec.balance = max(spec.balance, balance)
         spec.nonce = max(spec.nonce, nonce)
         for slot, value in (storage or {}).items():
             self.set_storage(address, slot, value)
-        return address
+        return Address(address)
 
     def set_storage(self, address: bytes, slot: int, value: int) -> None:
         spec = self.pre.setdefault(address, AccountSpec())
@@ -266,11 +270,11 @@ class Scenario:
         return spec.storage.get(slot, 0) if spec else 0
 
     def deploy_erc20(self, holders: dict[bytes, int] | None = None,
-                     address: bytes | None = None) -> bytes:
+                     address: bytes | None = None) -> Address:
         """An ERC-20 token in the genesis state, with initial balances."""
         if address is None:
             address = self.named_address("erc20", sum(1 for k in self._named if k[0] == "erc20"))
-        self.place(address, C.bytecode("erc20"), nonce=1)
+        address = self.place(address, C.bytecode("erc20"), nonce=1)
         for holder, amount in (holders or {}).items():
             self.erc20_credit(address, holder, amount)
         return address
@@ -287,12 +291,12 @@ class Scenario:
         self.set_storage(token, C.erc20_allowance_slot(owner, spender), amount)
 
     def deploy_pair(self, token0: bytes, token1: bytes, reserve0: int, reserve1: int,
-                    founder: bytes, address: bytes | None = None) -> bytes:
+                    founder: bytes, address: bytes | None = None) -> Address:
         """An AMM pair holding the reserves; ``founder`` owns all its shares."""
         if address is None:
             address = self.named_address("pair", sum(1 for k in self._named if k[0] == "pair"))
         supply = math.isqrt(reserve0 * reserve1)
-        self.place(address, C.bytecode("amm_pair"), nonce=1, storage={
+        address = self.place(address, C.bytecode("amm_pair"), nonce=1, storage={
             C.PAIR_TOKEN0: int.from_bytes(token0, "big"),
             C.PAIR_TOKEN1: int.from_bytes(token1, "big"),
             C.PAIR_RESERVE0: reserve0, C.PAIR_RESERVE1: reserve1,
@@ -312,11 +316,11 @@ class Scenario:
         self.set_storage(pair, founder_slot, have - shares)
         self.set_storage(pair, holder_slot, self.get_storage(pair, holder_slot) + shares)
 
-    def deploy_simple(self, name: str, index: int = 0) -> bytes:
+    def deploy_simple(self, name: str, index: int = 0) -> Address:
         """Contract ``name`` (hotspot, storage, factory) at its named address."""
         return self.place(self.named_address(name, index), C.bytecode(name), nonce=1)
 
-    def deploy_child(self, owner: bytes, balance: int = 0, index: int = 0) -> bytes:
+    def deploy_child(self, owner: bytes, balance: int = 0, index: int = 0) -> Address:
         """A factory child already in the genesis state, owned by ``owner``."""
         return self.place(self.named_address("child", index), C.bytecode("child"), nonce=1,
                           balance=balance,
@@ -352,13 +356,15 @@ class Scenario:
 def _sign_all(scenario: Scenario, base_fee: int | None,
               progress: Callable[[str, int, int], None] | None
               ) -> tuple[list[SignedTransactionAPI], list[bytes]]:
-    builder = scenario.vm_class.get_transaction_builder()
+    # the fork's own builder: its typed-transaction methods are not in py-evm's API
+    builder: Any = scenario.vm_class.get_transaction_builder()
     rng = random.Random(f"pevm workloads {scenario.seed} fees")
     nonces: dict[bytes, int] = {}
-    key_objects: dict[bytes, keys.PrivateKey] = {}
+    key_objects: dict[bytes, PrivateKey] = {}
     types = scenario.tx_types
     weights = {0: 20, 1: 15, 2: 65}
-    signed, senders = [], []
+    signed: list[SignedTransactionAPI] = []
+    senders: list[bytes] = []
     total = len(scenario.intents)
     for index, intent in enumerate(scenario.intents):
         sender = intent.sender.address
@@ -414,7 +420,7 @@ class _Recorder:
         self.wiped: set[bytes] = set()
 
 
-def _recording_vm(vm_class: type, recorder: _Recorder,
+def _recording_vm(vm_class: type[VirtualMachineAPI], recorder: _Recorder,
                   on_applied: Callable[[int, Any, ReceiptAPI], None]) -> type:
     state_class = vm_class.get_state_class()
     account_db_class = state_class.get_account_db_class()
@@ -431,7 +437,7 @@ def _recording_vm(vm_class: type, recorder: _Recorder,
         method.__name__ = name
         return method
 
-    def set_storage(self: Any, address: bytes, slot: int, value: int) -> None:
+    def set_storage(self: Any, address: Address, slot: int, value: int) -> None:
         recorder.addresses.add(address)
         recorder.slots.add((address, slot))
         account_db_class.set_storage(self, address, slot, value)
@@ -538,7 +544,7 @@ def _build(scenario: Scenario, progress: Callable[[str, int, int], None] | None,
     base_fee = getattr(header, "base_fee_per_gas", None)
     transactions, senders = _sign_all(scenario, base_fee, progress)
     withdrawals = tuple(
-        Withdrawal(index=index, validator_index=validator, address=address,
+        Withdrawal(index=index, validator_index=validator, address=Address(address),
                    amount=amount) for index, validator, address, amount in
         scenario.withdrawals)
 
@@ -595,7 +601,8 @@ def _post_state(state: StateAPI, pre: dict[bytes, AccountSpec],
     for address, slot in recorder.slots:
         written.setdefault(address, set()).add(slot)
     post: dict[bytes, AccountSpec] = {}
-    for address in set(pre) | recorder.addresses:
+    for raw_address in set(pre) | recorder.addresses:
+        address = Address(raw_address)
         spec = pre.get(address)
         if address not in recorder.addresses and spec is not None:
             post[address] = AccountSpec(spec.balance, spec.nonce, spec.code,

@@ -1,0 +1,50 @@
+"""``pevm info``: package versions, CuPy under whichever wheel provides it."""
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import pytest
+
+from pevm.cli import info
+from pevm.cli.main import main
+
+
+def _fake_distributions(monkeypatch: pytest.MonkeyPatch,
+                        installed: dict[str, str]) -> None:
+    """Only ``installed`` (distribution -> version) exists; cupy-cuda* wheels
+    provide the import name ``cupy``."""
+    def version(name: str) -> str:
+        if name not in installed:
+            raise metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    provides = {"cupy": [name for name in installed if name.startswith("cupy-")]}
+    monkeypatch.setattr(info.metadata, "version", version)
+    monkeypatch.setattr(info.metadata, "packages_distributions", lambda: provides)
+
+
+def test_cupy_is_found_under_its_cuda_specific_wheel(monkeypatch: pytest.MonkeyPatch
+                                                     ) -> None:
+    _fake_distributions(monkeypatch, {"pevm": "0.1.0", "cupy-cuda13x": "13.6.0"})
+    assert info.package_version("cupy") == "13.6.0"
+    assert info.package_version("pevm") == "0.1.0"
+    assert info.package_version("numpy") is None
+
+
+def test_text_names_cupy_and_says_not_installed(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]
+                                                ) -> None:
+    _fake_distributions(monkeypatch, {"pevm": "0.1.0"})
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "cupy        not installed" in lines
+    assert "pevm        0.1.0" in lines
+
+
+def test_json_lists_every_package(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert list(document["packages"]) == list(info.PACKAGES)
+    assert "cupy" in document["packages"]
+    assert document["packages"]["py-evm"] == metadata.version("py-evm")
