@@ -14,6 +14,7 @@ import tempfile
 import time
 
 from pevm.engines import make_engine, parallel_available
+from pevm.pipeline import Engine
 from pevm.inputs.discover import list_cases
 
 WORKLOADS = ("transfers", "erc20", "compute")
@@ -22,13 +23,12 @@ WORKERS = (1, 2)
 TXS = int(os.environ.get("PEVM_ASV_TXS", "200"))
 
 
-def _run(path: str, engine: object) -> float:
+def _run(path: str, engine: Engine) -> float:
     """Import the block(s) of ``path`` once on a fresh pre-state; seconds."""
     seconds = 0.0
     for ref in list_cases([path]).cases:
         for task in ref.load().start().tasks():
-            # make_engine() is annotated "-> object" (pevm/engines, to be fixed there)
-            outcome = task.execute(engine)  # type: ignore[arg-type]
+            outcome = task.execute(engine)
             if outcome.rejection is not None:
                 raise RuntimeError(f"benchmark block rejected: {outcome.rejection}")
             seconds += outcome.seconds

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         counts["cases"] += 1
         # make_engine() is annotated "-> object" (pevm/engines, to be fixed there)
-        reports = run_case_ref(ref, engine, reference)  # type: ignore[arg-type]
+        reports = run_case_ref(ref, engine, reference)
         counts["blocks"] += len(reports)
         for report in reports:
             if out is not None:

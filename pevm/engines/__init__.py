@@ -5,7 +5,12 @@ parallel executor. Both satisfy :class:`pevm.pipeline.Engine`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pevm.engines.reference import ReferenceEngine
+
+if TYPE_CHECKING:  # pevm.pipeline imports the engines' records, not this module
+    from pevm.pipeline import Engine
 
 ENGINE_NAMES = ("reference", "parallel")
 
@@ -27,7 +32,7 @@ def default_engine_name() -> str:
     return "parallel" if parallel_available() else "reference"
 
 
-def make_engine(name: str, workers: int = 1) -> object:
+def make_engine(name: str, workers: int = 1) -> Engine:
     """Build an engine by its CLI name."""
     if name == "reference":
         return ReferenceEngine()
