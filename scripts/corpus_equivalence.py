@@ -87,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
             counts["skipped"] += 1
             continue
         counts["cases"] += 1
-        # make_engine() is annotated "-> object" (pevm/engines, to be fixed there)
         reports = run_case_ref(ref, engine, reference)
         counts["blocks"] += len(reports)
         for report in reports:

@@ -70,7 +70,6 @@ def _check_case(case: Case, workers: tuple[int, ...]) -> list[str]:
                 if task.block is None:
                     continue
                 assert ref is not None  # the reference ran every decodable block
-                # make_engine() is annotated "-> object" (pevm/engines, to be fixed there)
                 got = task.execute(engine)
                 where = f"{case.name} block {task.index} workers={count}"
                 if (ref.rejection is None) != (got.rejection is None):
