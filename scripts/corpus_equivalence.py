@@ -32,21 +32,11 @@ import time
 from pathlib import Path
 
 from pevm.engines import make_engine
+from pevm.inputs.baseline import read_baseline
 from pevm.inputs.discover import list_cases
 from pevm.runner import ERROR, BlockReport, run_case_ref
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _baseline(corpus: Path) -> dict[tuple[str, str], str]:
-    path = corpus / "PYEVM_BASELINE.jsonl"
-    out: dict[tuple[str, str], str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out[(row["file"], row["case"])] = row["result"]
-    return out
 
 
 def _divergences(report: BlockReport) -> list[str]:
@@ -72,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if not corpus.is_dir():
         print(f"corpus not found: {corpus}", file=sys.stderr)
         return 2
-    known = _baseline(corpus)
+    known = {key: entry.result for key, entry in read_baseline(corpus).items()}
     engine = make_engine("parallel", workers=args.workers)
     reference = make_engine("reference")
     refs = list_cases([str(corpus)]).matching(args.filter)

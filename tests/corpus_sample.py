@@ -18,6 +18,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pevm.inputs.baseline import read_baseline
+
 DEFAULT_PER_NETWORK = 24
 
 
@@ -31,26 +33,7 @@ class SampledCase:
 
 def baseline(corpus: Path) -> dict[tuple[str, str], str]:
     """(file relative to the corpus, case) -> "pass" | "fail" | "timeout"."""
-    out = {}
-    path = corpus / "PYEVM_BASELINE.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out[(row["file"], row["case"])] = row["result"]
-    return out
-
-
-def baseline_seconds(corpus: Path) -> dict[tuple[str, str], float]:
-    """(file relative to the corpus, case) -> seconds sequential py-evm took."""
-    out = {}
-    path = corpus / "PYEVM_BASELINE.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                out[(row["file"], row["case"])] = float(row.get("seconds", 0.0))
-    return out
+    return {key: entry.result for key, entry in read_baseline(corpus).items()}
 
 
 #: A rotation case must have taken py-evm at most this long (where any did).
@@ -83,19 +66,19 @@ def category_rotation(corpus: Path, day: int | None = None) -> list[SampledCase]
         setting = os.environ.get("PEVM_CORPUS_ROTATION")
         day = int(setting) if setting else \
             datetime.datetime.now(datetime.UTC).date().toordinal()
-    known = baseline(corpus)
-    seconds = baseline_seconds(corpus)
+    entries = read_baseline(corpus)
     by_category: dict[str, list[tuple[float, SampledCase]]] = defaultdict(list)
     for path in sorted((corpus / "ethtests").rglob("*.json")):
         rel = path.relative_to(corpus)
         data = json.loads(path.read_text())
         for name, fixture in sorted(data.items()):
-            if known.get((str(rel), name)) == "timeout":
+            entry = entries.get((str(rel), name))
+            if entry is not None and entry.result == "timeout":
                 continue
             txs = max((len(b.get("transactions", ())) for b in fixture["blocks"]),
                       default=0)
             by_category[category_of(rel.relative_to("ethtests"))].append(
-                (seconds.get((str(rel), name), 0.0),
+                (entry.seconds if entry is not None else 0.0,
                  SampledCase(path, name, fixture["network"], txs)))
     chosen = []
     for _category, cases in sorted(by_category.items()):
