@@ -51,3 +51,65 @@ def observe_writes(db: Any, on_account: Callable[[bytes], None],
     db.set_storage = set_storage
     db.delete_account = wiping(db.delete_account)
     db.delete_storage = wiping(db.delete_storage)
+
+
+# -- reading an AccountDB's state beneath its journal (pevm.engines.pre_state) ------
+try:  # py-evm's journal markers for "deleted here" (read-only)
+    from eth.db.journal import DELETE_WRAPPED, REVERT_TO_WRAPPED
+    _DELETED: tuple[Any, ...] = (DELETE_WRAPPED, REVERT_TO_WRAPPED)
+except ImportError:  # pragma: no cover - another py-evm layout: no fast path
+    _DELETED = ()
+
+#: :func:`pending_account`'s answer for an account the journal deleted
+DELETED = b""
+
+
+def stored_tries(db: Any) -> tuple[Any, Any] | None:
+    """``(account trie's node store, storage node store)`` of an ``AccountDB`` --
+    what a reader needs to walk the persisted tries itself (py-evm's own trie
+    decodes every node of every path again) -- or None for any other account
+    database (then readers use the public API)."""
+    fast = bool(_DELETED) and all(
+        hasattr(db, name) for name in
+        ("_journaltrie", "_batchtrie", "_raw_store_db", "_account_stores", "state_root")
+    ) and hasattr(db._journaltrie, "_journal")
+    return (db._batchtrie, db._raw_store_db) if fast else None
+
+
+def pending_account(db: Any, address: bytes) -> bytes | None:
+    """The account's RLP as ``AccountDB``'s journal holds it (:data:`DELETED` when
+    the journal deleted it), or None when the journal has no entry (the persisted
+    trie holds the account). Only for an ``AccountDB`` :func:`stored_tries` accepts."""
+    pending = db._journaltrie._journal[address]
+    if pending is None:
+        return None
+    return DELETED if pending in _DELETED else pending
+
+
+def encoded_account(db: Any, address: bytes) -> bytes:
+    """The account's RLP through ``AccountDB``'s own lookup (journal, then trie)."""
+    return db._get_encoded_account(address, from_journal=True)
+
+
+def storage_opened(db: Any, address: bytes) -> bool:
+    """Whether ``AccountDB`` has opened the account's storage store (written,
+    wiped, or read it): such storage has its own journal and maybe unsaved nodes."""
+    return address in db._account_stores
+
+
+def remember_account(db: Any, address: bytes, account: Any) -> None:
+    """Put a decoded account where ``AccountDB._get_account`` caches it (and mark
+    it accessed, as that lookup would): a later write through py-evm's AccountDB
+    then needs no trie lookup."""
+    cache = getattr(db, "_account_cache", None)
+    if cache is not None and address not in cache:
+        cache[address] = account
+        accessed = getattr(db, "_accessed_accounts", None)
+        if accessed is not None:
+            accessed.add(address)
+
+
+def code_by_hash(db: Any, digest: bytes) -> bytes:
+    """Contract code by its hash from ``AccountDB``'s journaled database (raises
+    KeyError or AttributeError where that is not possible)."""
+    return db._journaldb[digest]

@@ -23,15 +23,10 @@ import rlp
 from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account
 
+from pevm import pyevm_compat as compat
 from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
                                     STORAGE, Key)
 from pevm.trie_reader import StoredState
-
-try:  # py-evm's journal markers for "deleted here" (private; used read-only)
-    from eth.db.journal import DELETE_WRAPPED, REVERT_TO_WRAPPED
-    _DELETED: tuple[Any, ...] = (DELETE_WRAPPED, REVERT_TO_WRAPPED)
-except ImportError:  # pragma: no cover - another py-evm layout: no fast path
-    _DELETED = ()
 
 _MISSING = object()
 #: what a missing account reads as: (exists, balance, nonce, code hash, storage root)
@@ -44,7 +39,7 @@ _BLANK_ACCOUNT = Account()
 class PreState:
     """Flat, cached reads of the pre-transaction state (see module doc).
 
-    ``account_db`` is py-evm's ``AccountDB`` (``vm.state._account_db``) or any
+    ``account_db`` is py-evm's ``AccountDB`` (:func:`pevm.pyevm_compat.account_db`) or any
     object with its public read API (then every read goes through that API).
     Calling the instance with a location returns its value.
     """
@@ -57,9 +52,9 @@ class PreState:
         self._new: list[tuple[int, Any, Any]] = []
         self.loads = 0
         #: the tries under py-evm's journal, read directly (None: not an AccountDB)
-        self._stored = StoredState(
-            account_db._batchtrie, account_db.state_root,
-            account_db._raw_store_db) if _fast_paths(account_db) else None
+        tries = compat.stored_tries(account_db)
+        self._stored = StoredState(tries[0], account_db.state_root, tries[1]) \
+            if tries is not None else None
 
     def __call__(self, key: Key) -> Any:
         kind, address = key[0], key[1]
@@ -94,7 +89,7 @@ class PreState:
         if kind == DORMANT:
             return (self._stored is not None and account[3] == EMPTY_SHA3
                     and account[2] == 0 and account[4] != BLANK_ROOT_HASH
-                    and address not in self._db._account_stores)
+                    and not compat.storage_opened(self._db, address))
         raise KeyError(f"no pre-state value for location {key!r}")
 
     # ------------------------------------------------------------- loading
@@ -102,17 +97,14 @@ class PreState:
         """The account's RLP as ``AccountDB`` holds it now (journal, then trie)."""
         db = self._db
         if self._stored is not None:
-            pending = db._journaltrie._journal[address]
-            if pending is None:  # not in the journal: the trie at its root
-                try:
-                    return self._stored.encoded_account(address)
-                except KeyError:
-                    pass  # a node py-evm cannot find either: let it say so
-            elif pending in _DELETED:
-                return b""
-            else:
+            pending = compat.pending_account(db, address)
+            if pending is not None:
                 return pending
-        return db._get_encoded_account(address, from_journal=True)
+            try:  # not in the journal: the trie at its root
+                return self._stored.encoded_account(address)
+            except KeyError:
+                pass  # a node py-evm cannot find either: let it say so
+        return compat.encoded_account(db, address)
 
     def _load_account(self, address: bytes) -> AccountFields:
         db = self._db
@@ -140,7 +132,7 @@ class PreState:
         db = self._db
         # A storage py-evm has opened (written, wiped, or read by the pre-block
         # steps) has its own journal and maybe unsaved nodes: ask py-evm.
-        if self._stored is not None and address not in db._account_stores:
+        if self._stored is not None and not compat.storage_opened(db, address):
             account = self._accounts.get(address) or self._load_account(address)
             try:
                 return self._stored.storage(account[4], slot)
@@ -151,16 +143,11 @@ class PreState:
     def _remember(self, address: bytes, account: Any) -> None:
         """Put ``account`` where ``AccountDB._get_account`` caches it: the merge
         writes through py-evm's AccountDB, which then needs no trie lookup."""
-        cache = getattr(self._db, "_account_cache", None)
-        if cache is not None and address not in cache:
-            cache[address] = account
-            accessed = getattr(self._db, "_accessed_accounts", None)
-            if accessed is not None:  # as AccountDB's own lookup records it
-                accessed.add(address)
+        compat.remember_account(self._db, address, account)
 
     def _load_code(self, address: bytes, digest: bytes) -> bytes:
         try:
-            return self._db._journaldb[digest]
+            return compat.code_by_hash(self._db, digest)
         except (AttributeError, KeyError):
             return self._db.get_code(address)
 
@@ -190,12 +177,3 @@ class PreState:
 
     def __len__(self) -> int:
         return len(self._accounts) + len(self._code) + len(self._storage)
-
-
-def _fast_paths(account_db: Any) -> bool:
-    """Whether ``account_db`` has the py-evm ``AccountDB`` internals the direct
-    trie reads rely on (else every read takes py-evm's public API)."""
-    return bool(_DELETED) and all(
-        hasattr(account_db, name) for name in
-        ("_journaltrie", "_batchtrie", "_raw_store_db", "_account_stores",
-         "state_root")) and hasattr(account_db._journaltrie, "_journal")

@@ -33,6 +33,7 @@ from eth_hash.auto import keccak
 from pevm.compare import compare_expectations
 from pevm.engines.reference import ReferenceEngine
 from pevm.inputs.mainnet import _address, _bytes, _int, load_snapshot
+from pevm.pyevm_compat import account_db as pyevm_account_db
 from pevm.result import BlockResult, EngineStats
 
 
@@ -178,7 +179,7 @@ class SnapshotProbe(ReferenceEngine):
         self.touched = [Touched() for _ in transactions]
         position, quiet = [0], [0]
         state: Any = vm.state
-        account_db: Any = state._account_db
+        account_db: Any = pyevm_account_db(state)
         saved: list[tuple[Any, str, Any]] = []
 
         def observe(name: str) -> None:
