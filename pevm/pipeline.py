@@ -76,7 +76,6 @@ class _Observation:
     slots: dict[bytes, set[int]] = field(default_factory=dict)
     #: Accounts whose storage py-evm wiped (self-destruct, EIP-161, re-creation).
     wiped: set[bytes] = field(default_factory=set)
-    account_db: Any = None
 
 
 def hook_vm(vm: Any, engine: Engine, seen: _Observation) -> None:
@@ -132,7 +131,6 @@ def _record_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
     all there.
     """
     db = account_db(vm.state)
-    seen.account_db = db
 
     def on_slot(address: bytes, slot: int) -> None:
         seen.slots.setdefault(address, set()).add(slot)

@@ -75,6 +75,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable, Hashable, Iterable, Mapping
 
+from eth.constants import UINT_256_MAX
+
 BALANCE = 0
 NONCE = 1
 CODE = 2
@@ -85,8 +87,6 @@ WIPE = 6
 DORMANT = 7
 OPENED = 8
 FLOOR = 9
-
-UINT256_MAX = 2**256 - 1
 
 KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
               STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe",
@@ -127,6 +127,19 @@ class Delta:
 
     def __reduce__(self) -> tuple:
         return (Delta, (self.amount,))
+
+
+class CreditOverflow(Exception):
+    """Committing would take ``address``'s balance past 2**256 - 1.
+
+    py-evm's ``set_balance`` refuses such a balance (a ``ValidationError``: the
+    block is rejected); a lazy credit never read the balance it adds to, so the
+    commit, where the sum is first known, is where it shows.
+    """
+
+    def __init__(self, address: bytes) -> None:
+        super().__init__(address)
+        self.address = address
 
 
 class Blocked(Exception):
@@ -246,7 +259,8 @@ class MVMemory:
     def commit(self, txn: int, writes: TxWrites | None = None) -> None:
         """Fold ``txn``'s writes into the committed state (strictly in block order).
 
-        ``writes`` defaults to the last recorded incarnation's writes.
+        ``writes`` defaults to the last recorded incarnation's writes. Raises
+        :class:`CreditOverflow`, changing nothing, when a credit would overflow.
         """
         if txn != self.committed_upto:
             raise ValueError(f"commit out of order: {txn}, expected "
@@ -256,6 +270,15 @@ class MVMemory:
             if recorded is None:
                 raise ValueError(f"transaction {txn} has no recorded writes")
             writes = recorded[1]
+        # balances first (deltas never share a location with absolute values, and
+        # wipes leave balances alone): an overflow then leaves everything as it was
+        balances = []
+        for address, amount in writes.deltas.items():
+            key = (BALANCE, address)
+            balance = self._committed_or_base(key) + amount
+            if balance > UINT_256_MAX:
+                raise CreditOverflow(address)
+            balances.append((key, balance))
         self._remove_versions(txn)
         self._tx_writes.pop(txn, None)
         committed = self.committed
@@ -272,24 +295,8 @@ class MVMemory:
                     slots_of[key[1]] = {key[2]}
                 else:
                     slots.add(key[2])
-        for address, amount in writes.deltas.items():
-            key = (BALANCE, address)
-            committed[key] = self._committed_or_base(key) + amount
+        committed.update(balances)
         self.committed_upto = txn + 1
-
-    def credit_overflows(self, writes: TxWrites) -> bytes | None:
-        """An account whose balance ``writes``' credits would take past 2**256 - 1
-        on the committed state (call just before committing them), if any.
-
-        py-evm's ``set_balance`` refuses such a balance (a ``ValidationError``: the
-        block is rejected); a lazy credit never read the balance it adds to, so
-        this is where the sum is first known.
-        """
-        for address, amount in writes.deltas.items():
-            if amount > 0 and \
-                    self._committed_or_base((BALANCE, address)) + amount > UINT256_MAX:
-                return address
-        return None
 
     def _remove_versions(self, txn: int) -> None:
         keys = self._tx_keys.pop(txn, None)

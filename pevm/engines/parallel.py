@@ -75,7 +75,7 @@ from eth_utils import ValidationError
 from pevm.engines.executor import BlockContext, FinishedComputation, TxResult
 from pevm.engines.pre_state import PreState
 from pevm.engines.mv_memory import (BALANCE, CODE, EXISTS, NONCE, OPENED, ORIGINAL,
-                                    STORAGE, MVMemory, TxWrites)
+                                    STORAGE, CreditOverflow, MVMemory, TxWrites)
 from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler,
                                     default_chunk_size)
 from pevm.engines.workers import (DEAD, WorkerOptions, WorkerPool, fork_available,
@@ -336,10 +336,9 @@ class _BlockRun:
             self._check_header(txn)
             result: TxResult | None = None
             if action == VALIDATE:
-                validating = cast(TxResult, sched.results[txn])
-                result = validating
-                ok = self.mv.validate(txn, validating.reads)
-                if self.engine.measure_versions and not self._version_valid(validating):
+                result = cast(TxResult, sched.results[txn])
+                ok = self.mv.validate(txn, result.reads)
+                if self.engine.measure_versions and not self._version_valid(result):
                     self.version_failures += 1
                 forced = ok and force > 0 and self.rng.random() < force
                 sched.validated(txn, ok and not forced, forced=forced)
@@ -433,15 +432,15 @@ class _BlockRun:
         assert outcome is not None
         if not outcome.valid:
             self._confirm_natively(txn, outcome.reason)
-        overflow = self.mv.credit_overflows(result.writes)
-        if overflow is not None:
-            self._confirm_natively(txn, f"balance of 0x{overflow.hex()} past uint256")
         if txn == self.n - 1:
             # py-evm locks the journal before each transaction, so after the block
             # the last transaction's changes are the only unlocked ones: keep the
             # state before it to reproduce that at merge.
             self.before_last = _final_writes(self.mv)
-        self.mv.commit(txn, result.writes)
+        try:
+            self.mv.commit(txn, result.writes)
+        except CreditOverflow as exc:  # the commit changed nothing
+            self._confirm_natively(txn, f"balance of 0x{exc.address.hex()} past uint256")
         self.committed[txn] = result
         gas = self.ctx.gas_used(txn, outcome)
         self.gas_used[txn] = gas
