@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 
-from pevm.engines import make_engine, parallel_available
+from pevm.engines import make_engine
 from pevm.pipeline import Engine
 from pevm.inputs.discover import list_cases
 
@@ -58,8 +58,7 @@ class EngineSuite:
     def setup(self, paths: dict, workload: str, conflict: float, workers: int) -> None:
         self.path = paths[f"{workload}/{conflict}"]
         self.reference = make_engine("reference")
-        self.engine = (make_engine("parallel", workers=workers)
-                       if parallel_available() else None)
+        self.engine = make_engine("parallel", workers=workers)
 
     def time_reference(self, paths: dict, workload: str, conflict: float,
                        workers: int) -> None:
@@ -67,14 +66,10 @@ class EngineSuite:
 
     def time_engine(self, paths: dict, workload: str, conflict: float,
                     workers: int) -> None:
-        if self.engine is None:
-            raise NotImplementedError("parallel engine not in this build")
         _run(self.path, self.engine)
 
     def track_speedup_vs_reference(self, paths: dict, workload: str, conflict: float,
                                    workers: int) -> float:
-        if self.engine is None:
-            raise NotImplementedError("parallel engine not in this build")
         _run(self.path, self.engine)  # warm-up
         return _run(self.path, self.reference) / _run(self.path, self.engine)
 
@@ -82,8 +77,6 @@ class EngineSuite:
 
     def track_speedup_vs_one_process(self, paths: dict, workload: str, conflict: float,
                                      workers: int) -> float:
-        if self.engine is None:
-            raise NotImplementedError("parallel engine not in this build")
         one = make_engine("parallel", workers=1)
         _run(self.path, self.engine)  # warm-up
         return _run(self.path, one) / _run(self.path, self.engine)

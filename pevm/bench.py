@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pevm.compare import compare_results
-from pevm.engines import make_engine, parallel_available
+from pevm.engines import make_engine
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
@@ -155,9 +155,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
     """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
-    if parallel_available():
-        for count in sorted(set([1, *workers])):
-            configs.append((Timing("parallel", count), make_engine("parallel", workers=count)))
+    for count in sorted(set([1, *workers])):
+        configs.append((Timing("parallel", count), make_engine("parallel", workers=count)))
     txs = gas = 0
     rounds = warmup + repeat
     for round_index in range(rounds):

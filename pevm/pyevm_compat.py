@@ -21,6 +21,21 @@ def account_db(state: StateAPI) -> Any:
     return state._account_db  # type: ignore[attr-defined]
 
 
+def account_records(state: StateAPI) -> tuple[Callable[[bytes], Any],
+                                              Callable[[bytes, Any], None]] | None:
+    """``(get, set)`` of whole account records (``AccountDB._get_account`` and
+    ``_set_account``), or None where the state's database has no such methods.
+
+    The engine's merge writes a balance and a nonce in one account update, where
+    py-evm's public ``set_balance`` then ``set_nonce`` would each read, copy,
+    encode and journal the account.
+    """
+    db = getattr(state, "_account_db", None)
+    get = getattr(db, "_get_account", None)
+    put = getattr(db, "_set_account", None)
+    return (get, put) if get is not None and put is not None else None
+
+
 def observe_writes(db: Any, on_account: Callable[[bytes], None],
                    on_slot: Callable[[bytes, int], None],
                    on_wipe: Callable[[bytes], None]) -> None:

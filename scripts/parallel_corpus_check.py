@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pevm.compare import compare_results
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
 from pevm.errors import PevmError
@@ -60,16 +61,20 @@ def files_under(paths: list[str]) -> list[str]:
     return found
 
 
+def _engine(workers: int, args: Any) -> ParallelEngine:
+    return ParallelEngine(
+        workers=workers, min_parallel_txs=2 if args.force_workers else None,
+        fork_after=0 if args.force_workers else None,
+        hooks=FaultHooks(force_abort=args.force_abort, delay=args.delay))
+
+
 def check_snapshot(path: str, worker_counts: list[int], args: Any) -> int:
     """A mainnet snapshot: reference vs parallel; returns the disagreements."""
     from pevm.inputs.mainnet import load_snapshot
     want = load_snapshot(path).execute(ReferenceEngine())
     bad = 0
     for workers in worker_counts:
-        engine = ParallelEngine(
-            workers=workers, min_parallel_txs=2 if args.force_workers else None,
-            fork_after=0 if args.force_workers else None,
-            force_abort=args.force_abort, delay=args.delay)
+        engine = _engine(workers, args)
         started = time.perf_counter()
         got = load_snapshot(path).execute(engine)
         took = time.perf_counter() - started
@@ -122,10 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             cases += 1
             reference = run_case(case, ReferenceEngine())
             for workers in worker_counts:
-                engine = ParallelEngine(
-                    workers=workers, min_parallel_txs=2 if args.force_workers else None,
-                    fork_after=0 if args.force_workers else None,
-                    force_abort=args.force_abort, delay=args.delay)
+                engine = _engine(workers, args)
                 try:
                     got = run_case(case, engine)
                 except Exception as exc:  # noqa: BLE001 - report and go on

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pevm.compare import compare_results
-from pevm.engines import make_engine, parallel_available
+from pevm.engines import make_engine
 from pevm.engines.reference import ReferenceEngine
 from pevm.inputs.blockchain_tests import load_cases
 from pevm.inputs.discover import Case, SnapshotCase
@@ -24,9 +24,7 @@ from pevm.inputs.discover import Case, SnapshotCase
 from .conftest import corpus_dir
 from .corpus_sample import category_rotation, mainnet_blocks, sample_ethtests
 
-pytestmark = [pytest.mark.corpus,
-              pytest.mark.skipif(not parallel_available(),
-                                 reason="parallel engine not in this build")]
+pytestmark = pytest.mark.corpus
 
 _CORPUS = corpus_dir()
 _SAMPLE = sample_ethtests(_CORPUS) if _CORPUS else []

@@ -5,9 +5,9 @@ import pickle
 
 import pytest
 
-from pevm.engines.mv_memory import (BALANCE, CODE, ESTIMATE, EXISTS, NONCE, ORIGINAL,
-                                    STORAGE, Blocked, Delta, MVMemory, TxWrites,
-                                    describe)
+from pevm.engines.locations import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
+                                    WIPE, location_text)
+from pevm.engines.mv_memory import ESTIMATE, Blocked, Delta, MVMemory, TxWrites
 
 A = b"\xaa" * 20
 B = b"\xbb" * 20
@@ -155,9 +155,9 @@ def test_markers_and_writes_pickle():
     assert pickle.loads(pickle.dumps(Delta(5))) == Delta(5)
     w = writes({(STORAGE, A, 1): 2}, deltas={B: 3}, wiped=[A])
     assert pickle.loads(pickle.dumps(w)) == w
-    assert set(w.keys()) == {(STORAGE, A, 1), (BALANCE, B), (6, A)}
+    assert set(w.keys()) == {(STORAGE, A, 1), (BALANCE, B), (WIPE, A)}
 
 
-def test_describe_names_locations():
-    assert describe((STORAGE, A, 16)) == "storage:0x" + A.hex() + ":0x10"
-    assert describe((BALANCE, B)).startswith("balance:0x")
+def test_locations_read_as_text():
+    assert location_text((STORAGE, A, 16)) == "0x" + A.hex() + ":storage[0x10]"
+    assert location_text((BALANCE, B)) == "0x" + B.hex() + ":balance"

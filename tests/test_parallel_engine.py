@@ -7,6 +7,7 @@ from eth_keys.backends.coincurve import CoinCurveECCBackend
 
 from pevm.compare import compare_results
 from pevm.engines import make_engine
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -44,7 +45,7 @@ ENGINE_VARIANTS = [
     dict(workers=2, min_parallel_txs=2, fork_after=0),
     dict(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3),
     dict(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=1, max_outstanding=1),
-    dict(workers=2, min_parallel_txs=2, warm_up_txs=7, chunk_size=2),
+    dict(workers=2, min_parallel_txs=2, hooks=FaultHooks(fork_at_tx=7), chunk_size=2),
 ]
 
 
@@ -78,7 +79,7 @@ def test_beneficiary_traffic_does_not_serialise_fee_payments():
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=1)
     got = import_block(vm_class, block, engine)
     assert_same(reference(vm_class, block), got)
-    assert engine.last_detail["validation_failures"] == 0
+    assert engine.last_detail.validation_failures == 0
 
 
 @pytest.mark.parametrize("vm_class", [SpuriousDragonVM, ByzantiumVM, CancunVM])
@@ -167,7 +168,7 @@ def _import_in_daemon(block, queue):  # runs in a daemonic child process
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
     outcome = import_block(CancunVM, block, engine)
     problems = compare_results(reference(CancunVM, block).result, outcome.result)
-    queue.put((outcome.result.stats.workers, engine.last_detail["in_process_reason"],
+    queue.put((outcome.result.stats.workers, engine.last_detail.in_process_reason,
                [str(p) for p in problems]))
 
 
@@ -200,18 +201,18 @@ def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
     got = import_block(CancunVM, block, engine)
     assert_same(reference(CancunVM, block), got)
     assert got.result.stats.workers == 1
-    assert "starting workers failed" in engine.last_detail["in_process_reason"]
+    assert "starting workers failed" in engine.last_detail.in_process_reason
 
 
 def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
     block = build_block(CancunVM, MIXED)
     want = reference(CancunVM, block)
     for warm_up in (1, 13, 37):
-        engine = ParallelEngine(workers=2, min_parallel_txs=1, warm_up_txs=warm_up,
-                                chunk_size=3)
+        engine = ParallelEngine(workers=2, min_parallel_txs=1, chunk_size=3,
+                                hooks=FaultHooks(fork_at_tx=warm_up))
         got = import_block(CancunVM, block, engine)
         assert_same(want, got, f"warm-up {warm_up}")
-        assert engine.last_detail["warm_up_txs"] == warm_up
+        assert engine.last_detail.warm_up_txs == warm_up
         assert got.result.stats.workers == 2
     lazy = ParallelEngine(workers=2, min_parallel_txs=1, fork_after=60)
     got = import_block(CancunVM, block, lazy)
@@ -227,20 +228,20 @@ def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders
     got = import_block(CancunVM, block, engine)
     assert_same(want, got)
     detail = engine.last_detail
-    assert detail["pauses"] >= 1                # speculation was throttled
-    assert detail["inline"] > 100               # the coordinator ran it in order
-    assert detail["recover_workers_s"] > 0      # idle workers recovered ahead
+    assert detail.pauses >= 1                # speculation was throttled
+    assert detail.inline > 100               # the coordinator ran it in order
+    assert detail.recover_workers_s > 0      # idle workers recovered ahead
 
 
 def test_forced_aborts_and_delays_keep_the_result():
     block = build_block(BerlinVM, MIXED)
     want = reference(BerlinVM, block)
     engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
-                            delay=0.002, delay_probability=0.5, force_abort=0.5,
-                            seed=7)
+                            hooks=FaultHooks(delay=0.002, delay_probability=0.5,
+                                             force_abort=0.5, seed=7))
     got = import_block(BerlinVM, block, engine)
     assert_same(want, got)
-    assert engine.last_detail["forced_aborts"] > 0
+    assert engine.last_detail.forced_aborts > 0
 
 
 def test_the_cli_name_builds_this_engine():

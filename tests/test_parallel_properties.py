@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pevm.compare import compare_results
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from tests.parallel_support import (FORKS, Intent, assert_same, build_block,
                                     hypothesis_profile_examples, import_block,
@@ -72,8 +73,8 @@ def test_adversarial_schedules_match_py_evm(fork, block_intents, workers, seed,
     block = build_block(vm_class, block_intents)
     want = reference(vm_class, block)
     engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=0, chunk_size=2,
-                            delay=0.003, delay_probability=0.3,
-                            force_abort=force_abort, seed=seed)
+                            hooks=FaultHooks(delay=0.003, delay_probability=0.3,
+                                             force_abort=force_abort, seed=seed))
     assert_same(want, import_block(vm_class, block, engine), f"{fork} {workers}")
 
 

@@ -6,8 +6,9 @@ from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth_hash.auto import keccak
 
-from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, ORIGINAL, STORAGE,
-                                    MVMemory)
+from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, NONCE, ORIGINAL,
+                                    STORAGE)
+from pevm.engines.mv_memory import MVMemory
 from pevm.engines.pre_state import PreState
 from pevm.engines.state_view import StateView, code_hash
 

@@ -9,7 +9,7 @@ from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth_typing import Address, Hash32
 
-from pevm.engines.mv_memory import BALANCE, CODE, EXISTS, NONCE, STORAGE
+from pevm.engines.locations import BALANCE, CODE, EXISTS, NONCE, STORAGE
 from pevm.engines.pre_state import PreState
 from pevm.trie_reader import StoredState, TrieReader
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from eth.vm.forks import CancunVM
 
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.errors import EngineFailure
 from tests.parallel_support import Intent, assert_same, build_block, import_block, \
@@ -24,49 +25,50 @@ def want(block):
     return reference(CancunVM, block)
 
 
-@pytest.mark.parametrize("die_on_run", [{0: 1}, {1: 1}, {0: 1, 2: 1}])
-def test_a_dying_worker_s_work_is_redone(block, want, die_on_run):
+@pytest.mark.parametrize("kill", [{0: 1}, {1: 1}, {0: 1, 2: 1}])
+def test_a_dying_worker_s_work_is_redone(block, want, kill):
     engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3,
-                            die_on_run=die_on_run)
+                            hooks=FaultHooks(kill_worker=kill))
     got = import_block(CancunVM, block, engine)
-    assert_same(want, got, str(die_on_run))
+    assert_same(want, got, str(kill))
     # Only the workers told to die died, and the lowest of them for sure: the
     # first dispatch round gives every worker a chunk, in worker order, and the
     # coordinator waits on the lowest one's first. Whether a later one got to its
     # chunk before the coordinator had redone those transactions in-process
     # depends on timing under load: not asserted.
-    dead = engine.last_detail["dead_workers"]
-    assert set(dead) <= set(die_on_run) and min(die_on_run) in dead
+    dead = engine.last_detail.dead_workers
+    assert set(dead) <= set(kill) and min(kill) in dead
 
 
-@pytest.mark.parametrize("die_on_run", [{1: 2}, {0: 3, 1: 2}])
-def test_a_worker_dying_later_in_the_block(block, want, die_on_run):
+@pytest.mark.parametrize("kill", [{1: 2}, {0: 3, 1: 2}])
+def test_a_worker_dying_later_in_the_block(block, want, kill):
     # whether it gets that far depends on scheduling; the result never does
     engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
-                            die_on_run=die_on_run)
-    assert_same(want, import_block(CancunVM, block, engine), str(die_on_run))
-    assert set(engine.last_detail["dead_workers"]) <= set(die_on_run)
+                            hooks=FaultHooks(kill_worker=kill))
+    assert_same(want, import_block(CancunVM, block, engine), str(kill))
+    assert set(engine.last_detail.dead_workers) <= set(kill)
 
 
 def test_a_worker_dying_under_random_delays(block, want):
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
-                            die_on_run={1: 3}, delay=0.003, seed=3)
+                            hooks=FaultHooks(kill_worker={1: 3}, delay=0.003, seed=3))
     assert_same(want, import_block(CancunVM, block, engine))
 
 
 def test_every_worker_dying_is_an_engine_failure(block):
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=3,
-                            die_on_run={0: 1, 1: 1})
+                            hooks=FaultHooks(kill_worker={0: 1, 1: 1}))
     with pytest.raises(EngineFailure):
         import_block(CancunVM, block, engine)
 
 
-def test_kill_hook_from_the_environment(block, want, monkeypatch):
-    monkeypatch.setenv("PEVM_TEST_KILL_WORKER", "0:1")
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=4)
-    assert engine.worker_options.die_on_run == {0: 1}
+def test_kill_hook_from_the_environment(block, want):
+    hooks = FaultHooks.from_environment({"PEVM_TEST_KILL_WORKER": "0:1"})
+    assert hooks.kill_worker == {0: 1}
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=4,
+                            hooks=hooks)
     got = import_block(CancunVM, block, engine)
     assert_same(want, got)
     # The hook took effect: worker 0 died on its first chunk (how many of that
     # chunk's transactions still counted as lost depends on timing: not asserted).
-    assert engine.last_detail["dead_workers"] == [0]
+    assert engine.last_detail.dead_workers == [0]

@@ -16,7 +16,6 @@ from rich.table import Table
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import BlockBench, bench_case, plot
 from pevm.cli.info import machine_info
-from pevm.engines import parallel_available
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef, list_cases
@@ -81,9 +80,6 @@ def bench_command(args: argparse.Namespace) -> int:
         raise PevmError("--repeat must be at least 1")
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.
     console = Console(width=None if sys.stdout.isatty() else 160)
-    if not parallel_available():
-        console.print("the parallel engine is not in this build: measuring the "
-                      "reference only", style="yellow")
     benches: list[BlockBench] = []
     failed: list[BaseException] = []
     with tempfile.TemporaryDirectory(prefix="pevm-bench-") as scratch:

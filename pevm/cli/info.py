@@ -8,7 +8,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from pevm.engines import ENGINE_NAMES, default_engine_name, parallel_available
+from pevm.engines import ENGINE_NAMES, default_engine_name
 
 #: What ``pevm info`` and ``pevm bench --json`` report the versions of. CuPy is named
 #: by what pevm imports, ``cupy``: it ships as one wheel per CUDA version
@@ -48,20 +48,16 @@ def machine_info() -> dict[str, Any]:
 
 
 def backend_info() -> dict[str, Any]:
+    from pevm.gpu import backend
     try:
-        from pevm.gpu import backend
         return backend.describe()
-    except ImportError:
-        return {"backend": "cpu", "note": "GPU layer not built"}
     except Exception as exc:  # noqa: BLE001 - a forced but unusable backend: report it
         return {"backend": "unavailable", "error": str(exc)}
 
 
 def info_command(args: argparse.Namespace) -> int:
     info = machine_info()
-    info["engines"] = {"available": [n for n in ENGINE_NAMES
-                                     if n != "parallel" or parallel_available()],
-                       "default": default_engine_name()}
+    info["engines"] = {"available": list(ENGINE_NAMES), "default": default_engine_name()}
     info["backend"] = backend_info()
     try:
         from eth_keys.backends import get_backend

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
+from pevm.engines.hooks import FaultHooks
 from pevm.errors import PevmError
 from pevm.forks import UnknownNetwork, canonical_network
 from pevm.inputs.discover import CaseRef, list_cases
@@ -39,7 +40,12 @@ def register(subparsers: Any) -> None:
         epilog="Exit status: 0 every block matched, 1 a block did not match, "
                "2 unreadable or malformed input, or a case that ended with an "
                "error (the run goes on with the next case; --debug shows the "
-               "traceback).")
+               "traceback). Fault hooks for testing the parallel engine under "
+               "adversarial schedules (results must not change): "
+               "PEVM_TEST_DELAY=SECONDS (random sleeps in workers), "
+               "PEVM_TEST_FORCE_ABORT=P (validated results re-executed anyway), "
+               "PEVM_TEST_KILL_WORKER=W:N (worker W dies on its N-th chunk), "
+               "PEVM_TEST_SEED=N; not with --cluster.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="fixture file, mainnet snapshot directory, or a directory "
                              "searched recursively for both")
@@ -112,7 +118,9 @@ def run_command(args: argparse.Namespace) -> int:
         from pevm.cluster import check_cluster_args
         check_cluster_args(args.cluster)
     try:
-        engine = make_engine(args.engine, workers=workers)
+        # the only place the engine's fault hooks are read from the environment
+        hooks = FaultHooks.from_environment(os.environ)
+        engine = make_engine(args.engine, workers=workers, hooks=hooks)
         reference = make_engine("reference") if args.check else None
     except ValueError as exc:
         raise PevmError(str(exc)) from exc

@@ -6,7 +6,7 @@ indexed by transaction; a transaction at index ``j`` reads, for each location, t
 value written by the highest transaction below ``j`` -- or, when there is none, the
 value after the committed prefix of the block, or the pre-block state.
 
-Locations (tuples, cheap to hash and pickle):
+Locations (:mod:`pevm.engines.locations`; plain tuples, cheap to hash and pickle):
 
 =========================  ===============================================
 ``(BALANCE, address)``     the balance (reads fold lazy credits, see below)
@@ -73,26 +73,14 @@ from __future__ import annotations
 from bisect import insort
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from eth.constants import UINT_256_MAX
 
-BALANCE = 0
-NONCE = 1
-CODE = 2
-EXISTS = 3
-STORAGE = 4
-ORIGINAL = 5
-WIPE = 6
-DORMANT = 7
-OPENED = 8
-FLOOR = 9
+from pevm.engines.locations import BALANCE, FLOOR, ORIGINAL, STORAGE, WIPE
 
-KIND_NAMES = {BALANCE: "balance", NONCE: "nonce", CODE: "code", EXISTS: "exists",
-              STORAGE: "storage", ORIGINAL: "original", WIPE: "wipe",
-              DORMANT: "dormant", OPENED: "opened", FLOOR: "floor"}
-
-Key = tuple  # (kind, address) or (kind, address, slot)
+#: a location (see :mod:`pevm.engines.locations`)
+Key = tuple
 
 
 class _Estimate:
@@ -416,13 +404,3 @@ class MVMemory:
 
 def _first(entry: tuple[int, Any]) -> int:
     return entry[0]
-
-
-def describe(key: Hashable) -> str:
-    """A readable name for a location (for errors and debugging)."""
-    if isinstance(key, tuple) and key and key[0] in KIND_NAMES:
-        parts = [KIND_NAMES[key[0]], "0x" + key[1].hex()]
-        if len(key) > 2:
-            parts.append(hex(key[2]))
-        return ":".join(parts)
-    return repr(key)

@@ -24,8 +24,9 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account
 
 from pevm import pyevm_compat as compat
-from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
-                                    STORAGE, Key)
+from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
+                                    STORAGE)
+from pevm.engines.mv_memory import Key
 from pevm.trie_reader import StoredState
 
 _MISSING = object()

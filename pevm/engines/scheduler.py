@@ -28,15 +28,14 @@ committed state. Version-based validation (Block-STM's) would force a re-executi
 whenever a transaction below wrote a location, even with the same value; with lazy
 fee credits and EXISTS writes that often carry the value already read, values are
 the cheaper test and are sound (the interpreter is a deterministic function of the
-values it reads). Measured with ``ParallelEngine(measure_versions=True)`` (which
-counts, for every validated result, whether version-based validation would have
-rejected it): on 400-transaction transfer, ERC-20 and hotspot blocks both reject
-exactly the same results (0, 0 and 135 of 139); on 24 random 60-transaction
-blocks from the property tests' generator (8 senders, shared slots, the
-beneficiary read, self-destructs; Berlin and Cancun, 2-3 workers) versions reject
-1,214 of 1,324 results and values 1,208. So values never lose, win a little, and
-need no version numbers in the messages (run a block with that engine option and
-compare ``last_detail["version_failures"]`` with ``["validation_failures"]``).
+values it reads). Measured with an engine option, since removed, that counted for
+every validated result whether version-based validation would have rejected it: on
+400-transaction transfer, ERC-20 and hotspot blocks both reject exactly the same
+results (0, 0 and 135 of 139); on 24 random 60-transaction blocks from the
+property tests' generator (8 senders, shared slots, the beneficiary read,
+self-destructs; Berlin and Cancun, 2-3 workers) versions reject 1,214 of 1,324
+results and values 1,208. So values never lose, win a little, and need no version
+numbers in the messages.
 
 Lookahead: no chunk starts more than ``2 x max_outstanding x workers x chunk``
 transactions past the commit point, so that when the transaction there is slow
@@ -63,13 +62,23 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 from collections.abc import Iterable
 
-#: what :meth:`Scheduler.next_commit` tells the coordinator to do
-VALIDATE = "validate"   # a result is there: validate it, then commit or abort
-EXECUTE = "execute"     # no usable result: execute the transaction in-process
-WAIT = "wait"           # a worker is running it: wait for messages
-DONE = "done"
+class Action(Enum):
+    """What :meth:`Scheduler.next_commit` tells the coordinator to do."""
+
+    #: a result is there: validate it, then commit or abort
+    VALIDATE = "validate"
+    #: no usable result: execute the transaction in-process
+    EXECUTE = "execute"
+    #: a worker is running it: wait for messages
+    WAIT = "wait"
+    #: every transaction is committed
+    DONE = "done"
+
+
+VALIDATE, EXECUTE, WAIT, DONE = Action.VALIDATE, Action.EXECUTE, Action.WAIT, Action.DONE
 
 
 @dataclass
@@ -254,7 +263,7 @@ class Scheduler:
         return lost
 
     # -------------------------------------------------------------- commit
-    def next_commit(self) -> tuple[str, int]:
+    def next_commit(self) -> tuple[Action, int]:
         """What to do about the transaction at the commit point."""
         txn = self.commit_index
         if txn >= self.n:

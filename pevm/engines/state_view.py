@@ -51,8 +51,9 @@ from eth.validation import validate_uint256
 from eth_hash.auto import keccak
 from eth_typing import Hash32
 
-from pevm.engines.mv_memory import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
-                                    OPENED, ORIGINAL, STORAGE, Key, TxWrites)
+from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
+                                    OPENED, ORIGINAL, STORAGE)
+from pevm.engines.mv_memory import Key, TxWrites
 
 _MISSING = object()
 _MEMBER = object()  # journal marker: "this member was added to a set"

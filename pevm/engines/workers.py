@@ -12,33 +12,32 @@ started by ``spawn`` would have no pre-state to read, and fetching reads one by 
 would cost a message each.
 
 Messages are few and batched (a message costs tens of microseconds; a transfer's
-execution about 70):
+execution about 70). They are the named tuples below (a named tuple pickles as its
+fields plus one class reference):
 
 coordinator -> worker
-    ``("run", txns, incarnations, commits, estimates)``: bring the replica up to
-    date -- ``commits`` is ``[(txn, writes | None)]`` for every transaction
-    committed since the worker's last run message, in order (None: the worker's own
-    result was the one committed), ``estimates`` is ``[(txn, keys)]`` of ESTIMATE
-    markers (sender balance and nonce) for transactions still running elsewhere
-    whose sender the coordinator knows -- then execute ``txns`` in
-    order; answered with one ``("results", worker, [TxResult, ...],
-    pre_state_loads, cpu_seconds, recover_seconds)``. ``pre_state_loads`` are the
-    pre-state entries the worker loaded, which spare the coordinator reading them
-    from py-evm's trie again to validate; each result carries the sender the worker
+    :class:`Run`: bring the replica up to date -- ``commits`` for every
+    transaction committed since the worker's last run message, ``estimates`` of
+    ESTIMATE markers for transactions still running elsewhere -- then execute
+    ``txns`` in order; answered with one :class:`Results`, whose
+    ``pre_state_loads`` spare the coordinator reading those entries from py-evm's
+    trie again to validate, and whose results each carry the sender the worker
     recovered (once: the first process to execute a transaction recovers and pins
     its sender, see :mod:`pevm.engines.executor`).
-    ``("recover", txns)``: recover and pin the senders of ``txns`` (sent while
-    speculation is paused, so that idle workers take sender recovery off the
-    coordinator's sequential path); answered with ``("senders", worker,
-    [(txn, sender)], recover_seconds)``.
-    ``("stop",)``.
+    :class:`Recover`: recover and pin senders (sent while speculation is paused,
+    so that idle workers take sender recovery off the coordinator's sequential
+    path); answered with :class:`Senders`.
+    :class:`Stop`.
+pool -> coordinator
+    :class:`Dead` once for a worker found dead.
 
 Each worker reads its inbound pipe from a small thread so that a coordinator
 sending a large message never blocks against a worker that is itself blocked
 sending results (pipes have bounded buffers).
 
-Test hooks (:class:`WorkerOptions`): random delays before transactions, and a worker
-that kills itself (``os._exit``) on receiving its n-th run message.
+Fault hooks (:class:`~pevm.engines.hooks.FaultHooks`): random delays before
+transactions, and a worker that kills itself (``os._exit``) on receiving its n-th
+run message.
 """
 from __future__ import annotations
 
@@ -48,28 +47,68 @@ import queue
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, NamedTuple
 
 from pevm.engines.executor import BlockContext, TxResult
-from pevm.engines.mv_memory import Key, MVMemory
+from pevm.engines.hooks import FaultHooks
+from pevm.engines.mv_memory import Key, MVMemory, TxWrites
 
-DEAD = "dead"
+
+# -- messages -------------------------------------------------------------------
+class Run(NamedTuple):
+    """Coordinator -> worker: sync the replica, then execute ``txns`` in order."""
+
+    txns: list[int]
+    #: the incarnation number of each of ``txns``
+    incarnations: list[int]
+    #: ``(txn, writes)`` of every transaction committed since the worker's last
+    #: run message, in order; None: the worker's own result was the one committed
+    commits: list[tuple[int, TxWrites | None]]
+    #: ``(txn, locations)``: ESTIMATE markers (sender balance and nonce) for
+    #: transactions still running elsewhere whose sender the coordinator knows
+    estimates: list[tuple[int, tuple[Key, ...]]]
 
 
-@dataclass
-class WorkerOptions:
-    """Adversarial-schedule hooks for tests (all off by default)."""
+class Recover(NamedTuple):
+    """Coordinator -> worker: recover and pin the senders of ``txns``."""
 
-    #: maximum random sleep (seconds) before each transaction a worker executes
-    delay: float = 0.0
-    #: probability that a transaction gets a delay at all
-    delay_probability: float = 1.0
-    #: worker id -> n: the worker dies (``os._exit``) on receiving its n-th run message
-    die_on_run: dict[int, int] = field(default_factory=dict)
-    seed: int = 0
+    txns: list[int]
+
+
+class Stop(NamedTuple):
+    """Coordinator -> worker: exit."""
+
+
+class Results(NamedTuple):
+    """Worker -> coordinator: the answer to one :class:`Run`."""
+
+    worker: int
+    results: list[TxResult]
+    #: pre-state entries the worker loaded (see :meth:`PreState.export`)
+    pre_state_loads: Any
+    cpu_seconds: float
+    recover_seconds: float
+
+
+class Senders(NamedTuple):
+    """Worker -> coordinator: the answer to one :class:`Recover`."""
+
+    worker: int
+    #: ``(txn, sender)``; None where the signature recovers no sender
+    senders: list[tuple[int, bytes | None]]
+    recover_seconds: float
+
+
+class Dead(NamedTuple):
+    """Pool -> coordinator: ``worker`` was found dead (reported once)."""
+
+    worker: int
+
+
+ToWorker = Run | Recover | Stop
+FromWorker = Results | Senders | Dead
 
 
 def fork_available(start_method: str | None = None) -> bool:
@@ -94,7 +133,7 @@ def unavailable_reason(start_method: str | None = None) -> str:
 
 
 def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
-                 options: WorkerOptions) -> None:
+                 hooks: FaultHooks) -> None:
     """A worker's loop: keep a replica of the coordinator's memory, run chunks.
 
     ``mv`` is the coordinator's memory as it was at the fork (its committed
@@ -107,51 +146,47 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
             try:
                 inbox.put(conn.recv())
             except (EOFError, OSError):
-                inbox.put(("stop",))
+                inbox.put(Stop())
                 return
 
     threading.Thread(target=receive, daemon=True).start()
-    rng = random.Random(options.seed * 1000 + worker)
+    rng = random.Random(hooks.seed * 1000 + worker)
     runs = 0
     while True:
         message = inbox.get()
-        kind = message[0]
-        if kind == "stop":
+        if isinstance(message, Stop):
             break
-        if kind == "recover":
+        if isinstance(message, Recover):
             recovering = ctx.recover_seconds
-            senders = [(txn, ctx.sender_of(txn)) for txn in message[1]]
-            conn.send(("senders", worker, senders, ctx.recover_seconds - recovering))
-            continue
-        if kind != "run":
+            senders = [(txn, ctx.sender_of(txn)) for txn in message.txns]
+            conn.send(Senders(worker, senders, ctx.recover_seconds - recovering))
             continue
         runs += 1
-        if options.die_on_run.get(worker) == runs:
-            os._exit(86)  # test hook: die holding work
-        _, txns, incarnations, commits, estimates = message
-        for txn, writes in commits:
+        if hooks.kill_worker.get(worker) == runs:
+            os._exit(86)  # fault hook: die holding work
+        for txn, writes in message.commits:
             mv.commit(txn, writes)
-        for txn, keys in estimates:
+        for txn, keys in message.estimates:
             mv.add_estimates(txn, keys)
         cpu = time.process_time()
         recovering = ctx.recover_seconds
         results: list[TxResult] = []
-        for txn, incarnation in zip(txns, incarnations):
-            if options.delay and rng.random() < options.delay_probability:
-                time.sleep(rng.random() * options.delay)
+        for txn, incarnation in zip(message.txns, message.incarnations):
+            if hooks.delay and rng.random() < hooks.delay_probability:
+                time.sleep(rng.random() * hooks.delay)
             result = ctx.execute(txn, incarnation, partial(_read_at, mv, txn), worker)
             outcome = result.outcome
             if outcome is not None and outcome.valid:
                 mv.record(txn, incarnation, result.writes)
             results.append(result)
-        conn.send(("results", worker, results, ctx.pre.export(),
-                   time.process_time() - cpu, ctx.recover_seconds - recovering))
+        conn.send(Results(worker, results, ctx.pre.export(),
+                          time.process_time() - cpu, ctx.recover_seconds - recovering))
 
 
 class WorkerPool:
     """``n`` forked workers for one block, addressed by index."""
 
-    def __init__(self, ctx: BlockContext, n: int, options: WorkerOptions,
+    def __init__(self, ctx: BlockContext, n: int, hooks: FaultHooks,
                  mv: MVMemory) -> None:
         mp = multiprocessing.get_context("fork")
         self.connections: dict[int, Connection] = {}
@@ -165,7 +200,7 @@ class WorkerPool:
                 parent, child = mp.Pipe(duplex=True)
                 process = mp.Process(target=_worker_main,
                                      name=f"pevm-worker-{worker}",
-                                     args=(child, worker, ctx, mv, options),
+                                     args=(child, worker, ctx, mv, hooks),
                                      daemon=True)
                 process.start()
                 child.close()
@@ -176,7 +211,7 @@ class WorkerPool:
             self.close()
             raise
 
-    def send(self, worker: int, message: tuple) -> bool:
+    def send(self, worker: int, message: ToWorker) -> bool:
         """Send ``message``; False (and the worker counts as dead) if it cannot."""
         if worker not in self.alive:
             return False
@@ -187,38 +222,39 @@ class WorkerPool:
             return False
         return True
 
-    def receive(self, timeout: float | None) -> list[tuple]:
+    def receive(self, timeout: float | None) -> list[FromWorker]:
         """Messages that arrived within ``timeout`` (None: wait for at least one).
 
-        A worker found dead yields ``("dead", worker)`` once.
+        A worker found dead yields :class:`Dead` once.
         """
         if not self.alive:
             return []
-        by_object: dict[Any, tuple[str, int]] = {}
+        by_object: dict[Any, int] = {}
+        sentinels = set()
         for worker in self.alive:
-            by_object[self.connections[worker]] = ("conn", worker)
-            by_object[self.processes[worker].sentinel] = ("proc", worker)
+            by_object[self.connections[worker]] = worker
+            sentinel = self.processes[worker].sentinel
+            by_object[sentinel] = worker
+            sentinels.add(sentinel)
         ready = wait(list(by_object), timeout)
-        out: list[tuple] = []
+        out: list[FromWorker] = []
         dead: set[int] = set()
         for obj in ready:
-            what, worker = by_object[obj]
+            worker = by_object[obj]
             if worker in dead:
                 continue
-            if what == "conn":
-                out.extend(self._drain(worker, dead))
-            else:
-                out.extend(self._drain(worker, dead))
-                if worker not in dead and not self.processes[worker].is_alive():
-                    dead.add(worker)
+            out.extend(self._drain(worker, dead))
+            if obj in sentinels and worker not in dead \
+                    and not self.processes[worker].is_alive():
+                dead.add(worker)
         for worker in sorted(dead):
             self._lost(worker)
-            out.append((DEAD, worker))
+            out.append(Dead(worker))
         return out
 
-    def _drain(self, worker: int, dead: set[int]) -> list[tuple]:
+    def _drain(self, worker: int, dead: set[int]) -> list[FromWorker]:
         conn = self.connections[worker]
-        out = []
+        out: list[FromWorker] = []
         try:
             while conn.poll(0):
                 out.append(conn.recv())
@@ -239,7 +275,7 @@ class WorkerPool:
         """Stop every worker and reap the processes."""
         for worker in list(self.alive):
             try:
-                self.connections[worker].send(("stop",))
+                self.connections[worker].send(Stop())
             except (OSError, ValueError):
                 pass
         for worker, process in self.processes.items():

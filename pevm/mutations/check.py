@@ -35,6 +35,7 @@ from typing import Any
 from collections.abc import Iterator, Sequence
 
 from pevm.compare import compare_results
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
 from pevm.errors import InputError
@@ -107,7 +108,7 @@ def parallel_engine(workers: int) -> ParallelEngine:
     """The parallel engine set to fork its workers at once, even for two
     transactions, so that small mutated blocks still run in worker processes."""
     return ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=0,
-                          warm_up_txs=0)
+                          hooks=FaultHooks(fork_at_tx=0))
 
 
 def check_mutant(mutant: Mutant, workers: Sequence[int] = (1, 2),

@@ -1,0 +1,188 @@
+"""The merge: a block's committed results into py-evm's state, and its receipts.
+
+The last step of the parallel engine (:mod:`pevm.engines.parallel`): after every
+transaction has committed in the multi-version memory, the block's writes go into
+``vm.state`` (py-evm's ``AccountDB``) through py-evm's own state API, and the
+receipts and header are made by the fork's own ``vm.make_receipt``,
+``vm.add_receipt_to_header`` and ``vm.increment_blob_gas_used`` -- folded into one
+header copy where the fork uses py-evm's stock steps.
+"""
+from __future__ import annotations
+
+from typing import Any, cast
+from collections.abc import Sequence
+
+from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
+from eth.vm.forks.byzantium import ByzantiumVM
+
+from pevm.engines.executor import FinishedComputation, TxResult
+from pevm.engines.locations import BALANCE, CODE, EXISTS, NONCE, OPENED, STORAGE
+from pevm.engines.mv_memory import MVMemory, TxWrites
+from pevm.engines.pre_state import PreState
+from pevm.pyevm_compat import account_records
+
+
+def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
+                transactions: Sequence[SignedTransactionAPI],
+                committed: Sequence[TxResult | None], before_last: TxWrites | None,
+                pre: PreState) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...]]:
+    """Write a block's committed results into ``vm.state`` and make its receipts.
+
+    ``committed``: every transaction's committed result, in block order;
+    ``before_last``: the committed state before the last transaction (py-evm locks
+    the journal before each transaction, so after the block only the last one's
+    changes are unlocked: the merge reproduces that). From Byzantium on, the state
+    is written once per location; before it, transaction by transaction, because
+    each receipt carries the state root after its transaction.
+    """
+    state = vm.state
+    per_tx_roots = not isinstance(vm, ByzantiumVM)
+    if not per_tx_roots and transactions:
+        assert before_last is not None
+        apply_writes(state, before_last, pre)
+        state.lock_changes()
+        last = committed[len(transactions) - 1]
+        assert last is not None
+        apply_writes(state, last.writes, pre)
+    header = base_header
+    receipts = []
+    fold = _foldable_header_steps(type(vm)) and not per_tx_roots
+    for txn, tx in enumerate(transactions):
+        result = committed[txn]
+        assert result is not None and result.outcome is not None
+        if per_tx_roots:
+            state.lock_changes()
+            apply_writes(state, result.writes, pre)
+        computation: Any = FinishedComputation(result.outcome)  # what it reads
+        receipt = vm.make_receipt(header, tx, computation, state)
+        vm.validate_receipt(receipt)
+        if fold:
+            # make_receipt reads only the running gas_used of the header
+            header = cast(BlockHeaderAPI, _RunningHeader(header, receipt.gas_used))
+        else:
+            header = vm.add_receipt_to_header(header, receipt)
+            header = vm.increment_blob_gas_used(header, tx)
+        receipts.append(receipt)
+    if fold:
+        header = _fold_header(base_header, receipts, transactions, type(vm))
+    return header, tuple(receipts)
+
+
+class _RunningHeader:
+    """The header as ``make_receipt`` sees it between two transactions (gas only)."""
+
+    __slots__ = ("_header", "gas_used")
+
+    def __init__(self, header: Any, gas_used: int) -> None:
+        self._header: Any = header if not isinstance(header, _RunningHeader) \
+            else header._header
+        self.gas_used = gas_used
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._header, name)
+
+
+def _foldable_header_steps(vm_class: Any) -> bool:
+    """Whether the fork's per-transaction header updates are py-evm's stock ones
+    (bloom OR, gas used; blob gas sum), which fold into one header copy."""
+    from eth.vm.forks.cancun import CancunVM
+    from eth.vm.forks.frontier import FrontierVM
+    return (vm_class.add_receipt_to_header is ByzantiumVM.add_receipt_to_header
+            and vm_class.increment_blob_gas_used in (
+                FrontierVM.increment_blob_gas_used,
+                CancunVM.increment_blob_gas_used)
+            and getattr(vm_class.make_receipt, "__func__", None)
+            is getattr(ByzantiumVM.make_receipt, "__func__", None))
+
+
+def _fold_header(base: BlockHeaderAPI, receipts: list[ReceiptAPI],
+                 transactions: Sequence[SignedTransactionAPI],
+                 vm_class: Any) -> BlockHeaderAPI:
+    """What py-evm's per-transaction header updates add up to, in one copy."""
+    if not receipts:
+        return base
+    from eth.vm.forks.cancun import CancunVM
+    from eth.vm.forks.cancun.state import get_total_blob_gas
+    bloom = int(base.bloom)
+    for receipt in receipts:
+        bloom |= int(receipt.bloom)
+    fields: dict[str, Any] = {"bloom": bloom, "gas_used": receipts[-1].gas_used}
+    if vm_class.increment_blob_gas_used is CancunVM.increment_blob_gas_used:
+        fields["blob_gas_used"] = base.blob_gas_used + sum(
+            get_total_blob_gas(tx) for tx in transactions)
+    return base.copy(**fields)
+
+
+def final_writes(mv: MVMemory) -> TxWrites:
+    """The block's net effect from the committed state, as one write set."""
+    return TxWrites(values=dict(mv.committed), deltas={}, wiped=tuple(sorted(mv.wiped)))
+
+
+def apply_writes(state: Any, writes: TxWrites,
+                 pre: PreState | None = None) -> None:
+    """Write a write set into py-evm's state (``vm.state``) through its own API.
+
+    Per account: storage wipe first, then balance, nonce and code, then storage
+    slots; an account left non-existent is deleted last, one that only came into
+    existence (a touch) is touched.
+
+    Before wiping an account's storage, the slots of it that the block read from
+    the pre-state (``pre``; possibly in a worker process) are read once more
+    through ``state``: py-evm's access log -- from which the pipeline learns which
+    slots a wipe changed -- then lists them as it would after a sequential run.
+    """
+    accounts: dict[bytes, dict[int, Any]] = {}
+    slots: dict[bytes, list[tuple[int, int]]] = {}
+    for key, value in writes.values.items():
+        if key[0] == STORAGE:
+            slots.setdefault(key[1], []).append((key[2], value))
+        elif key[0] == OPENED:
+            continue  # bookkeeping of the engine, not state
+        else:
+            accounts.setdefault(key[1], {})[key[0]] = value
+    for address in writes.deltas:
+        accounts.setdefault(address, {})
+    wiped = set(writes.wiped)
+    records = account_records(state)
+    for address in sorted(set(accounts) | set(slots) | wiped):
+        fields = accounts.get(address, {})
+        if address in wiped:
+            if pre is not None:
+                for slot in pre.slots_of(address):
+                    state.get_storage(address, slot)
+            state.delete_storage(address)
+        wrote_field = False
+        delta = writes.deltas.get(address)
+        if records is not None and \
+                (BALANCE in fields or NONCE in fields or delta is not None):
+            # balance and nonce in one account update (what set_balance and
+            # set_nonce do one after the other: read, copy, encode, journal)
+            account = records[0](address)
+            balance = fields.get(BALANCE, account.balance) + (delta or 0)
+            records[1](address, account.copy(
+                balance=balance, nonce=fields.get(NONCE, account.nonce)))
+            wrote_field = True
+        else:
+            if BALANCE in fields:
+                state.set_balance(address, fields[BALANCE])
+                wrote_field = True
+            if delta is not None:
+                state.delta_balance(address, delta)
+                wrote_field = True
+            if NONCE in fields:
+                state.set_nonce(address, fields[NONCE])
+                wrote_field = True
+        if CODE in fields:
+            code = fields[CODE]
+            if code:
+                state.set_code(address, code)
+            else:
+                state.delete_code(address)
+            wrote_field = True
+        for slot, value in sorted(slots.get(address, ())):
+            state.set_storage(address, slot, value)
+        exists = fields.get(EXISTS)
+        if exists is False:
+            state.delete_account(address)
+        elif exists is True and not wrote_field:
+            state.touch_account(address)
