@@ -23,6 +23,8 @@ from typing import Any
 
 from pevm.compare import compare_results
 from pevm.engines import make_engine
+from pevm.engines.parallel import ParallelEngine
+from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
@@ -44,6 +46,10 @@ class Timing:
     phase_samples: list[float] = field(default_factory=list)
     #: highest memory of all processes together over the runs (``memory=True``)
     peak: MemoryPeak | None = None
+    #: the parallel engine's per-process seconds by activity in the last timed
+    #: round, summed over the case's blocks (:attr:`ParallelDetail.breakdown
+    #: <pevm.engines.parallel.ParallelDetail>`)
+    breakdown: dict[str, dict[str, float]] | None = None
 
     @property
     def median(self) -> float:
@@ -95,6 +101,7 @@ class BlockBench:
                     "speedup_vs_one_process":
                         one.phase_median / timing.phase_median if one else None},
                 "peak_memory": timing.peak.to_json() if timing.peak else None,
+                "breakdown": timing.breakdown,
             })
         return out
 
@@ -123,11 +130,13 @@ class BlockBench:
                 "engine": self.rows()}
 
 
-def _run_once(ref: CaseRef, engine: Any,
-              results: list[BlockResult] | None = None) -> tuple[float, float, int, int]:
+def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
+              breakdown: dict[str, dict[str, float]] | None = None,
+              ) -> tuple[float, float, int, int]:
     """Import every block of the case once on a fresh pre-state:
     (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
-    the blocks' results."""
+    the blocks' results, ``breakdown`` sums the parallel engine's per-process
+    time by activity over them."""
     run = ref.load().start()
     seconds, phase, txs, gas = 0.0, 0.0, 0, 0
     for task in run.tasks():
@@ -139,6 +148,12 @@ def _run_once(ref: CaseRef, engine: Any,
                             f"rejected ({outcome.rejection}); benchmark valid blocks only")
         if results is not None:
             results.append(outcome.result)
+        detail = getattr(engine, "last_detail", None)
+        if breakdown is not None and detail is not None:
+            for process, activities in detail.breakdown.items():
+                into = breakdown.setdefault(process, {})
+                for name, value in activities.items():
+                    into[name] = round(into.get(name, 0.0) + value, 6)
         seconds += outcome.seconds
         phase += outcome.result.stats.transaction_seconds
         txs += outcome.result.tx_count
@@ -148,11 +163,14 @@ def _run_once(ref: CaseRef, engine: Any,
 
 def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                ideal: dict[str, float] | None = None,
-               progress: Progress | None = None, memory: bool = False) -> BlockBench:
+               progress: Progress | None = None, memory: bool = False,
+               trace: Trace | None = None) -> BlockBench:
     """Time the reference and the engine at each worker count on one case.
 
     ``memory``: also sample the peak memory of this process and its workers
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
+    ``trace``: collect the parallel engine's slices of the last timed round, at
+    every worker count (tracing costs a list append per slice).
     """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
     for count in sorted(set([1, *workers])):
@@ -166,8 +184,14 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             # The first round also checks every engine's results against the
             # reference's: a speedup of a wrong result is no speedup.
             results: list[BlockResult] | None = None if round_index else []
+            last = round_index == rounds - 1
+            breakdown: dict[str, dict[str, float]] | None = {} if last else None
+            if isinstance(engine, ParallelEngine):
+                engine.trace = trace if last else None
             with PeakMemory(enabled=memory and timed) as peak:
-                seconds, phase, txs, gas = _run_once(ref, engine, results)
+                seconds, phase, txs, gas = _run_once(ref, engine, results, breakdown)
+            if breakdown:
+                timing.breakdown = breakdown
             if results is not None:
                 if timing is configs[0][0]:
                     reference = results

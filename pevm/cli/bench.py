@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import BlockBench, bench_case, plot
+from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
@@ -45,6 +46,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--memory", action="store_true",
                         help="also report the peak memory of pevm and its worker "
                              "processes together (PSS and summed RSS, Linux)")
+    parser.add_argument("--trace", metavar="FILE.json",
+                        help="write where the parallel engine's time went in the last "
+                             "timed round, at every worker count, as a Chrome "
+                             "trace-event file (open it in https://ui.perfetto.dev or "
+                             "chrome://tracing): one track per process, one slice per "
+                             "execute, re-execute, validate, commit, message, wait or "
+                             "sender recovery, with the transaction and incarnation")
     parser.set_defaults(func=bench_command)
 
 
@@ -82,6 +90,7 @@ def bench_command(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 160)
     benches: list[BlockBench] = []
     failed: list[BaseException] = []
+    trace = Trace() if args.trace else None
     with tempfile.TemporaryDirectory(prefix="pevm-bench-") as scratch:
         cases = _cases(args, scratch)
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -98,7 +107,7 @@ def bench_command(args: argparse.Namespace) -> int:
                         ref, workers, args.repeat, ideal=ideal,
                         progress=lambda name, done, total: progress.update(
                             bar, advance=1, description=f"{name} {done}/{total}"),
-                        memory=args.memory))
+                        memory=args.memory, trace=trace))
                 except Exception as exc:  # noqa: BLE001 - contained: this case's
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
@@ -116,6 +125,9 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.plot:
         plot(benches, args.plot)
         console.print(f"wrote {args.plot}")
+    if trace is not None:
+        trace.write(args.trace)
+        console.print(f"wrote {args.trace} ({len(trace.events)} events)")
     if failed:
         # a wrong result (1) outranks a case that could not be measured (2)
         return 1 if any(isinstance(e, ResultMismatch) for e in failed) else 2

@@ -22,6 +22,8 @@ from rich.table import Table
 
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
 from pevm.engines.hooks import FaultHooks
+from pevm.engines.parallel import ParallelEngine
+from pevm.engines.timeline import Trace
 from pevm.errors import PevmError
 from pevm.forks import UnknownNetwork, canonical_network
 from pevm.inputs.discover import CaseRef, list_cases
@@ -67,6 +69,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--network", metavar="NAME",
                         help="only cases of this network/fork (e.g. Cancun, Prague, "
                              "CancunToPragueAtTime15k); others are skipped")
+    parser.add_argument("--trace", metavar="FILE.json",
+                        help="write where the parallel engine's time went, block by "
+                             "block, as a Chrome trace-event file (open it in "
+                             "https://ui.perfetto.dev or chrome://tracing): one track "
+                             "per process, one slice per execute, re-execute, "
+                             "validate, commit, message, wait or sender recovery, "
+                             "with the transaction and incarnation; not with "
+                             "--cluster")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no per-failure lines")
     parser.add_argument("--cluster", metavar="ADDRESS",
@@ -124,6 +134,7 @@ def run_command(args: argparse.Namespace) -> int:
         reference = make_engine("reference") if args.check else None
     except ValueError as exc:
         raise PevmError(str(exc)) from exc
+    trace = _trace(args, engine)
     start = time.perf_counter()
     listing = list_cases(args.paths)
     reports: list[BlockReport] = []
@@ -178,11 +189,27 @@ def run_command(args: argparse.Namespace) -> int:
             progress.advance(bar)
     elapsed = time.perf_counter() - start
     _summary(console, reports, len(cases), skip_reasons, elapsed, engine, args)
+    if trace is not None:
+        trace.write(args.trace)
+        console.print(f"wrote {args.trace} ({len(trace.events)} events)")
     if any(r.status == ERROR for r in reports):
         return EXIT_INPUT
     if any(not r.ok for r in reports):
         return EXIT_MISMATCH
     return EXIT_OK
+
+
+def _trace(args: argparse.Namespace, engine: Any) -> Trace | None:
+    """The trace ``--trace`` asks for, attached to the engine."""
+    if not args.trace:
+        return None
+    if args.cluster is not None:
+        raise PevmError("--trace records this machine's processes: not with --cluster")
+    if not isinstance(engine, ParallelEngine):
+        raise PevmError("--trace records the parallel engine: not with --engine "
+                        f"{args.engine}")
+    engine.trace = Trace()
+    return engine.trace
 
 
 def _execute(cases: list[CaseRef], engine: Any, reference: Any,

@@ -40,6 +40,7 @@ except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
 from pevm.engines.mv_memory import Blocked, Key, TxWrites
 from pevm.engines.pre_state import PreState
 from pevm.engines.state_view import StateView, state_class_for
+from pevm.engines.timeline import Activity, Timeline
 from pevm.errors import REJECTION_ERRORS
 from pevm.pyevm_compat import account_db
 
@@ -177,9 +178,15 @@ class BlockContext:
         self.db = getattr(state, "_db", None)
         self.pre_root = state.state_root
         self.pre = PreState(account_db(state))
-        #: seconds this process spent recovering senders
-        self.recover_seconds = 0.0
+        #: this process's time by activity (a forked worker installs its own)
+        self.timeline = Timeline()
         self._unrecoverable: set[int] = set()
+
+    @property
+    def recover_seconds(self) -> float:
+        """Seconds this process spent recovering senders (since its timeline's
+        last :meth:`~pevm.engines.timeline.Timeline.take`)."""
+        return self.timeline.seconds.get(Activity.RECOVER.value, 0.0)
 
     def sender_of(self, txn: int) -> bytes | None:
         """Recover (once, in this process) and pin the sender of ``txn``."""
@@ -189,7 +196,7 @@ class BlockContext:
             return pinned
         start = time.perf_counter()
         sender = recover_sender(tx)
-        self.recover_seconds += time.perf_counter() - start
+        self.timeline.add(Activity.RECOVER, start, txn=txn)
         if sender is None:
             self._unrecoverable.add(txn)
         else:
@@ -211,6 +218,16 @@ class BlockContext:
         """Run ``transactions[txn]`` on a view whose outside reads go to ``read``."""
         tx = self.transactions[txn]
         sender = self.sender_of(txn)
+        start = time.perf_counter()
+        try:
+            return self._execute(tx, txn, incarnation, read, worker, sender)
+        finally:
+            self.timeline.add(Activity.REEXECUTE if incarnation else Activity.EXECUTE,
+                              start, txn=txn, incarnation=incarnation)
+
+    def _execute(self, tx: SignedTransactionAPI, txn: int, incarnation: int,
+                 read: Callable[[Key], Any], worker: int,
+                 sender: bytes | None) -> TxResult:
         # Lazy sender debits pay off where execution is speculative (a worker);
         # at the commit point reads are final and exact ones cost nothing more.
         view = StateView(read, self.pre_root, lazy_debits=worker >= 0)

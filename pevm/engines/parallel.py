@@ -74,6 +74,7 @@ from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler, default_chunk_size
+from pevm.engines.timeline import Activity, Timeline, Trace, breakdown
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
                                   ToWorker, WorkerPool, fork_available,
                                   unavailable_reason)
@@ -132,6 +133,11 @@ class ParallelDetail:
     wait_s: float = 0.0
     #: workers that died during the block
     dead_workers: list[int] = field(default_factory=list)
+    #: per process ("coordinator", "worker 0", ...): seconds by activity
+    #: (:class:`~pevm.engines.timeline.Activity`) and the rest of its time in the
+    #: block (a worker's, from its start to the last commit: ``idle``; the
+    #: coordinator's: ``other``, see :func:`~pevm.engines.timeline.breakdown`)
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class ParallelEngine:
@@ -143,7 +149,8 @@ class ParallelEngine:
     ``max_outstanding`` (chunks queued per worker), ``start_method`` (anything but
     ``"fork"`` runs in-process), ``freeze_gc``.
     ``hooks``: adversarial schedules for tests (:class:`FaultHooks`).
-    ``last_detail`` holds the last block's :class:`ParallelDetail`.
+    ``last_detail`` holds the last block's :class:`ParallelDetail`; set ``trace``
+    to a :class:`~pevm.engines.timeline.Trace` to collect every block's slices.
     """
 
     name = "parallel"
@@ -169,6 +176,8 @@ class ParallelEngine:
         self._gc_frozen = False
         self._warned: set[str] = set()
         self.last_detail = ParallelDetail()
+        #: when set, every block's per-process slices are added to it
+        self.trace: Trace | None = None
 
     # ------------------------------------------------------------------ API
     def apply_transactions(
@@ -211,6 +220,11 @@ class _BlockRun:
         self.n = len(transactions)
         self.seconds: dict[str, float] = {}
         self.ctx = BlockContext(vm, transactions)
+        #: the coordinator's time by activity (and slices, when tracing)
+        self.timeline = self.ctx.timeline
+        self.timeline.tracing = engine.trace is not None
+        #: each worker's, as its messages bring them
+        self.worker_timelines: dict[int, Timeline] = {}
         self.mv = MVMemory(self.ctx.pre)
         self.pool: WorkerPool | None = None
         self.rng = random.Random(engine.hooks.seed * 7919 + engine._blocks)
@@ -218,15 +232,14 @@ class _BlockRun:
         self.executions = 0
         self.cumulative_gas = 0
         self.worker_cpu: dict[int, float] = {}
-        self.waited = 0.0
         self.waits = 0
         self.before_last: TxWrites | None = None
         self.synced: dict[int, int] = {}
-        self.worker_recover = 0.0
         self.warm_up_txs = 0
         self.recovering: set[int] = set()
         self.recovery_frontier = 0
         self.pool_started = False
+        self.pool_started_at = 0.0
         #: why the block ran without workers although more were asked for
         self.in_process_reason = ""
 
@@ -259,9 +272,13 @@ class _BlockRun:
                 except (OSError, AssertionError, ValueError) as exc:
                     # e.g. out of processes or memory: the block goes on in-process
                     self._in_process(f"starting workers failed: {exc}")
-                self.seconds["start_workers"] = time.perf_counter() - mark
+                self.seconds["start_workers"] = \
+                    self.timeline.add(Activity.START, mark) - mark
             if self.pool is not None:
+                self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
+                                         for w in range(workers)}
                 self.pool_started = True
+                self.pool_started_at = time.perf_counter()
                 self.synced = {w: self.scheduler.commit_index for w in range(workers)}
                 self.scheduler.start_ahead()
             else:
@@ -269,17 +286,29 @@ class _BlockRun:
                     self.scheduler.worker_lost(worker)
         mark = time.perf_counter()
         self._execute_all()
-        self.seconds["execute"] = time.perf_counter() - mark
+        executed = time.perf_counter()
+        self.seconds["execute"] = executed - mark
         used = workers if self.pool is not None else 1
         self.close()
 
         mark = time.perf_counter()
         header, receipts = merge_block(self.vm, self.base_header, self.transactions,
                                        self.committed, self.before_last, self.ctx.pre)
-        self.seconds["merge"] = time.perf_counter() - mark
-        self.seconds["recover_senders"] = self.ctx.recover_seconds + \
-            self.worker_recover
-        self.seconds["total"] = time.perf_counter() - start
+        self.seconds["merge"] = self.timeline.add(Activity.MERGE, mark) - mark
+        recover = Activity.RECOVER.value
+        recover_coordinator = self.timeline.seconds.get(recover, 0.0)
+        recover_workers = sum(t.seconds.get(recover, 0.0)
+                              for t in self.worker_timelines.values())
+        self.seconds["recover_senders"] = recover_coordinator + recover_workers
+        end = time.perf_counter()
+        self.seconds["total"] = end - start
+        tracks = {"coordinator": self.timeline} | {
+            f"worker {w}": t for w, t in sorted(self.worker_timelines.items())}
+        walls = {"coordinator": end - start} | {
+            f"worker {w}": executed - self.pool_started_at for w in self.worker_timelines}
+        if engine.trace is not None:
+            engine.trace.add_block(f"block {self.base_header.block_number}", used,
+                                   tracks)
         s = self.scheduler.stats
         stats = EngineStats(
             engine=ParallelEngine.name, workers=used,
@@ -293,14 +322,18 @@ class _BlockRun:
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
             pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
             in_process_reason=self.in_process_reason,
-            recover_coordinator_s=round(self.ctx.recover_seconds, 4),
-            recover_workers_s=round(self.worker_recover, 4),
+            recover_coordinator_s=round(recover_coordinator, 4),
+            recover_workers_s=round(recover_workers, 4),
             coordinator_cpu_s=time.process_time() - cpu_start,
             worker_cpu_s=[round(self.worker_cpu.get(w, 0.0), 4)
                           for w in range(used if self.pool is None else workers)],
-            waits=self.waits, wait_s=round(self.waited, 4),
+            waits=self.waits,
+            wait_s=round(self.timeline.seconds.get(Activity.WAIT.value, 0.0), 4),
             dead_workers=sorted(set(range(workers)) - self.scheduler.alive)
-            if self.pool_started else [])
+            if self.pool_started else [],
+            breakdown={name: breakdown(timeline, walls[name],
+                                       "other" if name == "coordinator" else "idle")
+                       for name, timeline in tracks.items()})
         return header, receipts, stats
 
     def _in_process(self, reason: str) -> None:
@@ -335,16 +368,17 @@ class _BlockRun:
                 return
             if action is Action.WAIT:
                 assert pool is not None
-                mark = time.perf_counter()
                 self._handle(pool.receive(1.0))
-                self.waited += time.perf_counter() - mark
                 self.waits += 1
                 continue
             self._check_header(txn)
             result: TxResult | None = None
             if action is Action.VALIDATE:
                 result = cast(TxResult, sched.results[txn])
+                mark = time.perf_counter()
                 ok = self.mv.validate(txn, result.reads)
+                self.timeline.add(Activity.VALIDATE, mark, txn=txn,
+                                  incarnation=result.incarnation)
                 forced = ok and force > 0 and self.rng.random() < force
                 sched.validated(txn, ok and not forced, forced=forced)
                 if not ok or forced:
@@ -407,6 +441,7 @@ class _BlockRun:
         assert outcome is not None
         if not outcome.valid:
             self._confirm_natively(txn, outcome.reason)
+        mark = time.perf_counter()
         if txn == self.n - 1:
             # py-evm locks the journal before each transaction, so after the block
             # the last transaction's changes are the only unlocked ones: keep the
@@ -419,17 +454,22 @@ class _BlockRun:
         self.committed[txn] = result
         self.cumulative_gas += self.ctx.gas_used(txn, outcome)
         self.scheduler.committed(txn)
+        self.timeline.add(Activity.COMMIT, mark, txn=txn, incarnation=result.incarnation)
 
     # ------------------------------------------------------------ messages
     def _handle(self, messages: list[FromWorker]) -> None:
+        if not messages:
+            return
+        mark = time.perf_counter()
         sched = self.scheduler
         for message in messages:
+            if not isinstance(message, Dead):
+                self.worker_timelines[message.worker].absorb(*message.timeline)
             if isinstance(message, Results):
                 worker = message.worker
                 self.ctx.pre.absorb(message.pre_state_loads)
                 self.worker_cpu[worker] = self.worker_cpu.get(worker, 0.0) + \
                     message.cpu_seconds
-                self.worker_recover += message.recover_seconds
                 sched.chunk_done(worker)
                 self.executions += len(message.results)
                 for result in message.results:
@@ -441,7 +481,6 @@ class _BlockRun:
                             sched.late_verdict(result.reads == done.reads)
             elif isinstance(message, Senders):
                 self.recovering.discard(message.worker)
-                self.worker_recover += message.recover_seconds
                 for txn, sender in message.senders:
                     self.ctx.adopt_sender(txn, sender)
             elif isinstance(message, Dead):
@@ -449,6 +488,7 @@ class _BlockRun:
                 sched.worker_lost(message.worker)
                 if not sched.alive:
                     raise EngineFailure("every worker process died mid-block")
+        self.timeline.add(Activity.MESSAGE, mark)
 
     def _dispatch(self) -> None:
         sched = self.scheduler

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import queue
 import random
 import threading
@@ -54,6 +55,7 @@ from typing import Any, NamedTuple
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.mv_memory import Key, MVMemory, TxWrites
+from pevm.engines.timeline import Activity, Slice, Timeline
 
 
 # -- messages -------------------------------------------------------------------
@@ -89,7 +91,8 @@ class Results(NamedTuple):
     #: pre-state entries the worker loaded (see :meth:`PreState.export`)
     pre_state_loads: Any
     cpu_seconds: float
-    recover_seconds: float
+    #: the worker's timeline since its last message (:meth:`Timeline.take`)
+    timeline: tuple[dict[str, float], list[Slice]]
 
 
 class Senders(NamedTuple):
@@ -98,7 +101,7 @@ class Senders(NamedTuple):
     worker: int
     #: ``(txn, sender)``; None where the signature recovers no sender
     senders: list[tuple[int, bytes | None]]
-    recover_seconds: float
+    timeline: tuple[dict[str, float], list[Slice]]
 
 
 class Dead(NamedTuple):
@@ -140,36 +143,41 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
     prefix): the replica starts from there.
     """
     inbox: queue.Queue = queue.Queue()
+    timeline = ctx.timeline = Timeline(tracing=ctx.timeline.tracing)
 
     def receive() -> None:
         while True:
             try:
-                inbox.put(conn.recv())
+                data = conn.recv_bytes()
             except (EOFError, OSError):
-                inbox.put(Stop())
+                inbox.put((Stop(), 0.0, 0.0))
                 return
+            start = time.perf_counter()
+            message = pickle.loads(data)  # what Connection.recv does
+            inbox.put((message, start, time.perf_counter()))
 
     threading.Thread(target=receive, daemon=True).start()
     rng = random.Random(hooks.seed * 1000 + worker)
     runs = 0
     while True:
-        message = inbox.get()
+        message, start, end = inbox.get()
         if isinstance(message, Stop):
             break
+        timeline.add(Activity.MESSAGE, start, end)  # unpickled by the reader thread
         if isinstance(message, Recover):
-            recovering = ctx.recover_seconds
             senders = [(txn, ctx.sender_of(txn)) for txn in message.txns]
-            conn.send(Senders(worker, senders, ctx.recover_seconds - recovering))
+            _send(conn, timeline, Senders(worker, senders, timeline.take()))
             continue
         runs += 1
         if hooks.kill_worker.get(worker) == runs:
             os._exit(86)  # fault hook: die holding work
+        start = time.perf_counter()
         for txn, writes in message.commits:
             mv.commit(txn, writes)
         for txn, keys in message.estimates:
             mv.add_estimates(txn, keys)
+        timeline.add(Activity.MESSAGE, start)
         cpu = time.process_time()
-        recovering = ctx.recover_seconds
         results: list[TxResult] = []
         for txn, incarnation in zip(message.txns, message.incarnations):
             if hooks.delay and rng.random() < hooks.delay_probability:
@@ -179,8 +187,15 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
             if outcome is not None and outcome.valid:
                 mv.record(txn, incarnation, result.writes)
             results.append(result)
-        conn.send(Results(worker, results, ctx.pre.export(),
-                          time.process_time() - cpu, ctx.recover_seconds - recovering))
+        _send(conn, timeline, Results(worker, results, ctx.pre.export(),
+                                      time.process_time() - cpu, timeline.take()))
+
+
+def _send(conn: Connection, timeline: Timeline, message: FromWorker) -> None:
+    """Send (pickle and write) ``message``; its own cost goes with the next one."""
+    start = time.perf_counter()
+    conn.send(message)
+    timeline.add(Activity.MESSAGE, start)
 
 
 class WorkerPool:
@@ -189,6 +204,8 @@ class WorkerPool:
     def __init__(self, ctx: BlockContext, n: int, hooks: FaultHooks,
                  mv: MVMemory) -> None:
         mp = multiprocessing.get_context("fork")
+        #: the coordinator's timeline: sending, waiting and receiving go there
+        self.timeline = ctx.timeline
         self.connections: dict[int, Connection] = {}
         self.processes: dict[int, Any] = {}
         self.alive: set[int] = set()
@@ -215,11 +232,14 @@ class WorkerPool:
         """Send ``message``; False (and the worker counts as dead) if it cannot."""
         if worker not in self.alive:
             return False
+        start = time.perf_counter()
         try:
             self.connections[worker].send(message)
         except (OSError, ValueError):
             self._lost(worker)
             return False
+        finally:
+            self.timeline.add(Activity.MESSAGE, start)
         return True
 
     def receive(self, timeout: float | None) -> list[FromWorker]:
@@ -236,7 +256,11 @@ class WorkerPool:
             sentinel = self.processes[worker].sentinel
             by_object[sentinel] = worker
             sentinels.add(sentinel)
+        start = time.perf_counter()
         ready = wait(list(by_object), timeout)
+        # a zero timeout is a poll between two in-process transactions, not a wait
+        start = self.timeline.add(Activity.WAIT if timeout != 0 else Activity.MESSAGE,
+                                  start)
         out: list[FromWorker] = []
         dead: set[int] = set()
         for obj in ready:
@@ -250,6 +274,7 @@ class WorkerPool:
         for worker in sorted(dead):
             self._lost(worker)
             out.append(Dead(worker))
+        self.timeline.add(Activity.MESSAGE, start)
         return out
 
     def _drain(self, worker: int, dead: set[int]) -> list[FromWorker]:
