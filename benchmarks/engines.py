@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from pevm.engines import make_engine
-from pevm.pipeline import Engine
+from pevm.abc import Engine
 from pevm.inputs.discover import list_cases
 
 WORKLOADS = ("transfers", "erc20", "compute")

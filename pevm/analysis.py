@@ -1,7 +1,8 @@
 """Dependency analysis of a block: who must wait for whom, and the ideal speedup.
 
-Input: per transaction, the locations it read and wrote (as an execution recorded
-them, see :mod:`pevm.engines.recording`) and its gas. A transaction depends on an
+Input: per transaction, the locations (:mod:`pevm.engines.locations`, the parallel
+engine's vocabulary) it read and wrote, as an execution recorded them (see
+:mod:`pevm.engines.recording`), and its gas. A transaction depends on an
 earlier one when it reads a location that one writes -- its *latest* earlier writer,
 the one whose value it sees. Lazy credits (fee and value credits folded in at merge
 time) create no dependency among the crediting transactions; a transaction that
@@ -18,13 +19,15 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
+
+from pevm.engines.locations import Location
 
 if TYPE_CHECKING:
     from eth.abc import BlockAPI
 
     from pevm.inputs.discover import CaseRef
-    from pevm.task import Target
+    from pevm.abc import Target
 
 WORKER_COUNTS = (1, 2, 4, 8, 16)
 
@@ -33,12 +36,12 @@ WORKER_COUNTS = (1, 2, 4, 8, 16)
 class TxAccess:
     """What one transaction touched."""
 
-    reads: frozenset[Hashable]
-    writes: frozenset[Hashable]
+    reads: frozenset[Location]
+    writes: frozenset[Location]
     gas: int
     #: Commutative additions (fee and value credits): no read, and readers of the
     #: location wait for every credit since its last write.
-    credits: frozenset[Hashable] = frozenset()
+    credits: frozenset[Location] = frozenset()
 
 
 @dataclass
@@ -50,8 +53,8 @@ class DependencyGraph:
 
     @classmethod
     def build(cls, accesses: Sequence[TxAccess]) -> DependencyGraph:
-        last_writer: dict[Hashable, int] = {}
-        credits_since: dict[Hashable, list[int]] = {}
+        last_writer: dict[Location, int] = {}
+        credits_since: dict[Location, list[int]] = {}
         deps: list[tuple[int, ...]] = []
         for index, access in enumerate(accesses):
             found = {last_writer[loc] for loc in access.reads if loc in last_writer}
@@ -117,13 +120,15 @@ class DependencyGraph:
         """Share of transactions that depend on at least one earlier transaction."""
         return sum(1 for d in self.deps if d) / self.size if self.size else 0.0
 
-    def hottest(self, count: int = 10) -> list[tuple[Hashable, int]]:
+    def hottest(self, count: int = 10) -> list[tuple[Location, int]]:
         """Locations touched (read or written) by the most transactions."""
-        touched: Counter[Hashable] = Counter()
+        touched: Counter[Location] = Counter()
         for access in self.accesses:
             for loc in access.reads | access.writes | access.credits:
                 touched[loc] += 1
-        return sorted(touched.items(), key=lambda kv: (-kv[1], repr(kv[0])))[:count]
+        # ties by address, then kind, then slot: an account's hot locations together
+        return sorted(touched.items(),
+                      key=lambda kv: (-kv[1], kv[0][1], kv[0][0], kv[0][2:]))[:count]
 
 
 @dataclass
@@ -137,7 +142,7 @@ class Analysis:
     critical_path_count: int
     total_gas: int
     ideal_speedup: dict[str, float] = field(default_factory=dict)
-    hottest: list[tuple[Hashable, int]] = field(default_factory=list)
+    hottest: list[tuple[Location, int]] = field(default_factory=list)
 
 
 def analyze(graph: DependencyGraph) -> Analysis:
@@ -191,16 +196,6 @@ def analyze_case(ref: CaseRef) -> list[BlockAnalysis]:
             out.append(BlockAnalysis(task.source, task.case, task.index, graph,
                                      analyze(graph)))
     return out
-
-
-def location_text(location: Hashable) -> str:
-    """``0xabc…:balance`` / ``0xabc…:storage[0x1]`` for recorded locations."""
-    if isinstance(location, tuple) and location and isinstance(location[0], bytes):
-        address = "0x" + location[0].hex()
-        if len(location) == 3:
-            return f"{address}:storage[{hex(location[2])}]"
-        return f"{address}:{location[1]}"
-    return str(location)
 
 
 def to_dot(analysis: BlockAnalysis) -> str:

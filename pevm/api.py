@@ -22,7 +22,7 @@ from pevm.engines import default_engine_name, make_engine
 from pevm.errors import InputError
 from pevm.inputs.chain import ChainTarget
 from pevm.inputs.discover import list_cases
-from pevm.pipeline import Engine
+from pevm.abc import Engine
 from pevm.result import BlockResult
 from pevm.runner import BlockReport, run_case_ref
 

@@ -14,8 +14,8 @@ finalised header) and turns it into a :class:`~pevm.result.BlockResult`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 
@@ -24,31 +24,14 @@ from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI,
 from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
 from eth.rlp.accounts import Account
 
+from pevm.abc import Engine
 from pevm.errors import REJECTION_ERRORS, BlockRejected
-from pevm.pyevm_compat import account_db, observe_writes
+from pevm.pyevm_compat import WriteLog, observe_state, patch_methods
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
 from pevm.trie_reader import StoredState
 
 _ABSENT = Account()  # how a missing account reads: zero fields, empty code/storage
-
-
-class Engine(Protocol):
-    """Runs a block's transactions; what pevm swaps into py-evm's block import.
-
-    ``apply_transactions`` has the contract of py-evm's
-    ``VM.apply_all_transactions``: it starts from ``vm.state`` (the pre-transaction
-    state, system steps applied), leaves the post-transaction state in ``vm.state``
-    and returns the header with gas used (and blob gas) filled in and the receipts.
-    An invalid transaction raises :class:`~pevm.errors.BlockRejected`.
-    """
-
-    name: str
-
-    def apply_transactions(
-        self, vm: VirtualMachineAPI, transactions: Sequence[SignedTransactionAPI],
-        base_header: BlockHeaderAPI,
-    ) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]: ...
 
 
 @dataclass
@@ -65,17 +48,21 @@ class BlockOutcome:
 
 
 @dataclass
-class _Observation:
-    """What the hooks saw of one import."""
+class _Observation(WriteLog):
+    """What the hooks saw of one import.
+
+    As a :class:`~pevm.pyevm_compat.WriteLog` it collects every account and slot the
+    import's states wrote and every account whose storage py-evm wiped
+    (self-destruct, EIP-161, re-creation): py-evm's witness lists what the block's
+    own state read, not everything written -- not the writes of a state py-evm
+    builds while configuring the header (the DAO fork block's irregular balance
+    moves), nor all storage writes. The witness's accounts and slots are added too.
+    """
 
     pre_state_root: bytes | None = None
     receipts: tuple[ReceiptAPI, ...] = ()
     stats: EngineStats | None = None
     finalized: BlockAPI | None = None
-    accounts: set[bytes] = field(default_factory=set)
-    slots: dict[bytes, set[int]] = field(default_factory=dict)
-    #: Accounts whose storage py-evm wiped (self-destruct, EIP-161, re-creation).
-    wiped: set[bytes] = field(default_factory=set)
 
 
 def hook_vm(vm: Any, engine: Engine, seen: _Observation) -> None:
@@ -84,63 +71,48 @@ def hook_vm(vm: Any, engine: Engine, seen: _Observation) -> None:
     ``vm`` is the importing VM instance (a py-evm ``VM``: more than
     ``VirtualMachineAPI`` promises, e.g. ``block_preprocessing``).
     """
-    original_pre = vm.block_preprocessing
-    original_finalize = vm.finalize_block
     # Before the import starts, the VM's header is the one built from the parent:
     # its state root is the parent's. That is the diff's "before" -- not the root
     # at block_preprocessing, which already holds what configure_header changed
     # (the DAO fork block's irregular balance moves, made on ``vm.state``).
     seen.pre_state_root = vm.get_header().state_root
-    _record_writes(vm, seen)
+    observe_state(vm.state, seen)
 
-    def block_preprocessing(block: BlockAPI) -> None:
-        _record_writes(vm, seen)  # import_block made a fresh state for the block
-        original_pre(block)
+    def block_preprocessing(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(block: BlockAPI) -> None:
+            observe_state(vm.state, seen)  # import_block made a fresh state for the block
+            original(block)
+        return call
 
-    def apply_all_transactions(transactions: Sequence[SignedTransactionAPI],
-                               base_header: BlockHeaderAPI) -> Any:
-        start = time.perf_counter()
-        header, receipts, stats = engine.apply_transactions(vm, transactions,
-                                                            base_header)
-        stats.transaction_seconds = time.perf_counter() - start
-        seen.receipts = tuple(receipts)
-        seen.stats = stats
-        return header, tuple(receipts), ()
+    def apply_all_transactions(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(transactions: Sequence[SignedTransactionAPI],
+                 base_header: BlockHeaderAPI) -> Any:
+            start = time.perf_counter()
+            header, receipts, stats = engine.apply_transactions(vm, transactions,
+                                                                base_header)
+            stats.transaction_seconds = time.perf_counter() - start
+            seen.receipts = tuple(receipts)
+            seen.stats = stats
+            return header, tuple(receipts), ()
+        return call
 
-    def finalize_block(block: BlockAPI) -> Any:
-        outcome = original_finalize(block)
-        seen.finalized = outcome.block
-        witness = outcome.meta_witness
-        seen.accounts |= set(witness.accounts_queried)
-        for address in witness.accounts_queried:
-            slots = witness.get_slots_queried(address)
-            if slots:
-                seen.slots.setdefault(address, set()).update(slots)
-        return outcome
+    def finalize_block(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(block: BlockAPI) -> Any:
+            outcome = original(block)
+            seen.finalized = outcome.block
+            witness = outcome.meta_witness
+            seen.accounts |= set(witness.accounts_queried)
+            for address in witness.accounts_queried:
+                slots = witness.get_slots_queried(address)
+                if slots:
+                    seen.slots.setdefault(address, set()).update(slots)
+            return outcome
+        return call
 
-    vm.block_preprocessing = block_preprocessing
-    vm.apply_all_transactions = apply_all_transactions
-    vm.finalize_block = finalize_block
-
-
-def _record_writes(vm: VirtualMachineAPI, seen: _Observation) -> None:
-    """Remember every account and slot ``vm.state`` writes, and every wipe.
-
-    py-evm's witness lists what the block's own state read; writes made outside it
-    (a state py-evm builds while configuring the header) and storage writes are not
-    all there.
-    """
-    db = account_db(vm.state)
-
-    def on_slot(address: bytes, slot: int) -> None:
-        seen.slots.setdefault(address, set()).add(slot)
-        seen.accounts.add(address)
-
-    def on_wipe(address: bytes) -> None:
-        seen.wiped.add(bytes(address))
-        seen.accounts.add(address)
-
-    observe_writes(db, seen.accounts.add, on_slot, on_wipe)
+    # for this one import only: the VM instance is not reused, nothing is undone
+    patch_methods(vm, {"block_preprocessing": block_preprocessing,
+                       "apply_all_transactions": apply_all_transactions,
+                       "finalize_block": finalize_block})
 
 
 def import_with_engine(

@@ -3,15 +3,19 @@
 py-evm 0.12.1b1 is pinned exactly: its public API does not expose what a parallel
 executor and a block observer need (the account database behind a ``State``, the
 single method every account-field write goes through, the journal and trie layers a
-flat pre-state reader skips). Each such use lives here, named for what it gives, so
-that an upgrade of py-evm is checked in one file.
+flat pre-state reader skips), nor a way to observe what a state reads and writes. Each
+such use lives here, named for what it gives, so that an upgrade of py-evm is checked
+in one file.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
 from typing import Any
 
-from eth.abc import StateAPI
+from eth.abc import StateAPI, VirtualMachineAPI
 
 
 def account_db(state: StateAPI) -> Any:
@@ -36,36 +40,247 @@ def account_records(state: StateAPI) -> tuple[Callable[[bytes], Any],
     return (get, put) if get is not None and put is not None else None
 
 
-def observe_writes(db: Any, on_account: Callable[[bytes], None],
-                   on_slot: Callable[[bytes, int], None],
-                   on_wipe: Callable[[bytes], None]) -> None:
-    """Call back on every write ``db`` (an ``AccountDB``) makes, before it makes it.
+# -- observing what a state reads and writes ------------------------------------------
+# py-evm has no callback API for state access. The pipeline (which accounts and slots a
+# block wrote), the recording engine (each transaction's reads and writes) and the
+# workload generator (what the block it mines wrote) all observe through
+# observe_state; patch_methods is the one way pevm replaces a py-evm method.
 
-    ``AccountDB._set_account`` is the one method every balance, nonce, code-hash and
-    storage-root change goes through; storage slots go through ``set_storage``;
-    ``delete_account`` and ``delete_storage`` wipe storage.
+#: What replaces a method: called with the method it replaces, returns the new one.
+Patch = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def patch_methods(obj: Any, patches: Mapping[str, Patch]) -> Callable[[], None]:
+    """Replace methods of one py-evm object with ``patch(original)``; returns the undo.
+
+    Why: pevm's hooks into py-evm (the engine swapped into ``import_block``, a hook on
+    every applied transaction, the observers below) have no API to register with, so
+    they replace bound methods -- on the instance only, so that other VMs and states
+    are untouched. The undo puts back exactly what was there (an earlier patch or the
+    class's method), so patches stack and unwind in reverse order.
     """
-    original_account = db._set_account
-    original_slot = db.set_storage
+    saved: list[tuple[str, bool, Any]] = []
+    for name, patch in patches.items():
+        own = vars(obj)
+        saved.append((name, name in own, own.get(name)))
+        setattr(obj, name, patch(getattr(obj, name)))
 
-    def set_account(address: bytes, account: Any) -> None:
-        on_account(address)
-        original_account(address, account)
+    def undo() -> None:
+        own = vars(obj)
+        for name, had_own, previous in reversed(saved):
+            if had_own:
+                setattr(obj, name, previous)
+            else:
+                own.pop(name, None)
+    return undo
 
-    def set_storage(address: bytes, slot: int, value: int) -> None:
-        on_slot(address, slot)
-        original_slot(address, slot, value)
 
-    def wiping(original: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def wipe(address: bytes) -> None:
-            on_wipe(address)
-            original(address)
-        return wipe
+class Field(Enum):
+    """What an observed call reads or writes (see :class:`StateObserver`).
 
-    db._set_account = set_account
-    db.set_storage = set_storage
-    db.delete_account = wiping(db.delete_account)
-    db.delete_storage = wiping(db.delete_storage)
+    Why: py-evm's methods, not pevm's locations: which of them a user counts, and as
+    what (the recording engine: a deletion writes balance, nonce, code and storage),
+    is the user's business.
+    """
+
+    #: the balance (``get_balance``, ``set_balance``; ``State.delta_balance`` has its
+    #: own callback)
+    BALANCE = "balance"
+    #: the nonce (``get_nonce``, ``set_nonce``; ``increment_nonce`` reads and writes)
+    NONCE = "nonce"
+    #: the code or its hash (``get_code``, ``get_code_hash``, ``set_code``,
+    #: ``delete_code``)
+    CODE = "code"
+    #: one storage slot, the callback's ``slot`` (``get_storage``, ``set_storage``)
+    SLOT = "slot"
+    #: read only: whether the account is in the state trie (``account_exists``)
+    EXISTS = "exists"
+    #: read only: EIP-161 emptiness (``account_is_empty``; ``account_has_code_or_nonce``
+    #: reads NONCE and CODE)
+    EMPTY = "empty"
+    #: write only: all the account's storage is wiped (``delete_storage``)
+    WIPE = "wipe"
+    #: write only: the account and its storage are deleted (``delete_account``)
+    DELETE = "delete"
+    #: write only: the account is written back unchanged -- which puts an empty
+    #: account in the trie where there was none (``touch_account``)
+    TOUCH = "touch"
+    #: write only: a whole account record written straight through
+    #: ``AccountDB._set_account`` -- any of balance, nonce, code hash and storage root:
+    #: py-evm's storage-root updates, pevm's merge (:func:`account_records`)
+    RECORD = "record"
+
+
+class StateObserver:
+    """Told what one py-evm state reads and writes (:func:`observe_state`).
+
+    Why: py-evm has no observer API; this is the one pevm gives its own observers
+    (the pipeline's state diff, the recording engine, the workload generator).
+
+    Each call is reported once, before it runs, with what it is about. Only the
+    outermost call is reported: py-evm's methods call one another (``set_balance``
+    writes through ``_set_account``, ``delta_balance`` reads then sets the balance),
+    and what runs inside a reported call is part of it -- so are the observer's own
+    looks at the state from inside a callback. The defaults ignore everything.
+    """
+
+    def read(self, address: bytes, what: Field, slot: int | None) -> None:
+        """``address``'s ``what`` (``slot`` for :attr:`Field.SLOT`) is about to be read."""
+
+    def write(self, address: bytes, what: Field, slot: int | None) -> None:
+        """``address``'s ``what`` (``slot`` for :attr:`Field.SLOT`) is about to be
+        written."""
+
+    def balance_delta(self, address: bytes, delta: int) -> None:
+        """``State.delta_balance(address, delta)`` is about to run: by default a read
+        and a write of the balance, which is what it does."""
+        self.read(address, Field.BALANCE, None)
+        self.write(address, Field.BALANCE, None)
+
+
+@dataclasses.dataclass
+class WriteLog(StateObserver):
+    """Every account a state wrote, the storage slots it wrote, and the accounts whose
+    storage it wiped (deleted accounts included).
+
+    Why: what both the pipeline's state diff and the generator's post-state must look
+    at -- py-evm's witness lists what a state read, not all it wrote.
+    """
+
+    accounts: set[bytes] = dataclasses.field(default_factory=set)
+    slots: dict[bytes, set[int]] = dataclasses.field(default_factory=dict)
+    wiped: set[bytes] = dataclasses.field(default_factory=set)
+
+    def write(self, address: bytes, what: Field, slot: int | None) -> None:
+        address = bytes(address)
+        self.accounts.add(address)
+        if what is Field.SLOT:
+            assert slot is not None
+            self.slots.setdefault(address, set()).add(slot)
+        elif what is Field.WIPE or what is Field.DELETE:
+            self.wiped.add(address)
+
+
+#: ``AccountDB`` method -> (what it reads, what it writes), reported in that order.
+_ACCOUNT_DB_CALLS: dict[str, tuple[tuple[Field, ...], tuple[Field, ...]]] = {
+    "get_balance": ((Field.BALANCE,), ()),
+    "get_nonce": ((Field.NONCE,), ()),
+    "get_code": ((Field.CODE,), ()),
+    "get_code_hash": ((Field.CODE,), ()),
+    "get_storage": ((Field.SLOT,), ()),
+    "account_exists": ((Field.EXISTS,), ()),
+    "account_is_empty": ((Field.EMPTY,), ()),
+    "account_has_code_or_nonce": ((Field.NONCE, Field.CODE), ()),
+    "set_balance": ((), (Field.BALANCE,)),
+    "set_nonce": ((), (Field.NONCE,)),
+    "increment_nonce": ((Field.NONCE,), (Field.NONCE,)),
+    "set_code": ((), (Field.CODE,)),
+    "delete_code": ((), (Field.CODE,)),
+    "set_storage": ((), (Field.SLOT,)),
+    "delete_storage": ((), (Field.WIPE,)),
+    "delete_account": ((), (Field.DELETE,)),
+    "touch_account": ((), (Field.TOUCH,)),
+    # private: the one method every account-field change goes through, so that a
+    # write by any path -- not only the public methods above -- is seen
+    "_set_account": ((), (Field.RECORD,)),
+}
+
+
+def _reporter(observer: StateObserver, reads: tuple[Field, ...],
+              writes: tuple[Field, ...]) -> Callable[..., None]:
+    """Reports an ``AccountDB`` call, given its arguments: ``reads`` then ``writes``."""
+    slotted = Field.SLOT in reads or Field.SLOT in writes
+
+    def report(address: bytes, *args: Any, **kwargs: Any) -> None:
+        slot = (args[0] if args else kwargs["slot"]) if slotted else None
+        for what in reads:
+            observer.read(address, what, slot)
+        for what in writes:
+            observer.write(address, what, slot)
+    return report
+
+
+class Observation:
+    """An observer installed on one state (:func:`observe_state`)."""
+
+    def __init__(self, state: StateAPI, observer: StateObserver) -> None:
+        #: > 0 while a reported call runs (or in :meth:`quiet`): nothing is reported
+        self._depth = 0
+        reads_wanted = type(observer).read is not StateObserver.read
+        self._undo = [
+            patch_methods(account_db(state), {
+                name: self._reported(_reporter(observer, reads, writes))
+                for name, (reads, writes) in _ACCOUNT_DB_CALLS.items()
+                if writes or reads_wanted}),
+            patch_methods(state, {"delta_balance": self._reported(observer.balance_delta)}),
+        ]
+
+    def _reported(self, report: Callable[..., None]) -> Patch:
+        """A patch that calls ``report`` with the method's arguments before the
+        method, unless the call is nested in a reported one (or quiet)."""
+        def patch(original: Callable[..., Any]) -> Callable[..., Any]:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if self._depth:
+                    return original(*args, **kwargs)
+                self._depth += 1
+                try:
+                    report(*args, **kwargs)
+                    return original(*args, **kwargs)
+                finally:
+                    self._depth -= 1
+            return call
+        return patch
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The state's reads and writes in this block are not reported (the
+        observer's own looks at the state from outside a callback)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def close(self) -> None:
+        """Stop observing: put the state's methods back as they were."""
+        while self._undo:
+            self._undo.pop()()
+
+
+def observe_state(state: StateAPI, observer: StateObserver) -> Observation:
+    """Report what ``state`` reads and writes to ``observer`` (see
+    :class:`StateObserver`) until the returned observation is closed.
+
+    Why: py-evm has no hook for state access. This patches, on this state and its
+    ``AccountDB`` only, every public method that reads or writes an account,
+    ``AccountDB._set_account`` (see :class:`Field`) and ``State.delta_balance`` (so
+    that a balance change is seen as one, with its sign). Read-only methods are
+    patched only for an observer that overrides :meth:`StateObserver.read`: a
+    write-only observer (the pipeline's, around the engine) costs reads nothing.
+    """
+    return Observation(state, observer)
+
+
+def observed_vm_class(vm_class: type[VirtualMachineAPI],
+                      observer: StateObserver) -> type[VirtualMachineAPI]:
+    """A subclass of ``vm_class`` each state of which ``observer`` observes
+    (:func:`observe_state`) from the moment it is built, for good.
+
+    Why: a VM builds states in several places -- ``build_state`` (the genesis state,
+    ``VM.state``), ``import_block`` (straight from the state class), costless
+    states -- all from the class in ``VM._state_class``, which this replaces with a
+    subclass that observes each instance.
+    """
+    state_class = vm_class.get_state_class()
+
+    def __init__(self: StateAPI, *args: Any, **kwargs: Any) -> None:
+        state_class.__init__(self, *args, **kwargs)
+        observe_state(self, observer)
+
+    observed_state = type(f"Observed{state_class.__name__}", (state_class,),
+                          {"__init__": __init__})
+    return type(f"Observed{vm_class.__name__}", (vm_class,),
+                {"_state_class": observed_state})
 
 
 # -- reading an AccountDB's state beneath its journal (pevm.engines.pre_state) ------
@@ -128,3 +343,79 @@ def code_by_hash(db: Any, digest: bytes) -> bytes:
     """Contract code by its hash from ``AccountDB``'s journaled database (raises
     KeyError or AttributeError where that is not possible)."""
     return db._journaldb[digest]
+
+
+# -- transactions: a sender recovered once ------------------------------------------
+def _signature_checked() -> None:
+    """Stands in for ``check_signature_validity`` once the signature was checked."""
+
+
+def pin_sender(tx: Any, sender: bytes) -> None:
+    """Make py-evm use ``sender`` for ``tx`` and skip re-checking its signature.
+
+    py-evm recovers the public key on every execution (``sender`` is a cached
+    property of the transaction object, ``validate`` re-checks the signature); the
+    engine recovers and checks it once (:func:`pevm.engines.executor.recover_sender`)
+    and fills the cached property -- on the typed transaction's wrapped ``_inner``
+    object too -- replacing the re-check on that object only.
+    """
+    for obj in (tx, getattr(tx, "_inner", None)):
+        if obj is None:
+            continue
+        obj.__dict__["sender"] = sender
+        obj.__dict__["check_signature_validity"] = _signature_checked
+
+
+def pinned_sender(tx: Any) -> bytes | None:
+    """The sender :func:`pin_sender` gave ``tx``, or None."""
+    own = tx.__dict__
+    if own.get("check_signature_validity") is _signature_checked:
+        return own.get("sender")
+    return None
+
+
+def state_class_on_account_db(state_class: type, name: str,
+                               namespace: dict[str, Any]) -> type:
+    """A subclass of a fork's ``State`` whose instances run on a given account
+    database: ``cls(account_db, execution_context, db=None)``.
+
+    Why: py-evm's ``State(db, execution_context, state_root)`` builds its own
+    ``AccountDB`` over a trie; the parallel engine runs the fork's State -- its
+    transaction validation, executor and interpreter, unchanged -- on its flat
+    versioned view instead, so the constructor sets State's private ``_db`` and
+    ``_account_db`` itself. ``namespace`` adds or overrides methods.
+    """
+    def __init__(self: Any, view: Any, execution_context: Any, db: Any = None) -> None:
+        self._db = db
+        self.execution_context = execution_context
+        self._account_db = view
+
+    return type(name, (state_class,), {"__init__": __init__, **namespace})
+
+
+def state_database(state: StateAPI) -> Any:
+    """The database a py-evm ``State`` was built on (``State._db``): the engine
+    builds the fork's own State class on its flat view with the same database, so
+    that what py-evm reads from it directly (code by hash, block hashes) resolves."""
+    return getattr(state, "_db", None)
+
+
+# -- rlp records and py-evm's fixture helpers -----------------------------------------
+def field_names(sedes: Any) -> tuple[str, ...]:
+    """The field names of an rlp ``Serializable`` class or object (``_meta``: rlp
+    keeps them there; py-evm's typed API has no accessor)."""
+    return tuple(sedes._meta.field_names)
+
+
+def header_class_of(block_class: Any) -> Any:
+    """The header class of a py-evm block class (the sedes of its first field)."""
+    return block_class._meta.fields[0][1]
+
+
+# py-evm's own normalisation of BlockchainTests JSON, from a private module of its
+# test tools: used rather than re-implemented so that fixtures parse exactly as
+# py-evm's own fixture tests parse them.
+from eth.tools._utils.normalization import (  # noqa: E402
+    normalize_account_state as normalize_account_state,
+    normalize_blockchain_fixtures as normalize_blockchain_fixtures,
+)

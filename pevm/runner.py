@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 from pevm.compare import Mismatch, compare_expectations, compare_results
 from pevm.errors import InputError, PevmError
-from pevm.inputs.discover import Case, CaseRef
-from pevm.pipeline import BlockOutcome, Engine
+from pevm.abc import Case, Engine
+from pevm.inputs.discover import CaseRef
+from pevm.pipeline import BlockOutcome
 from pevm.result import BlockResult, EngineStats
 from pevm.task import BlockTask
 

@@ -9,11 +9,12 @@ import it there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from eth.abc import BlockAPI
 
-from pevm.pipeline import BlockOutcome, Engine
+from pevm.abc import Engine, Target
+from pevm.pipeline import BlockOutcome
 
 
 @dataclass
@@ -28,14 +29,6 @@ class Expectations:
     block_hash: bytes | None = None
     #: The block must be rejected; the text is the input's expected exception.
     rejected: str | None = None
-
-
-class Target(Protocol):
-    """Where a block runs: its pre-state and how py-evm imports a block onto it."""
-
-    full_state: bool
-
-    def execute(self, block: BlockAPI, engine: Engine) -> BlockOutcome: ...
 
 
 @dataclass

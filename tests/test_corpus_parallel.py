@@ -19,7 +19,8 @@ from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.reference import ReferenceEngine
 from pevm.inputs.blockchain_tests import load_cases
-from pevm.inputs.discover import Case, SnapshotCase
+from pevm.abc import Case
+from pevm.inputs.discover import SnapshotCase
 
 from .conftest import corpus_dir
 from .corpus_sample import category_rotation, mainnet_blocks, sample_ethtests

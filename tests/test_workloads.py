@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
-from eth.tools._utils.normalization import normalize_account_state
+from pevm.pyevm_compat import normalize_account_state
 from eth.vm.forks import PragueVM
 from eth_hash.auto import keccak
 from eth_typing import Address

@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pevm.analysis import BlockAnalysis, analyze_case, location_text, to_dot
+from pevm.analysis import BlockAnalysis, analyze_case, to_dot
+from pevm.engines.locations import location_text
 from pevm.cli.main import print_case_error
 from pevm.inputs.discover import list_cases
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from pevm.engines.reference import ReferenceEngine
 
-if TYPE_CHECKING:  # pevm.pipeline imports the engines' records, not this module
+if TYPE_CHECKING:  # annotations only
     from pevm.engines.hooks import FaultHooks
-    from pevm.pipeline import Engine
+    from pevm.abc import Engine
 
 ENGINE_NAMES = ("reference", "parallel")
 

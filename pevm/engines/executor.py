@@ -42,7 +42,7 @@ from pevm.engines.pre_state import PreState
 from pevm.engines.state_view import StateView, state_class_for
 from pevm.engines.timeline import Activity, Timeline
 from pevm.errors import REJECTION_ERRORS
-from pevm.pyevm_compat import account_db
+from pevm.pyevm_compat import account_db, pin_sender, pinned_sender, state_database
 
 
 @dataclass(slots=True)
@@ -117,10 +117,6 @@ class FinishedComputation:
         return self._outcome.logs
 
 
-def _no_signature_check() -> None:
-    """Stands in for ``check_signature_validity`` once the signature was checked."""
-
-
 def recover_sender(tx: SignedTransactionAPI) -> bytes | None:
     """The sender of ``tx`` if its signature passes py-evm's checks, else None.
 
@@ -143,22 +139,6 @@ def recover_sender(tx: SignedTransactionAPI) -> bytes | None:
         return None
 
 
-def pin_sender(tx: SignedTransactionAPI, sender: bytes | None) -> None:
-    """Make py-evm use ``sender`` for ``tx`` and skip re-checking its signature."""
-    if sender is None:
-        return
-    for obj in (tx, getattr(tx, "_inner", None)):
-        if obj is None:
-            continue
-        obj.__dict__["sender"] = sender
-        obj.__dict__["check_signature_validity"] = _no_signature_check
-
-
-def is_pinned(tx: SignedTransactionAPI) -> bool:
-    return "sender" in tx.__dict__ and \
-        tx.__dict__.get("check_signature_validity") is _no_signature_check
-
-
 class BlockContext:
     """What every execution of one block's transactions shares, in one process.
 
@@ -175,7 +155,7 @@ class BlockContext:
         state = vm.state
         self.state_class = state_class_for(type(state))
         self.execution_context = state.execution_context
-        self.db = getattr(state, "_db", None)
+        self.db = state_database(state)
         self.pre_root = state.state_root
         self.pre = PreState(account_db(state))
         #: this process's time by activity (a forked worker installs its own)
@@ -191,7 +171,7 @@ class BlockContext:
     def sender_of(self, txn: int) -> bytes | None:
         """Recover (once, in this process) and pin the sender of ``txn``."""
         tx = self.transactions[txn]
-        pinned = tx.__dict__.get("sender") if is_pinned(tx) else None
+        pinned = pinned_sender(tx)
         if pinned is not None or txn in self._unrecoverable:
             return pinned
         start = time.perf_counter()
@@ -205,12 +185,11 @@ class BlockContext:
 
     def known_sender(self, txn: int) -> bytes | None:
         """The sender of ``txn`` if this process has it already (no recovery)."""
-        tx = self.transactions[txn]
-        return tx.__dict__.get("sender") if is_pinned(tx) else None
+        return pinned_sender(self.transactions[txn])
 
     def adopt_sender(self, txn: int, sender: bytes | None) -> None:
         """Pin a sender another process recovered (and checked) for ``txn``."""
-        if sender is not None and not is_pinned(self.transactions[txn]):
+        if sender is not None and pinned_sender(self.transactions[txn]) is None:
             pin_sender(self.transactions[txn], sender)
 
     def execute(self, txn: int, incarnation: int, read: Callable[[Key], Any],

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.pyevm_compat import patch_methods
 from pevm.result import EngineStats
 
 
@@ -21,14 +22,15 @@ class ReferenceEngine:
         base_header: BlockHeaderAPI,
     ) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
         applied = 0
-        original_hook = vm.transaction_applied_hook
 
-        def count_applied(*args: Any, **kwargs: Any) -> None:
-            nonlocal applied
-            applied += 1
-            original_hook(*args, **kwargs)
+        def counting(original: Callable[..., None]) -> Callable[..., None]:
+            def count_applied(*args: Any, **kwargs: Any) -> None:
+                nonlocal applied
+                applied += 1
+                original(*args, **kwargs)
+            return count_applied
 
-        vm.transaction_applied_hook = count_applied  # type: ignore[method-assign]
+        undo = patch_methods(vm, {"transaction_applied_hook": counting})
         start = time.perf_counter()
         try:
             header, receipts, _ = type(vm).apply_all_transactions(
@@ -38,7 +40,7 @@ class ReferenceEngine:
                 raise BlockRejected(f"{type(exc).__name__}: {exc}", applied) from exc
             raise
         finally:
-            vm.transaction_applied_hook = original_hook  # type: ignore[method-assign]
+            undo()
         stats = EngineStats(engine=self.name, workers=1, executions=len(transactions),
                             seconds={"execute": time.perf_counter() - start})
         return header, receipts, stats

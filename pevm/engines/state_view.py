@@ -54,6 +54,7 @@ from eth_typing import Hash32
 from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
                                     OPENED, ORIGINAL, STORAGE)
 from pevm.engines.mv_memory import Key, TxWrites
+from pevm.pyevm_compat import account_db, state_class_on_account_db
 
 _MISSING = object()
 _MEMBER = object()  # journal marker: "this member was added to a set"
@@ -477,25 +478,19 @@ def state_class_for(state_class: Any) -> type:
     if cached is not None:
         return cached
 
-    def __init__(self: Any, view: StateView, execution_context: Any,
-                 db: Any = None) -> None:
-        self._db = db
-        self.execution_context = execution_context
-        self._account_db = view
-
     def delta_balance(self: Any, address: bytes, delta: int) -> None:
-        self._account_db.add_balance(address, delta)
+        account_db(self).add_balance(address, delta)
 
     def validate_transaction(self: Any, transaction: Any) -> None:
-        view = self._account_db
+        view = account_db(self)
         if view.lazy_debits and getattr(transaction, "type_id", None) in LAZY_DEBIT_TYPES:
             view.open_sender_window(transaction.sender, transaction.nonce)
         state_class.validate_transaction(self, transaction)
 
-    cls = type(f"PevmView{state_class.__name__}", (state_class,),
-               {"__init__": __init__, "delta_balance": delta_balance,
-                "validate_transaction": validate_transaction,
-                "__module__": __name__})
+    cls = state_class_on_account_db(
+        state_class, f"PevmView{state_class.__name__}",
+        {"delta_balance": delta_balance, "validate_transaction": validate_transaction,
+         "__module__": __name__})
     _STATE_CLASSES[state_class] = cls
     return cls
 

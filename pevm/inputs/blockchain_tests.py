@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rlp
-from eth.tools._utils.normalization import normalize_blockchain_fixtures
+from pevm.pyevm_compat import normalize_blockchain_fixtures
 from eth.tools.fixtures.helpers import new_chain_from_fixture
 from eth.exceptions import PyEVMError
 from eth_utils import ValidationError, decode_hex

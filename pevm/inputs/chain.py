@@ -8,7 +8,9 @@ from eth.abc import BlockAPI, BlockHeaderAPI, ChainAPI, VirtualMachineAPI
 
 from pevm.gpu import AccountState, state_root
 from pevm.gpu.trie import apply_diff
-from pevm.pipeline import BlockOutcome, Engine, import_with_engine
+from pevm.abc import Engine
+from pevm.pipeline import BlockOutcome, import_with_engine
+from pevm.pyevm_compat import patch_methods
 
 
 class ChainTarget:
@@ -41,26 +43,21 @@ class ChainTarget:
         chain: Any = self.chain
 
         def run_import(hook: Callable[[VirtualMachineAPI], None]) -> BlockAPI:
-            had_own = "get_vm" in vars(chain)
-            original = chain.get_vm
+            # the next VM the chain builds is the one that imports the block
+            def hooked(original: Callable[..., VirtualMachineAPI]) -> Callable[..., Any]:
+                def get_vm_once(at_header: BlockHeaderAPI | None = None
+                                ) -> VirtualMachineAPI:
+                    undo()
+                    vm = original(at_header)
+                    hook(vm)
+                    return vm
+                return get_vm_once
 
-            def get_vm_once(at_header: BlockHeaderAPI | None = None) -> VirtualMachineAPI:
-                _restore()
-                vm = original(at_header)
-                hook(vm)
-                return vm
-
-            def _restore() -> None:
-                if had_own:
-                    chain.get_vm = original
-                else:
-                    vars(chain).pop("get_vm", None)
-
-            chain.get_vm = get_vm_once
+            undo = patch_methods(chain, {"get_vm": hooked})
             try:
                 return chain.import_block(block).imported_block
             finally:
-                _restore()
+                undo()
 
         outcome = import_with_engine(run_import, engine, chain.chaindb.db,
                                      full_state=True)

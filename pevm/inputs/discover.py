@@ -12,8 +12,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
+from pevm.abc import Case, CaseRun
 from pevm.compare import Mismatch
 from pevm.errors import InputError
 from pevm.forks import mainnet_vm_class
@@ -21,26 +22,6 @@ from pevm.inputs.blockchain_tests import (FixtureCase, load_cases,
                                           looks_like_blockchain_tests, read_json)
 from pevm.inputs.mainnet import is_snapshot_dir, load_snapshot
 from pevm.task import BlockTask
-
-
-class CaseRun(Protocol):
-    """One pass over a case's blocks, each on the state the previous one left."""
-
-    def tasks(self) -> Iterator[BlockTask]: ...
-
-    def final_mismatches(self) -> list[Mismatch]: ...
-
-
-class Case(Protocol):
-    """A unit of work: a chain of blocks (fixture case) or one snapshot block."""
-
-    source: str
-    name: str
-
-    @property
-    def network(self) -> str: ...
-
-    def start(self) -> CaseRun: ...
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,9 @@ from eth_utils import ValidationError, to_canonical_address
 from pevm.errors import InputError
 from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import read_json
-from pevm.pipeline import BlockOutcome, Engine, import_with_engine
+from pevm.abc import Engine
+from pevm.pipeline import BlockOutcome, import_with_engine
+from pevm.pyevm_compat import field_names, header_class_of
 from pevm.task import BlockTask, Expectations
 
 BYZANTIUM_BLOCK = 4_370_000
@@ -69,11 +71,11 @@ def _address(value: Any, what: str) -> Address:
 class SnapshotVMMixin:
     """What a VM running on a partial snapshot must not do (see module docstring)."""
 
-    _pevm_previous_hashes: tuple[bytes, ...] = ()
+    snapshot_previous_hashes: tuple[bytes, ...] = ()
 
     @property
     def previous_hashes(self) -> tuple[bytes, ...]:
-        return self._pevm_previous_hashes
+        return self.snapshot_previous_hashes
 
     def configure_header(self, **fields: Any) -> Any:
         # py-evm derives some fields (difficulty) from the parent, which a snapshot
@@ -125,7 +127,7 @@ class SnapshotTarget:
             vm = self.vm_class(header=header, chaindb=ChainDB(self.db),
                                chain_context=ChainContext(MAINNET_CHAIN_ID),
                                consensus_context=ConsensusContext(self.db))
-            vm._pevm_previous_hashes = self.previous_hashes
+            vm.snapshot_previous_hashes = self.previous_hashes
             hook(vm)
             return vm.import_block(block).block
 
@@ -171,9 +173,8 @@ def load_snapshot(path: str) -> BlockTask:
 
 def _decode_block(source: str, data: dict[str, Any],
                   vm_class: type[VirtualMachineAPI]) -> BlockAPI:
-    # rlp classes: their sedes (``_meta``) is not part of py-evm's typed API
     block_class: Any = vm_class.get_block_class()
-    header_class = block_class._meta.fields[0][1]  # the header sedes
+    header_class = header_class_of(block_class)
     try:
         fields: dict[str, Any] = dict(
             parent_hash=_bytes(data["parentHash"], "parentHash", 32),
@@ -197,7 +198,7 @@ def _decode_block(source: str, data: dict[str, Any],
                     ("blobGasUsed", "blob_gas_used", _int),
                     ("excessBlobGas", "excess_blob_gas", _int),
                     ("parentBeaconBlockRoot", "parent_beacon_block_root", _bytes))
-        header_fields = {name for name, _ in header_class._meta.fields}
+        header_fields = set(field_names(header_class))
         for key, name, parse in optional:
             if name in header_fields:
                 fields[name] = parse(data[key], key)
@@ -205,7 +206,7 @@ def _decode_block(source: str, data: dict[str, Any],
         transactions = [_decode_transaction(i, tx, vm_class)
                         for i, tx in enumerate(data.get("transactions", []))]
         block_kwargs: dict[str, Any] = {"transactions": transactions, "uncles": []}
-        if "withdrawals" in {name for name, _ in block_class._meta.fields}:
+        if "withdrawals" in field_names(block_class):
             from eth.vm.forks.shanghai.withdrawals import Withdrawal
             block_kwargs["withdrawals"] = [
                 Withdrawal(_int(w["index"], "withdrawal.index"),

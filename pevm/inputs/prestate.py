@@ -22,7 +22,7 @@ header, what each transaction touched and which ancestors BLOCKHASH asked for.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,8 @@ from eth_hash.auto import keccak
 from pevm.compare import compare_expectations
 from pevm.engines.reference import ReferenceEngine
 from pevm.inputs.mainnet import _address, _bytes, _int, load_snapshot
-from pevm.pyevm_compat import account_db as pyevm_account_db
+from pevm.pyevm_compat import (Field, StateObserver, account_db as pyevm_account_db,
+                               observe_state, patch_methods)
 from pevm.result import BlockResult, EngineStats
 
 
@@ -150,14 +151,26 @@ def first_occurrence(parts: Sequence[StatePart],
     return out
 
 
-#: AccountDB methods whose first argument is an account the transaction touches.
-_ACCOUNT_METHODS = ("get_balance", "set_balance", "get_nonce", "set_nonce",
-                    "increment_nonce", "get_code", "set_code", "get_code_hash",
-                    "delete_code", "account_has_code_or_nonce", "account_exists",
-                    "account_is_empty", "touch_account", "delete_account",
-                    "delete_storage", "get_storage", "set_storage")
-_WIPES = ("delete_account", "delete_storage")
-_SLOTS = ("get_storage", "set_storage")
+class _Touches(StateObserver):
+    """Logs every account and slot a state is asked about, and every wipe, against
+    the transaction being applied (none after the last one)."""
+
+    def __init__(self, touched: list[Touched]) -> None:
+        self.touched = touched
+        self.position = 0
+
+    def read(self, address: bytes, what: Field, slot: int | None) -> None:
+        if self.position >= len(self.touched):
+            return
+        seen = self.touched[self.position]
+        seen.accounts.add(bytes(address))
+        if what is Field.SLOT:
+            assert slot is not None
+            seen.slots.add((bytes(address), int(slot)))
+        elif what is Field.WIPE or what is Field.DELETE:
+            seen.wiped.add(bytes(address))
+
+    write = read
 
 
 class SnapshotProbe(ReferenceEngine):
@@ -177,71 +190,42 @@ class SnapshotProbe(ReferenceEngine):
         base_header: BlockHeaderAPI,
     ) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
         self.touched = [Touched() for _ in transactions]
-        position, quiet = [0], [0]
+        touches = _Touches(self.touched)
         state: Any = vm.state
-        account_db: Any = pyevm_account_db(state)
-        saved: list[tuple[Any, str, Any]] = []
+        observation = observe_state(state, touches)
 
-        def observe(name: str) -> None:
-            original = getattr(account_db, name)
-
-            def call(address: bytes, *args: Any, **kwargs: Any) -> Any:
-                if position[0] < len(self.touched) and not quiet[0]:
-                    seen = self.touched[position[0]]
-                    seen.accounts.add(bytes(address))
-                    if name in _SLOTS:
-                        seen.slots.add((bytes(address), int(args[0])))
-                    elif name in _WIPES:
-                        seen.wiped.add(bytes(address))
-                return original(address, *args, **kwargs)
-
-            saved.append((account_db, name, vars(account_db).get(name)))
-            setattr(account_db, name, call)
-
-        def get_ancestor_hash(block_number: int) -> bytes:
-            if 0 <= state.block_number - block_number - 1 < MAX_PREV_HEADER_DEPTH \
-                    and block_number >= 0:
-                self.ancestors.add(int(block_number))
-            return original_lookup(block_number)
-
-        def next_transaction(*args: Any, **kwargs: Any) -> None:
-            position[0] += 1
-            original_hook(*args, **kwargs)
-
-        def unobserved(name: str) -> None:
-            original = getattr(account_db, name)
-
+        def quiet(original: Callable[..., Any]) -> Callable[..., Any]:
+            # Computing a state root (after every transaction before Byzantium)
+            # asks about every account changed so far: not the transaction's touches.
             def call(*args: Any, **kwargs: Any) -> Any:
-                quiet[0] += 1
-                try:
+                with observation.quiet():
                     return original(*args, **kwargs)
-                finally:
-                    quiet[0] -= 1
+            return call
 
-            saved.append((account_db, name, vars(account_db).get(name)))
-            setattr(account_db, name, call)
+        def ancestors(original: Callable[[int], bytes]) -> Callable[[int], bytes]:
+            def get_ancestor_hash(block_number: int) -> bytes:
+                if 0 <= state.block_number - block_number - 1 < MAX_PREV_HEADER_DEPTH \
+                        and block_number >= 0:
+                    self.ancestors.add(int(block_number))
+                return original(block_number)
+            return get_ancestor_hash
 
-        for name in _ACCOUNT_METHODS:
-            observe(name)
-        # Computing a state root (after every transaction before Byzantium) asks
-        # about every account changed so far: not the transaction's own touches.
-        for name in ("make_state_root", "persist"):
-            unobserved(name)
-        original_lookup = state.get_ancestor_hash
-        original_hook = vm.transaction_applied_hook
-        saved.append((state, "get_ancestor_hash", vars(state).get("get_ancestor_hash")))
-        saved.append((vm, "transaction_applied_hook",
-                      vars(vm).get("transaction_applied_hook")))
-        state.get_ancestor_hash = get_ancestor_hash
-        vm.transaction_applied_hook = next_transaction  # type: ignore[method-assign]
+        def counting(original: Callable[..., None]) -> Callable[..., None]:
+            def next_transaction(*args: Any, **kwargs: Any) -> None:
+                touches.position += 1
+                original(*args, **kwargs)
+            return next_transaction
+
+        undo = [patch_methods(pyevm_account_db(state),
+                              {"make_state_root": quiet, "persist": quiet}),
+                patch_methods(state, {"get_ancestor_hash": ancestors}),
+                patch_methods(vm, {"transaction_applied_hook": counting})]
         try:
             return super().apply_transactions(vm, transactions, base_header)
         finally:
-            for owner, name, previous in reversed(saved):
-                if previous is None:
-                    vars(owner).pop(name, None)
-                else:
-                    setattr(owner, name, previous)
+            for step in reversed(undo):
+                step()
+            observation.close()
 
 
 @dataclass

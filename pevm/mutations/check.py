@@ -39,9 +39,10 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
 from pevm.errors import InputError
-from pevm.inputs.discover import Case, CaseRun, list_cases
+from pevm.abc import Case, CaseRun, Engine
+from pevm.inputs.discover import list_cases
 from pevm.mutations.sources import SNAPSHOT, Mutant
-from pevm.pipeline import BlockOutcome, Engine
+from pevm.pipeline import BlockOutcome
 from pevm.result import BlockResult
 from pevm.runner import ERROR, FAILED, PASSED, REJECTED, run_case
 from pevm.task import BlockTask

@@ -24,7 +24,7 @@ from typing import Any
 from collections.abc import Sequence
 
 import rlp
-from eth.tools._utils.normalization import normalize_account_state
+from pevm.pyevm_compat import normalize_account_state
 from eth_hash.auto import keccak
 from eth_utils import decode_hex
 

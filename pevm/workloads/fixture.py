@@ -18,6 +18,7 @@ from typing import Any
 
 import rlp
 
+from pevm.pyevm_compat import field_names
 from pevm.workloads.scenario import AccountSpec, Built, WorkloadError
 
 #: py-evm header attribute -> fixture field, in the order fixtures list them.
@@ -46,7 +47,7 @@ def hex_bytes(value: bytes) -> str:
 
 
 def header_json(header: Any) -> dict[str, str]:
-    names = header._meta.field_names
+    names = field_names(header)
     out: dict[str, str] = {}
     for attribute, name in HEADER_FIELDS:
         if attribute not in names:

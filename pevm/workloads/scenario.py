@@ -50,6 +50,7 @@ from eth_utils import ValidationError
 
 from pevm.errors import PevmError
 from pevm.forks import NETWORKS, UnknownNetwork, canonical_network
+from pevm.pyevm_compat import WriteLog, observed_vm_class
 from pevm.workloads import contracts as C
 
 #: Chain id of every generated block: pevm's loader (like py-evm's fixture tools)
@@ -410,58 +411,19 @@ def _sign_all(scenario: Scenario, base_fee: int | None,
 
 
 # -- execution -------------------------------------------------------------------
-class _Recorder:
-    """Every account and storage slot the block's execution wrote."""
-
-    def __init__(self) -> None:
-        self.addresses: set[bytes] = set()
-        self.slots: set[tuple[bytes, int]] = set()
-        #: Accounts whose storage was wiped or that were deleted.
-        self.wiped: set[bytes] = set()
-
-
-def _recording_vm(vm_class: type[VirtualMachineAPI], recorder: _Recorder,
+def _recording_vm(vm_class: type[VirtualMachineAPI], writes: WriteLog,
                   on_applied: Callable[[int, Any, ReceiptAPI], None]) -> type:
-    state_class = vm_class.get_state_class()
-    account_db_class = state_class.get_account_db_class()
-
-    def wrap_address(name: str) -> Callable[..., Any]:
-        original = getattr(account_db_class, name)
-        wipes = name in ("delete_storage", "delete_account")
-
-        def method(self: Any, address: bytes, *args: Any) -> Any:
-            recorder.addresses.add(address)
-            if wipes:
-                recorder.wiped.add(address)
-            return original(self, address, *args)
-        method.__name__ = name
-        return method
-
-    def set_storage(self: Any, address: Address, slot: int, value: int) -> None:
-        recorder.addresses.add(address)
-        recorder.slots.add((address, slot))
-        account_db_class.set_storage(self, address, slot, value)
-
-    namespace: dict[str, Any] = {
-        name: wrap_address(name) for name in (
-            "set_balance", "set_nonce", "increment_nonce", "set_code", "delete_code",
-            "delete_storage", "delete_account", "touch_account")
-    }
-    namespace["set_storage"] = set_storage
-    recording_db = type(f"Recording{account_db_class.__name__}", (account_db_class,),
-                        namespace)
-    recording_state = type(f"Recording{state_class.__name__}", (state_class,),
-                           {"account_db_class": recording_db})
+    """``vm_class`` logging into ``writes`` what every state it builds writes (the
+    genesis state included) and calling ``on_applied`` after each transaction."""
 
     def transaction_applied_hook(self: Any, transaction_index: int, transactions: Any,
                                  base_header: Any, partial_header: Any, computation: Any,
                                  receipt: ReceiptAPI) -> None:
         on_applied(transaction_index, computation, receipt)
 
-    return type(f"Recording{vm_class.__name__}", (vm_class,), {
-        "_state_class": recording_state,
-        "transaction_applied_hook": transaction_applied_hook,
-    })
+    # transaction_applied_hook is py-evm's public hook for subclasses
+    return type(f"Recording{vm_class.__name__}", (observed_vm_class(vm_class, writes),),
+                {"transaction_applied_hook": transaction_applied_hook})
 
 
 def _genesis_params(scenario: Scenario, gas_limit: int) -> dict[str, Any]:
@@ -505,7 +467,7 @@ def _build(scenario: Scenario, progress: Callable[[str, int, int], None] | None,
     if not scenario.intents:
         raise WorkloadError("a block needs at least one transaction")
     gas_limit = block_gas_limit(scenario.intents)
-    recorder = _Recorder()
+    written = WriteLog()
     receipts: list[ReceiptAPI] = []
     errors: list[str | None] = []
     total = len(scenario.intents)
@@ -521,7 +483,7 @@ def _build(scenario: Scenario, progress: Callable[[str, int, int], None] | None,
         if index + 1 == total:
             report("state root", 0, 1)
 
-    vm_class = _recording_vm(scenario.vm_class, recorder, on_applied)
+    vm_class = _recording_vm(scenario.vm_class, written, on_applied)
     chain_class = disable_pow_check(MainnetChain.configure(
         __name__="PevmWorkloadChain", vm_configuration=((0, vm_class),)))
     base_db = AtomicDB()
@@ -576,7 +538,7 @@ def _build(scenario: Scenario, progress: Callable[[str, int, int], None] | None,
 
     state = vm.state
     report("post-state", 0, 1)
-    post = _post_state(state, pre, recorder)
+    post = _post_state(state, pre, written)
     report("post-state", 1, 1)
     return Built(network=scenario.network, vm_class=scenario.vm_class,
                  genesis_header=genesis_header, genesis_block=genesis_block, pre=pre,
@@ -591,32 +553,29 @@ def _receipt_succeeded(receipt: ReceiptAPI) -> bool:
 
 
 def _post_state(state: StateAPI, pre: dict[bytes, AccountSpec],
-                recorder: _Recorder) -> dict[bytes, AccountSpec]:
+                written: WriteLog) -> dict[bytes, AccountSpec]:
     """Every account after the block, with its non-zero storage.
 
     Accounts and slots the block never wrote keep their genesis values; everything
     it wrote (or wiped) is read back from py-evm's post-state.
     """
-    written: dict[bytes, set[int]] = {}
-    for address, slot in recorder.slots:
-        written.setdefault(address, set()).add(slot)
     post: dict[bytes, AccountSpec] = {}
-    for raw_address in set(pre) | recorder.addresses:
+    for raw_address in set(pre) | written.accounts:
         address = Address(raw_address)
         spec = pre.get(address)
-        if address not in recorder.addresses and spec is not None:
+        if address not in written.accounts and spec is not None:
             post[address] = AccountSpec(spec.balance, spec.nonce, spec.code,
                                         dict(spec.storage))
             continue
         if not state.account_exists(address):
             continue
-        wiped = address in recorder.wiped
+        wiped = address in written.wiped
         storage: dict[int, int] = {}
+        slots = written.slots.get(address, set())
         if spec is not None and not wiped:
             storage.update(spec.storage)
-            slots = written.get(address, set())
         else:
-            slots = written.get(address, set()) | set(spec.storage if spec else ())
+            slots = slots | set(spec.storage if spec else ())
         for slot in slots:
             value = state.get_storage(address, slot)
             if value:

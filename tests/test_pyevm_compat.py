@@ -1,0 +1,148 @@
+"""pevm.pyevm_compat's one mechanism for observing a py-evm state's reads and writes."""
+from __future__ import annotations
+
+from typing import Any
+
+from eth.abc import StateAPI
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDB
+from eth.vm.forks import CancunVM
+from eth_typing import Address
+
+from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_records,
+                               observe_state, observed_vm_class, patch_methods)
+
+from .chain_builder import ADDRESSES, GENESIS_PARAMS, new_chain
+
+A, B = ADDRESSES[0], ADDRESSES[1]
+
+
+class Log(StateObserver):
+    """Every report, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def read(self, address: bytes, what: Field, slot: int | None) -> None:
+        self.seen.append(("read", bytes(address), what, slot))
+
+    def write(self, address: bytes, what: Field, slot: int | None) -> None:
+        self.seen.append(("write", bytes(address), what, slot))
+
+
+def fresh_state() -> StateAPI:
+    return new_chain().get_vm().state
+
+
+def test_only_the_outermost_call_is_reported_with_what_it_touches() -> None:
+    state = fresh_state()
+    log = Log()
+    observe_state(state, log)
+    state.set_balance(A, 5)                  # writes through _set_account: one report
+    state.increment_nonce(A)                 # reads, then writes the nonce
+    state.delta_balance(B, 7)                # default: a read and a write of the balance
+    state.account_is_empty(A)                # reads nonce, code and balance inside
+    state.set_storage(A, 3, 9)
+    state.get_storage(A, 3)
+    state.delete_storage(A)
+    state.delete_account(B)
+    state.touch_account(B)
+    a, b = bytes(A), bytes(B)
+    assert log.seen == [
+        ("write", a, Field.BALANCE, None),
+        ("read", a, Field.NONCE, None), ("write", a, Field.NONCE, None),
+        ("read", b, Field.BALANCE, None), ("write", b, Field.BALANCE, None),
+        ("read", a, Field.EMPTY, None),
+        ("write", a, Field.SLOT, 3),
+        ("read", a, Field.SLOT, 3),
+        ("write", a, Field.WIPE, None),
+        ("write", b, Field.DELETE, None),
+        ("write", b, Field.TOUCH, None),
+    ]
+
+
+def test_direct_account_record_writes_are_seen() -> None:
+    # pevm's merge and py-evm internals write whole records through _set_account
+    state = fresh_state()
+    log = WriteLog()
+    observe_state(state, log)
+    records = account_records(state)
+    assert records is not None
+    get, put = records
+    put(bytes(A), get(bytes(A)).copy(balance=1))
+    state.set_storage(B, 1, 2)
+    state.delete_account(ADDRESSES[2])
+    assert log.accounts == {bytes(A), bytes(B), bytes(ADDRESSES[2])}
+    assert log.slots == {bytes(B): {1}}
+    assert log.wiped == {bytes(ADDRESSES[2])}
+
+
+def test_callbacks_and_quiet_blocks_are_not_reported() -> None:
+    state = fresh_state()
+
+    class Looking(Log):
+        def write(self, address: bytes, what: Field, slot: int | None) -> None:
+            super().write(address, what, slot)
+            state.get_balance(Address(address))  # the observer's own look
+
+    log = Looking()
+    observation = observe_state(state, log)
+    state.set_nonce(A, 1)
+    with observation.quiet():
+        state.set_nonce(B, 1)
+    assert log.seen == [("write", bytes(A), Field.NONCE, None)]
+
+
+def test_close_restores_and_observations_stack() -> None:
+    state = fresh_state()
+    db = account_db(state)
+    before = dict(vars(db))
+    outer, inner = WriteLog(), Log()
+    observe_state(state, outer)
+    assert "get_balance" not in vars(db)  # a write-only observer leaves reads alone
+    observation = observe_state(state, inner)
+    state.set_balance(A, 1)
+    observation.close()
+    state.set_balance(B, 1)
+    assert inner.seen == [("write", bytes(A), Field.BALANCE, None)]
+    assert outer.accounts == {bytes(A), bytes(B)}
+    assert "delta_balance" in vars(state)  # the outer observation is still there
+    assert set(vars(db)) - set(before) == {
+        "set_balance", "set_nonce", "increment_nonce", "set_code", "delete_code",
+        "set_storage", "delete_storage", "delete_account", "touch_account",
+        "_set_account"}
+
+
+def test_patch_methods_undo_puts_back_what_was_there() -> None:
+    vm = new_chain().get_vm()
+    calls: list[str] = []
+
+    def counting(name: str) -> Any:
+        def patch(original: Any) -> Any:
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls.append(name)
+                return original(*args, **kwargs)
+            return call
+        return patch
+
+    undo_first = patch_methods(vm, {"get_header": counting("first")})
+    undo_second = patch_methods(vm, {"get_header": counting("second")})
+    vm.get_header()
+    undo_second()
+    vm.get_header()
+    undo_first()
+    vm.get_header()
+    assert calls == ["second", "first", "first"]
+    assert "get_header" not in vars(vm)
+
+
+def test_observed_vm_class_observes_every_state_it_builds() -> None:
+    log = WriteLog()
+    vm_class = observed_vm_class(CancunVM, log)
+    chain_class = MiningChain.configure("ObservedChain", vm_configuration=((0, vm_class),),
+                                        chain_id=1)
+    chain = chain_class.from_genesis(AtomicDB(), GENESIS_PARAMS, {
+        A: {"balance": 1, "nonce": 0, "code": b"", "storage": {4: 5}}})
+    assert log.accounts == {bytes(A)} and log.slots == {bytes(A): {4}}  # the genesis
+    chain.get_vm().state.set_balance(B, 3)
+    assert bytes(B) in log.accounts
