@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback as tb
+from enum import StrEnum
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterator
@@ -22,7 +23,21 @@ from pevm.pipeline import BlockOutcome
 from pevm.result import BlockResult, EngineStats
 from pevm.task import BlockTask
 
-PASSED, FAILED, REJECTED, SKIPPED, ERROR = "passed", "failed", "rejected", "skipped", "error"
+class Status(StrEnum):
+    """A block's verdict (a string enum: JSON and comparisons see the text)."""
+
+    #: the result equals everything it was compared with
+    PASSED = "passed"
+    #: a field differs (``mismatches``), or a rejection was expected and not made
+    FAILED = "failed"
+    #: rejected where the input expects a rejection
+    REJECTED = "rejected"
+    #: the case could not run: unreadable input or an exception (``error``)
+    ERROR = "error"
+
+
+PASSED, FAILED, REJECTED, ERROR = Status.PASSED, Status.FAILED, Status.REJECTED, \
+    Status.ERROR
 
 
 @dataclass
@@ -32,7 +47,7 @@ class BlockReport:
     source: str
     case: str
     block: int | None
-    status: str
+    status: Status
     network: str = ""
     number: int | None = None
     txs: int = 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from enum import StrEnum
 import shutil
 import tempfile
 from collections import deque
@@ -37,7 +38,20 @@ from pevm.inputs.rpc import BlockNotFound, RpcClient, RpcError
 #: Runs of the reference before a block's pre-state and ancestor hashes settle.
 MAX_RUNS = 4
 PRESTATE_TRACER = {"tracer": "prestateTracer"}
-WRITTEN, PRESENT, FAILED = "written", "present", "failed"
+
+
+class FetchStatus(StrEnum):
+    """What became of one block of a ``pevm fetch`` run."""
+
+    #: fetched, verified through py-evm and written
+    WRITTEN = "written"
+    #: already in the output directory: not fetched again
+    PRESENT = "present"
+    #: could not be fetched or verified (the outcome's ``error`` says why)
+    FAILED = "failed"
+
+
+WRITTEN, PRESENT, FAILED = FetchStatus.WRITTEN, FetchStatus.PRESENT, FetchStatus.FAILED
 #: where ``--merge`` puts the merged blocks, under the output directory
 MERGED_DIR = "merged"
 _PARTIAL = re.compile(r"^\.(.+)\.partial-(\d+)-")
@@ -58,7 +72,7 @@ class BlockOutcome:
     """What became of one requested block."""
 
     number: int
-    status: str  # WRITTEN | PRESENT | FAILED
+    status: FetchStatus
     path: str
     reason: str = ""
     txs: int = 0
