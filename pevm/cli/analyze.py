@@ -1,8 +1,15 @@
-"""``pevm analyze``: the dependency graph of a block and the speedup it allows."""
+"""``pevm analyze``: the dependency graph of a block and the speedup it allows.
+
+With ``--simulate``, also the speedup the parallel engine is predicted to reach
+at each worker count on this machine (:mod:`pevm.simulation`).
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -11,6 +18,7 @@ from rich.table import Table
 from pevm.analysis import BlockAnalysis, analyze_case, to_dot
 from pevm.engines.locations import location_text
 from pevm.cli.main import print_case_error
+from pevm.errors import PevmError
 from pevm.inputs.discover import list_cases
 
 
@@ -29,7 +37,61 @@ def register(subparsers: Any) -> None:
                         help="print one JSON object per block")
     parser.add_argument("--dot", metavar="FILE",
                         help="write the (first) block's graph for Graphviz")
+    parser.add_argument(
+        "--simulate", metavar="LIST", type=worker_list,
+        help="also predict the parallel engine's speedup over one process at these "
+             "worker counts (comma-separated, e.g. 1,2,4,8,16,32,64): a simulation "
+             "of the engine's scheduling policy on the block's dependency graph, "
+             "with each transaction's cost measured by running the block in-process "
+             "(a few repeats) and the engine's overheads calibrated once per machine "
+             "(a forked echo process and a generated block; about half a minute, "
+             "then cached under the user cache directory); the coordinator and the "
+             "workers share this machine's cores. JSON: key simulated_speedup "
+             "(worker count -> predicted speedup)")
+    parser.add_argument("--cores", type=int, metavar="N",
+                        help="with --simulate: assume N cores instead of this "
+                             "machine's (the per-process costs stay this machine's)")
+    parser.add_argument("--background-load", metavar="LIST|auto", type=_background,
+                        help="with --simulate: cores other programs keep busy while "
+                             "the engine runs, per session, comma-separated (default: "
+                             "none, a quiet machine); 'auto' samples this machine "
+                             "for a second first. Under Linux autogroup scheduling "
+                             "CPU is shared between sessions, so a busy session "
+                             "takes as much from the engine's 3 processes as from 1")
+    parser.add_argument("--recalibrate", action="store_true",
+                        help="with --simulate: measure the machine's overheads again "
+                             "instead of using the cached calibration")
+    parser.add_argument("--profile-repeat", type=int, default=3, metavar="N",
+                        help="with --simulate: in-process runs per block whose "
+                             "median per-transaction costs feed the simulation "
+                             "(default %(default)s)")
     parser.set_defaults(func=analyze_command)
+
+
+def _background(text: str) -> tuple[float, ...] | str:
+    if text == "auto":
+        return text
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected busy cores per session like 1,0.5, or 'auto', got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected 0 or more cores, got {text!r}")
+    return values
+
+
+def worker_list(text: str) -> list[int]:
+    """``--simulate``'s value: comma-separated positive worker counts."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated worker counts like 1,2,4, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive worker counts like 1,2,4, got {text!r}")
+    return sorted(set(values))
 
 
 def analysis_json(item: BlockAnalysis) -> dict[str, Any]:
@@ -42,6 +104,52 @@ def analysis_json(item: BlockAnalysis) -> dict[str, Any]:
             "hottest": [{"location": location_text(loc), "txs": n} for loc, n in s.hottest]}
 
 
+def _status(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _calibration(args: argparse.Namespace) -> Any:
+    from pevm.simulation import autogroup_enabled, calibrate, sample_background
+    if args.cores is not None and args.cores < 1:
+        raise PevmError("--cores must be at least 1")
+    if args.profile_repeat < 1:
+        raise PevmError("--profile-repeat must be at least 1")
+    calibration = calibrate(refresh=args.recalibrate, status=_status)
+    if args.cores is not None:
+        calibration = dataclasses.replace(calibration, cores=args.cores)
+    background = args.background_load
+    if background == "auto":
+        background = sample_background(1.0) or ()
+        _status("background load: " + (", ".join(f"{b:.2f}" for b in background) +
+                                       " busy cores per session" if background
+                                       else "none"))
+    if background:
+        calibration = dataclasses.replace(calibration, background=background,
+                                          autogroup=autogroup_enabled())
+    return calibration
+
+
+def _simulated(args: argparse.Namespace, ref: Any, items: list[BlockAnalysis],
+               calibration: Any) -> dict[int, dict[str, float]]:
+    """Predicted speedups per block index of the case."""
+    from pevm.simulation import predict, profile_case
+    if not items:
+        return {}
+    start = time.perf_counter()
+    if sys.stderr.isatty():
+        _status(f"simulating {ref.name}: {args.profile_repeat} in-process run(s)...")
+    profiles = profile_case(ref, args.profile_repeat)
+    out = {}
+    for item in items:
+        profile = profiles.get(item.block)
+        if profile is not None and profile.size == item.graph.size:
+            predicted = predict(profile, item.graph.deps, args.simulate, calibration)
+            out[item.block] = {str(w): v for w, v in predicted.items()}
+    if sys.stderr.isatty() and time.perf_counter() - start > 2:
+        _status(f"simulated {ref.name} in {time.perf_counter() - start:.1f} s")
+    return out
+
+
 def analyze_command(args: argparse.Namespace) -> int:
     listing = list_cases(args.paths)
     listing.raise_for_named()
@@ -49,9 +157,12 @@ def analyze_command(args: argparse.Namespace) -> int:
     dot_written = False
     found = 0
     failed = 0
+    calibration = _calibration(args) if args.simulate else None
     for ref in listing.matching(args.filter):
         try:
             items = analyze_case(ref)
+            simulated = _simulated(args, ref, items, calibration) \
+                if calibration is not None else {}
         except Exception as exc:  # noqa: BLE001 - contained: this case's error
             failed += 1
             print_case_error(f"{ref.source} :: {ref.name}", exc,
@@ -59,10 +170,14 @@ def analyze_command(args: argparse.Namespace) -> int:
             continue
         for item in items:
             found += 1
+            predicted = simulated.get(item.block)
             if args.json:
-                print(json.dumps(analysis_json(item)))
+                row = analysis_json(item)
+                if args.simulate:
+                    row["simulated_speedup"] = predicted
+                print(json.dumps(row))
             else:
-                _print(console, item)
+                _print(console, item, predicted)
             if args.dot and not dot_written:
                 with open(args.dot, "w") as handle:
                     handle.write(to_dot(item))
@@ -75,16 +190,34 @@ def analyze_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(console: Console, item: BlockAnalysis) -> None:
+def _print(console: Console, item: BlockAnalysis,
+           simulated: dict[str, float] | None = None) -> None:
     s = item.summary
     console.print(f"[bold]{item.case}[/bold] block {item.block}: {s.txs} txs, "
                   f"{s.edges} dependencies, conflict rate {s.conflict_rate:.1%}, "
                   f"critical path {s.critical_path_count} txs / {s.critical_path_gas} gas "
                   f"of {s.total_gas}", highlight=False)
-    table = Table(title="ideal speedup")
-    for workers in s.ideal_speedup:
-        table.add_column(f"{workers} w" if workers != "inf" else "∞", justify="right")
-    table.add_row(*(f"{v:.2f}" for v in s.ideal_speedup.values()))
+    if simulated is None:
+        table = Table(title="ideal speedup")
+        for workers in s.ideal_speedup:
+            table.add_column(f"{workers} w" if workers != "inf" else "∞", justify="right")
+        table.add_row(*(f"{v:.2f}" for v in s.ideal_speedup.values()))
+    else:
+        # the simulated worker counts beside the graph's ideal at the same counts
+        counts = sorted({int(w) for w in simulated} |
+                        {int(key) for key in s.ideal_speedup if key != "inf"})
+        table = Table(title="speedup over one process: ideal (dependency graph) and "
+                            "simulated (this machine)")
+        table.add_column("")
+        for count in counts:
+            table.add_column(f"{count} w", justify="right")
+        table.add_column("∞", justify="right")
+        ideal = [s.ideal_speedup.get(str(w), item.graph.ideal_speedup(w))
+                 for w in counts]
+        table.add_row("ideal", *(f"{v:.2f}" for v in ideal),
+                      f"{s.ideal_speedup['inf']:.2f}")
+        table.add_row("simulated", *(f"{simulated[str(w)]:.2f}" if str(w) in simulated
+                                     else "" for w in counts), "")
     console.print(table)
     if s.hottest:
         hot = Table(title="hottest locations")

@@ -1,0 +1,45 @@
+"""Predicted speedup of the parallel engine: a discrete-event simulation of a block.
+
+What it models. The block is replayed through the engine's own policy: the real
+:class:`~pevm.engines.scheduler.Scheduler` is driven with simulated results, and
+the engine's knobs (``MIN_PARALLEL_TXS``, ``FORK_AFTER_S``, ``RECOVERY_BATCH``,
+``default_chunk_size``, ``max_outstanding``) are read from the engine. The
+coordinator warms up in-process, forks the workers, dispatches chunks, waits,
+validates and commits in block order and re-executes failures itself; workers apply
+the commits a run message carries, execute the chunk and send the results; while
+speculation is paused idle workers recover senders ahead of the coordinator. An
+execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
+committed and synced to the worker when the chunk was sent, or was executed
+correctly before by the same worker. The coordinator and the workers share
+``cores`` by processor sharing, optionally with other programs' load
+(:attr:`Calibration.background`; Linux autogroup shares CPU between sessions).
+
+Costs. Per transaction, measured on the block through the engine's in-process path
+(:class:`~pevm.engines.executor.BlockContext` on :class:`~pevm.engines.mv_memory.
+MVMemory`, as ``ParallelEngine(workers=1)`` runs it), in CPU seconds, median of a
+few repeats: execution (sender recovery apart), validation, commit, pickling of
+results and write sets. Per machine (:class:`Calibration`, measured once, never on
+the block predicted): message and start-up costs (a forked echo process); and,
+from two-worker imports of a generated block interleaved with profiles of it, the
+engine's fork and stop times, the workers' CPU per transaction relative to
+in-process execution, and the coordinator's unpriced CPU per result relative to
+unpickling it (relative, so that they survive the machine's speed drifting).
+
+What it does not model: OS scheduling latency and cache interference between
+time-sliced processes, garbage collection, pre-state entries each worker loads
+again (a hot contract is read from py-evm's trie once per process), ESTIMATE-blocked
+results (they fail at validation here, not on arrival), values that survive a
+conflict (value-based validation passing although a dependency wrote), and costs
+that differ between the calibration block and the block predicted.
+"""
+from __future__ import annotations
+
+from pevm.simulation.calibration import (CALIBRATION_VERSION, CALIBRATION_WORKLOAD,
+                                         autogroup_enabled, calibrate,
+                                         measure_calibration, sample_background)
+from pevm.simulation.model import BlockProfile, Calibration, SimResult, predict, simulate
+from pevm.simulation.profile import profile_case
+
+__all__ = ["CALIBRATION_VERSION", "CALIBRATION_WORKLOAD", "BlockProfile", "Calibration",
+           "SimResult", "autogroup_enabled", "calibrate", "measure_calibration",
+           "predict", "profile_case", "sample_background", "simulate"]

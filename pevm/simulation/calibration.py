@@ -1,0 +1,255 @@
+"""The machine's constants for the simulation: measured once, cached (see
+:mod:`pevm.simulation`)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pevm.engines.parallel import ParallelEngine
+
+from pevm.simulation.model import BlockProfile, Calibration, predict, simulate
+from pevm.simulation.profile import profile_case
+
+#: Bump when the calibration procedure changes (invalidates cached calibrations).
+CALIBRATION_VERSION = 7
+#: The generated block the worker factor is measured on (mainnet-like, no conflicts).
+CALIBRATION_WORKLOAD = ("mixed", 400, 0.0)
+
+
+_CALIBRATION: Calibration | None = None
+
+
+def _cache_path() -> Path:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        versions = f"{version('pevm')}-{version('py-evm')}"
+    except PackageNotFoundError:
+        versions = "dev"
+    key = "|".join([platform.node(), platform.machine(), platform.processor(),
+                    str(os.cpu_count()), sys.version, versions, str(CALIBRATION_VERSION)])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(base) / "pevm" / f"simulation-calibration-{digest}.json"
+
+
+def calibrate(*, use_cache: bool = True, refresh: bool = False,
+              status: Callable[[str], None] | None = None) -> Calibration:
+    """This machine's :class:`Calibration`, cached per process and in a file under
+    the user cache directory (keyed by machine, Python, pevm and py-evm versions)."""
+    global _CALIBRATION
+    if _CALIBRATION is not None and not refresh:
+        return _CALIBRATION
+    path = _cache_path()
+    if use_cache and not refresh and path.is_file():
+        try:
+            _CALIBRATION = Calibration(**json.loads(path.read_text()))
+            return _CALIBRATION
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable, or another layout: measure again
+    if status:
+        status("calibrating the parallel engine's overheads on this machine "
+               "(once, then cached; about half a minute)...")
+    _CALIBRATION = measure_calibration()
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_CALIBRATION.to_json()))
+        except OSError:
+            pass  # a read-only home: the per-process cache still holds
+    return _CALIBRATION
+
+
+def measure_calibration(repeat: int = 2) -> Calibration:
+    """Measure this machine's constants (never on a block being predicted).
+
+    Message and start-up costs: forked echo processes shaped like a worker (a
+    reader thread feeding the loop), the fastest times, which other programs
+    disturb little. The rest from a generated block (:data:`CALIBRATION_WORKLOAD`),
+    profiled, then imported with two workers: the worker factor is the workers'
+    execution CPU (``last_detail.worker_cpu_s``) over the same transactions'
+    in-process time; fork and stop costs are the engine's own phase times; the CPU
+    per result the simulation does not price yet is the coordinator's and the
+    workers' measured CPU (``os.times`` of the reaped workers) less the simulated,
+    per result. The same imports give the self-check.
+    """
+    from pevm.inputs.discover import list_cases
+    from pevm.workloads import generate, write_fixture
+
+    message_s, fork_s, ready_s, stop_s = _echo_benchmark()
+    cal = Calibration(cores=os.cpu_count() or 1, message_s=message_s, fork_s=fork_s,
+                      ready_s=ready_s, stop_s=stop_s, source="measured")
+    workload, txs, conflict = CALIBRATION_WORKLOAD
+    fits: list[tuple[float, float, float, float]] = []
+    phases: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory(prefix="pevm-calibrate-") as scratch:
+        path = os.path.join(scratch, f"{workload}.json")
+        write_fixture(generate(workload, txs=txs, conflict=conflict, seed=1), path)
+        [ref] = list_cases([path]).cases
+        background = sample_background(0.5)
+        engines = {w: ParallelEngine(workers=w) for w in (1, 2)}
+        # Rounds interleave the profile and the imports, and every ratio is taken
+        # within a round: this machine's speed may drift between rounds.
+        for round_index in range(repeat + 1):  # the first is a warm-up
+            [(index, profile)] = profile_case(ref, 1).items()
+            for workers, engine in engines.items():
+                [task] = [t for t in ref.load().start().tasks() if t.index == index]
+                children = sum(os.times()[2:4])  # workers are reaped in the phase
+                outcome = task.execute(engine)
+                assert outcome.result is not None, "the calibration block is valid"
+                if round_index:
+                    phases[workers].append(outcome.result.stats.transaction_seconds)
+                if round_index and workers == 2:
+                    fits.append(_fit(cal, profile, engine, outcome.result.stats.seconds,
+                                     sum(os.times()[2:4]) - children))
+    if fits:
+        factor, coordinator, start, stop = (statistics.median(c) for c in zip(*fits))
+        # the engine's own start (gc.freeze, forks of a large process) and stop
+        # times replace the echo process's
+        cal = dataclasses.replace(cal, worker_factor=factor, coordinator_factor=coordinator,
+                                  fork_s=start / 2, stop_s=stop / 2)
+    loaded = dataclasses.replace(cal, background=background or (),
+                                 autogroup=autogroup_enabled())
+    return dataclasses.replace(
+        cal, check_measured=round(statistics.median(phases[1]) /
+                                  statistics.median(phases[2]), 4),
+        check_simulated=predict(profile, [()] * profile.size, [2], loaded)[2],
+        check_background=background)
+
+
+def _fit(cal: Calibration, profile: BlockProfile, engine: ParallelEngine,
+         seconds: dict[str, float], workers_cpu: float) -> tuple[float, float, float, float]:
+    """(worker factor, coordinator factor, start, stop) from one two-worker import
+    of a conflict-free block and that round's profile of it."""
+    detail = engine.last_detail
+    dispatched = detail.dispatched or 1
+    mean = statistics.fmean
+    # the workers' whole CPU (reaped children) less what the simulation prices
+    # besides execution, over the in-process execution time of what they ran
+    unpriced = simulate(profile, [()] * profile.size, 2,
+                        dataclasses.replace(cal, worker_factor=0.0)).worker_cpu_s
+    factor = (workers_cpu - unpriced) / (dispatched * mean(profile.exec_s))
+    # the simulated coordinator's CPU without the unpriced part, against measured
+    priced = simulate(profile, [()] * profile.size, 2,
+                      dataclasses.replace(cal, worker_factor=factor))
+    extra = detail.coordinator_cpu_s - priced.coordinator_cpu_s
+    coordinator = max(0.0, extra) / (dispatched * mean(profile.result_load_s))
+    # the phase: warm-up (fork_after) + start + execute + stop + merge
+    stop = seconds.get("total", 0.0) - seconds.get("execute", 0.0) - \
+        seconds.get("merge", 0.0) - seconds.get("start_workers", 0.0) - engine.fork_after
+    return (min(3.0, max(0.8, factor)), coordinator, seconds.get("start_workers", 0.0),
+            max(0.0, stop))
+
+
+def _echo_main(conn: Any) -> None:
+    """A stand-in worker: a reader thread feeds the loop, which answers each message."""
+    import queue
+    import threading
+    inbox: queue.Queue[Any] = queue.Queue()
+
+    def receive() -> None:
+        while True:
+            try:
+                inbox.put(conn.recv())
+            except (EOFError, OSError):
+                inbox.put(None)
+                return
+    threading.Thread(target=receive, daemon=True).start()
+    while (message := inbox.get()) is not None:
+        conn.send(message)
+
+
+def _echo_benchmark(processes: int = 3,
+                    rounds: int = 300) -> tuple[float, float, float, float]:
+    """(message, fork, ready, stop) seconds, from forked echo processes."""
+    import multiprocessing
+    mp = multiprocessing.get_context("fork")
+    clock = time.perf_counter
+    trips: list[float] = []
+    times: list[tuple[float, float, float]] = []
+    payload: tuple[Any, ...] = ("run", list(range(16)), [0] * 16, [], [])
+    for _ in range(processes):
+        parent, child = mp.Pipe(duplex=True)
+        t0 = clock()
+        process = mp.Process(target=_echo_main, args=(child,), daemon=True)
+        process.start()
+        t1 = clock()
+        child.close()
+        parent.send(payload)
+        parent.recv()
+        t2 = clock()
+        for _ in range(rounds):
+            t = clock()
+            parent.send(payload)
+            parent.recv()
+            trips.append(clock() - t)
+        t3 = clock()
+        parent.send(None)
+        process.join(timeout=5)
+        times.append((t1 - t0, t2 - t1, clock() - t3))
+        parent.close()
+    trips.sort()
+    fork_s, ready_s, stop_s = (min(column) for column in zip(*times))
+    # the fastest decile (undisturbed by other programs); a round trip is four
+    # message ends
+    return trips[len(trips) // 10] / 4, fork_s, ready_s, stop_s
+
+
+def autogroup_enabled() -> bool:
+    """Whether Linux shares CPU time between sessions (``sched_autogroup``)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def sample_background(seconds: float = 1.0) -> tuple[float, ...] | None:
+    """Cores other programs keep busy while this one sleeps, per session, busiest
+    first (Linux ``/proc``; None elsewhere): a value for
+    :attr:`Calibration.background`. The machine's total comes from ``/proc/stat``;
+    its split between sessions from the processes' CPU times (what exits meanwhile
+    is spread over the sessions in proportion)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def total() -> float:
+        with open("/proc/stat") as handle:
+            ticks = [int(v) for v in handle.readline().split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / tick
+
+    def by_session() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                group = Path(f"/proc/{pid}/autogroup").read_text().split()[0] \
+                    if autogroup_enabled() else str(os.getsid(int(pid)))
+            except (OSError, IndexError, ValueError):
+                continue
+            out[group] = out.get(group, 0.0) + (int(stat[11]) + int(stat[12])) / tick
+        return out
+    try:
+        mine = Path("/proc/self/autogroup").read_text().split()[0] \
+            if autogroup_enabled() else str(os.getsid(0))
+        before, sessions, start = total(), by_session(), time.perf_counter()
+        time.sleep(seconds)
+        elapsed = time.perf_counter() - start
+        busy, after = (total() - before) / elapsed, by_session()
+    except (OSError, ValueError, IndexError):
+        return None
+    shares = {g: (v - sessions.get(g, 0.0)) / elapsed for g, v in after.items() if g != mine}
+    shares = {g: v for g, v in shares.items() if v > 0.05}  # idle sessions
+    seen = sum(shares.values())
+    if busy < 0.05:
+        return ()
+    if not seen:
+        return (round(busy, 2),)
+    return tuple(sorted((round(v * busy / seen, 2) for v in shares.values()), reverse=True))

@@ -1,0 +1,372 @@
+"""The simulation itself: a block replayed through the engine's policy on simulated
+processes (see :mod:`pevm.simulation`)."""
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pevm.engines.parallel import (RECOVERY_BATCH,
+                                   ParallelEngine)
+from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler, default_chunk_size
+
+
+Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Machine constants of the engine (seconds unless said otherwise)."""
+
+    cores: int
+    #: one end of a message (a send, or a receive with its wake-up); four per chunk
+    message_s: float = 0.0
+    #: a worker's CPU per transaction it executes over the in-process execution
+    #: time (execution itself slower in a forked process, plus replica upkeep)
+    worker_factor: float = 1.0
+    #: coordinator time to fork one worker; a worker's start-up before its first
+    #: chunk; coordinator time to stop and reap one worker
+    fork_s: float = 0.0
+    ready_s: float = 0.0
+    stop_s: float = 0.0
+    #: the coordinator's CPU per worker result beyond what the profile prices
+    #: (pre-state loads absorbed, bookkeeping, run messages), in multiples of
+    #: unpickling that result: relative, so that it holds on a faster machine too
+    coordinator_factor: float = 0.0
+    #: cores kept busy by other programs, per session (empty: a quiet machine), and
+    #: whether the OS shares CPU between sessions (Linux autogroup: the engine's
+    #: processes together get one session's share) rather than between processes
+    background: tuple[float, ...] = ()
+    autogroup: bool = False
+    #: self-check: the calibration block's measured and simulated 2-worker speedup
+    #: (the latter with ``check_background``, sampled just before)
+    check_measured: float | None = None
+    check_simulated: float | None = None
+    check_background: tuple[float, ...] | None = None
+    source: str = "fixed"
+
+    def __post_init__(self) -> None:  # JSON gives lists
+        object.__setattr__(self, "background", tuple(self.background))
+        if self.check_background is not None:
+            object.__setattr__(self, "check_background", tuple(self.check_background))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_COSTS = ("exec_s", "recover_s", "validate_s", "commit_s", "result_dump_s",
+          "result_load_s", "writes_dump_s", "writes_load_s")
+
+
+@dataclass
+class BlockProfile:
+    """Per-transaction CPU seconds of one block in the engine's in-process path."""
+
+    exec_s: list[float]         # execution, sender recovery included
+    recover_s: list[float]      # of which sender recovery
+    validate_s: list[float]     # validating its read set at the commit point
+    commit_s: list[float]       # folding its writes into the committed memory
+    result_dump_s: list[float]  # pickling its result and pre-state loads (worker)
+    result_load_s: list[float]  # ... unpickling them (coordinator)
+    writes_dump_s: list[float]  # pickling its writes into a run message
+    writes_load_s: list[float]  # ... unpickling them (worker)
+    #: the transaction phase outside the per-transaction loop (set-up, merge)
+    fixed_s: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.exec_s)
+
+    @classmethod
+    def uniform(cls, exec_s: Sequence[float], overhead_s: float = 0.0) -> BlockProfile:
+        """Synthetic: these execution times, ``overhead_s`` for every other cost."""
+        return cls._of([list(exec_s), [0.0] * len(exec_s)] +
+                       [[overhead_s] * len(exec_s) for _ in range(6)])
+
+    @classmethod
+    def _of(cls, columns: list[list[float]], fixed_s: float = 0.0) -> BlockProfile:
+        """From the cost columns in field order (``_COSTS``)."""
+        c = columns
+        return cls(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], fixed_s)
+
+
+@dataclass
+class SimResult:
+    """One simulated run of a block at one worker count."""
+
+    workers: int
+    seconds: float
+    inline: int = 0
+    validation_failures: int = 0
+    chunks: int = 0
+    pauses: int = 0
+    #: CPU seconds the coordinator (fixed part included) and the workers spent
+    coordinator_cpu_s: float = 0.0
+    worker_cpu_s: float = 0.0
+
+
+def simulate(profile: BlockProfile, deps: Sequence[Sequence[int]], workers: int,
+             calibration: Calibration) -> SimResult:
+    """Simulated transaction-phase seconds of the block at ``workers`` workers."""
+    return _Simulation(profile, deps, workers, calibration).run()
+
+
+def predict(profile: BlockProfile, deps: Sequence[Sequence[int]],
+            worker_counts: Sequence[int], calibration: Calibration) -> dict[int, float]:
+    """Predicted speedup per worker count over the simulated 1-worker run."""
+    one = simulate(profile, deps, 1, calibration).seconds
+    return {w: round(one / simulate(profile, deps, w, calibration).seconds, 4)
+            for w in worker_counts}
+
+
+# --------------------------------------------------------------------- simulation
+@dataclass
+class _Result:
+    """A simulated worker result, as the scheduler stores it."""
+
+    txn: int
+    incarnation: int
+    ok: bool
+    worker: int
+    outcome: bool = True  # looks valid on arrival: a failure shows at validation
+
+
+@dataclass
+class _Proc:
+    gen: Job
+    work: float | None = None  # CPU seconds left of the current job; None: blocked
+    inbox: list[tuple[Any, ...]] = field(default_factory=list)
+    done: bool = False
+    cpu: float = 0.0  # CPU seconds of all its jobs
+
+
+class _Simulation:
+    def __init__(self, profile: BlockProfile, deps: Sequence[Sequence[int]], workers: int,
+                 cal: Calibration) -> None:
+        if len(deps) != profile.size:
+            raise ValueError("profile and dependency graph differ in size")
+        self.p, self.deps, self.cal, self.n = profile, deps, cal, profile.size
+        self.engine = ParallelEngine(workers=max(1, workers))  # its default knobs
+        self.eligible = workers > 1 and self.n >= max(2, self.engine.min_parallel_txs)
+        self.workers = workers if self.eligible else 0
+        chunk = self.engine.chunk_size or default_chunk_size(self.n, max(self.workers, 1))
+        self.sched = Scheduler(self.n, self.workers, chunk_size=chunk,
+                               max_outstanding=self.engine.max_outstanding)
+        self.now = 0.0
+        self.procs: list[_Proc] = []
+        self.woken: list[_Proc] = []
+        self.started = False
+        self.committed_by = [-1] * self.n    # the worker whose result committed
+        self.synced: list[int] = []          # per worker: commits it has
+        self.correct: list[dict[int, bool]] = []  # per worker: its results' validity
+        self.known: list[set[int]] = []      # per worker: senders it has
+        self.coordinator_knows = [False] * self.n
+        self.recovering: set[int] = set()
+        self.recovery_frontier = 0
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> SimResult:
+        coordinator = _Proc(self._coordinator())
+        self.procs.append(coordinator)
+        self.woken.append(coordinator)
+        self._wake()
+        while not coordinator.done:
+            runnable = [p for p in self.procs if p.work is not None]
+            if not runnable:
+                raise RuntimeError("simulation deadlock")  # a bug, never a block
+            rate = self._rate(len(runnable))
+            step = min(p.work or 0.0 for p in runnable) / rate
+            self.now += step
+            for proc in runnable:  # coordinator first, then workers in order
+                proc.work = (proc.work or 0.0) - step * rate
+                if proc.work <= 1e-12:
+                    self._advance(proc)
+            self._wake()
+        stop = self.cal.stop_s * self.workers if self.started else 0.0
+        s = self.sched.stats
+        return SimResult(max(self.workers, 1), self.now + self.p.fixed_s + stop,
+                         s.inline, s.validation_failures, s.chunks, s.pauses,
+                         coordinator.cpu + self.p.fixed_s,
+                         sum(p.cpu for p in self.procs[1:]))
+
+    def _rate(self, k: int) -> float:
+        """Speed of each of the engine's ``k`` runnable processes."""
+        cores, others = self.cal.cores, [b for b in self.cal.background if b > 0]
+        if not others:
+            return min(1.0, cores / k)
+        if not self.cal.autogroup:
+            return min(1.0, cores / (k + sum(others)))
+        # fair shares between sessions by water-filling, the engine's k processes
+        # being one session
+        demands = sorted([*(min(b, cores) for b in others), float(k)])
+        left, mine = float(cores), 0.0
+        for index, demand in enumerate(demands):
+            share = min(demand, left / (len(demands) - index))
+            left -= share
+            if demand == k:
+                mine = share
+        return min(1.0, mine / k)
+
+    def _advance(self, proc: _Proc) -> None:
+        """Run ``proc`` to its next job with a cost, or until it blocks or ends."""
+        while True:
+            try:
+                proc.work = next(proc.gen)
+            except StopIteration:
+                proc.work, proc.done = None, True
+                return
+            if proc.work is None or proc.work > 0:
+                proc.cpu += proc.work or 0.0
+                return
+
+    def _post(self, proc: _Proc, message: tuple[Any, ...]) -> None:
+        # woken by the driver after the sender's step: a generator cannot resume
+        # another generator that is resuming it
+        proc.inbox.append(message)
+        self.woken.append(proc)
+
+    def _wake(self) -> None:
+        while self.woken:
+            proc = self.woken.pop(0)
+            if proc.work is None and not proc.done:
+                self._advance(proc)
+
+    # ------------------------------------------------------------- coordinator
+    def _coordinator(self) -> Job:
+        p, sched, cal = self.p, self.sched, self.cal
+        if self.eligible:  # in-process until fork_after, as the engine warms up
+            while not sched.done and self.now < self.engine.fork_after:
+                yield from self._inline(sched.commit_index)
+            if self.n - sched.commit_index >= max(2, self.engine.min_parallel_txs):
+                yield cal.fork_s * self.workers
+                self.started = True
+                for _ in range(self.workers):
+                    self.synced.append(sched.commit_index)
+                    self.correct.append({})
+                    self.known.append(set(range(sched.commit_index)))  # inherited
+                    self.procs.append(_Proc(self._worker(len(self.procs) - 1)))
+                    self.woken.append(self.procs[-1])
+                sched.start_ahead()
+            else:
+                for w in range(self.workers):
+                    sched.worker_lost(w)
+        while True:
+            if self.started:
+                yield from self._dispatch()
+            action, txn = sched.next_commit()
+            if action == DONE:
+                return
+            if action == WAIT:
+                while not self.procs[0].inbox:
+                    yield None
+                yield from self._handle()
+                continue
+            if action == VALIDATE:
+                result = sched.results[txn]
+                assert isinstance(result, _Result)
+                yield p.validate_s[txn]
+                sched.validated(txn, result.ok)
+                if result.ok:
+                    yield from self._commit(txn, result.worker)
+                    continue
+            yield from self._inline(txn)
+
+    def _inline(self, txn: int) -> Job:
+        p = self.p
+        self.sched.executed_inline(txn)
+        yield p.exec_s[txn] - (p.recover_s[txn] if self.coordinator_knows[txn] else 0.0)
+        self.coordinator_knows[txn] = True
+        if self.started:
+            yield from self._handle()  # pool.receive(0) after an in-process run
+        yield from self._commit(txn, -1)
+
+    def _commit(self, txn: int, worker: int) -> Job:
+        yield self.p.commit_s[txn]
+        self.committed_by[txn] = worker
+        self.sched.committed(txn)
+
+    def _handle(self) -> Job:
+        inbox, sched = self.procs[0].inbox, self.sched
+        while inbox:
+            kind, worker, items = inbox.pop(0)
+            if kind == "senders":
+                yield self.cal.message_s
+                self.recovering.discard(worker)
+                for txn in items:
+                    self.coordinator_knows[txn] = True
+                continue
+            yield self.cal.message_s + sum(self.p.result_load_s[r.txn] for r in items) \
+                * (1.0 + self.cal.coordinator_factor)
+            sched.chunk_done(worker)
+            for result in items:
+                self.coordinator_knows[result.txn] = True
+                if not sched.on_result(result, worker) and result.txn < sched.commit_index:
+                    sched.late_verdict(result.ok)
+
+    def _dispatch(self) -> Job:
+        sched = self.sched
+        for w in sched.idle_workers():
+            txns = sched.next_chunk(w)
+            if txns is None:
+                break
+            # commits since the worker's last run message; its own results travel
+            # as None (no write set)
+            commits = [(t, self.committed_by[t] != w)
+                       for t in range(self.synced[w], sched.commit_index)]
+            self.synced[w] = sched.commit_index
+            results = [self._speculate(w, t) for t in txns]
+            yield self.cal.message_s + sum(self.p.writes_dump_s[t]
+                                           for t, shipped in commits if shipped)
+            self._post(self.procs[1 + w], ("run", commits, results))
+        if sched.paused:
+            yield from self._dispatch_recovery()
+
+    def _speculate(self, w: int, txn: int) -> _Result:
+        """Whether ``txn`` run by ``w`` reads what sequential execution gives it."""
+        mine = self.correct[w]
+        ok = all(dep < self.synced[w] or mine.get(dep, False) for dep in self.deps[txn])
+        mine[txn] = ok
+        return _Result(txn, self.sched.incarnation[txn], ok, w)
+
+    def _dispatch_recovery(self) -> Job:
+        sched = self.sched
+        for w in sched.live_workers():
+            if sched.outstanding(w) or w in self.recovering:
+                continue
+            txn = max(self.recovery_frontier, sched.commit_index + RECOVERY_BATCH // 2)
+            batch: list[int] = []
+            while txn < self.n and len(batch) < RECOVERY_BATCH:
+                if not self.coordinator_knows[txn]:
+                    batch.append(txn)
+                txn += 1
+            self.recovery_frontier = txn
+            if not batch:
+                return
+            self.recovering.add(w)
+            yield self.cal.message_s
+            self._post(self.procs[1 + w], ("recover", batch))
+
+    # ------------------------------------------------------------------ worker
+    def _worker(self, w: int) -> Job:
+        p, cal, me, known = self.p, self.cal, self.procs[1 + w], self.known[w]
+        yield cal.ready_s
+        while True:
+            while not me.inbox:
+                yield None
+            message = me.inbox.pop(0)
+            cost = 2 * cal.message_s  # receive the request, send the answer
+            if message[0] == "recover":
+                yield cost + sum(p.recover_s[t] for t in message[1] if t not in known)
+                known.update(message[1])
+                self._post(self.procs[0], ("senders", w, message[1]))
+                continue
+            _, commits, results = message
+            for txn, shipped in commits:
+                cost += p.commit_s[txn] + (p.writes_load_s[txn] if shipped else 0.0)
+            for result in results:
+                t = result.txn
+                run = p.exec_s[t] - (p.recover_s[t] if t in known else 0.0)
+                cost += run * cal.worker_factor + p.result_dump_s[t]
+                known.add(t)
+            yield cost
+            self._post(self.procs[0], ("results", w, results))

@@ -1,0 +1,108 @@
+"""Measuring a block's per-transaction costs through the engine's in-process path
+(see :mod:`pevm.simulation`)."""
+from __future__ import annotations
+
+import gc
+import pickle
+import statistics
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from pevm.engines.executor import BlockContext
+from pevm.engines.mv_memory import MVMemory
+from pevm.engines.parallel import (ParallelEngine)
+
+from pevm.simulation.model import _COSTS, BlockProfile
+
+
+class _ProfilingEngine:
+    """Times each transaction through the engine's in-process path, then lets
+    ``ParallelEngine(workers=1)`` import the block (the result the pipeline sees;
+    its phase timings give the fixed part)."""
+
+    name = "parallel"
+
+    def __init__(self) -> None:
+        self.delegate = ParallelEngine(workers=1)
+        self.profiles: list[BlockProfile | None] = []
+
+    def apply_transactions(self, vm: Any, transactions: Sequence[Any],
+                           base_header: Any) -> Any:
+        txs = tuple(transactions)
+        frozen = gc.get_freeze_count() == 0  # as the engine does for its block
+        if frozen:
+            gc.freeze()
+        try:
+            profile = _profile_block(vm, txs)
+        finally:
+            if frozen:
+                gc.unfreeze()
+        cpu, wall = time.process_time(), time.perf_counter()
+        header, receipts, stats = self.delegate.apply_transactions(vm, txs, base_header)
+        if profile is not None:  # the engine's phases are wall time: scale to CPU
+            busy = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
+            seconds = stats.seconds
+            profile.fixed_s = max(0.0, seconds.get("total", 0.0) -
+                                  seconds.get("execute", 0.0)) * min(1.0, busy)
+        self.profiles.append(profile)
+        return header, receipts, stats
+
+
+def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
+    ctx = BlockContext(vm, txs)
+    mv = MVMemory(ctx.pre)
+    p = BlockProfile.uniform([0.0] * len(txs))
+    # CPU time: the simulation models contention itself (and a busy machine then
+    # disturbs the measurement little)
+    clock = time.process_time
+    for i in range(len(txs)):
+        t = [clock()]
+        ctx.sender_of(i)  # recover and pin the sender, as a first execution does
+        t.append(clock())
+        result = ctx.execute(i, 0, partial(_read_at, mv, i))
+        t.append(clock())
+        if result.outcome is None or not result.outcome.valid:
+            return None  # an invalid block: nothing to predict
+        mv.validate(i, result.reads)
+        t.append(clock())
+        mv.commit(i, result.writes)
+        ctx.gas_used(i, result.outcome)
+        t.append(clock())
+        for item in ((result, ctx.pre.export()), result.writes):  # as shipped
+            data = pickle.dumps(item)
+            t.append(clock())
+            pickle.loads(data)
+            t.append(clock())
+        p.exec_s[i], p.recover_s[i] = t[2] - t[0], t[1] - t[0]
+        p.validate_s[i], p.commit_s[i] = t[3] - t[2], t[4] - t[3]
+        p.result_dump_s[i], p.result_load_s[i] = t[5] - t[4], t[6] - t[5]
+        p.writes_dump_s[i], p.writes_load_s[i] = t[7] - t[6], t[8] - t[7]
+    return p
+
+
+def _read_at(mv: MVMemory, txn: int, key: Any) -> Any:
+    return mv.read(key, txn)
+
+
+def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
+    """Per block index of a case (:class:`~pevm.inputs.discover.CaseRef`), the
+    per-transaction median of each cost over ``repeat`` imports on fresh states."""
+    runs: dict[int, list[BlockProfile]] = {}
+    for _ in range(max(1, repeat)):
+        engine = _ProfilingEngine()
+        for task in ref.load().start().tasks():
+            if task.block is None:
+                continue
+            outcome = task.execute(engine)
+            profile = engine.profiles[-1] if engine.profiles else None
+            engine.profiles.clear()
+            if profile is not None and outcome.rejection is None:
+                runs.setdefault(task.index, []).append(profile)
+    out = {}
+    for index, items in runs.items():
+        columns = [[statistics.median(v) for v in zip(*(getattr(r, name) for r in items))]
+                   for name in _COSTS]
+        out[index] = BlockProfile._of(columns, statistics.median(r.fixed_s for r in items))
+    return out

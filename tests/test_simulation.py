@@ -1,0 +1,171 @@
+"""The speedup simulation (:mod:`pevm.simulation`): what it must predict for blocks
+whose answer is known, with fixed calibrations (no timing is asserted)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import pevm.simulation.calibration as calibration
+from pevm.analysis import DependencyGraph, TxAccess
+from pevm.cli.main import main
+from pevm.engines.parallel import MIN_PARALLEL_TXS
+from pevm.simulation import BlockProfile, Calibration, predict, simulate
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def independent(n: int) -> list[tuple[int, ...]]:
+    return [()] * n
+
+
+def chain(n: int) -> list[tuple[int, ...]]:
+    return [(i - 1,) if i else () for i in range(n)]
+
+
+def two_hot_spots(n: int) -> list[tuple[int, ...]]:
+    """Every 5th transaction extends one chain, every 7th another; the rest free."""
+    deps: list[tuple[int, ...]] = []
+    last: dict[int, int] = {}
+    for i in range(n):
+        spot = 5 if i % 5 == 0 else 7 if i % 7 == 0 else None
+        if spot is None:
+            deps.append(())
+        else:
+            deps.append((last[spot],) if spot in last else ())
+            last[spot] = i
+    return deps
+
+
+#: expensive transactions (1 ms each, a long block) and no engine overhead at all
+EXPENSIVE = BlockProfile.uniform([1e-3] * 2000)
+FREE = Calibration(cores=2)
+
+
+def test_independent_block_is_limited_by_the_cores() -> None:
+    speedup = predict(EXPENSIVE, independent(2000), [1, 2, 4, 8], FREE)
+    assert speedup[1] == 1.0
+    # two workers and the coordinator share two cores: close to, never over, 2
+    assert 1.8 <= speedup[2] <= 2.0
+    for workers in (4, 8):
+        assert 1.8 <= speedup[workers] <= 2.0
+    many = predict(EXPENSIVE, independent(2000), [8], Calibration(cores=64))
+    assert many[8] > 5.0
+
+
+def test_a_chain_never_speeds_up() -> None:
+    for cal in (FREE, Calibration(cores=64),
+                Calibration(cores=2, message_s=5e-5, worker_factor=1.2, fork_s=5e-3,
+                            stop_s=2e-3)):
+        for workers, value in predict(EXPENSIVE, chain(2000), [1, 2, 4, 16], cal).items():
+            assert value <= 1.0 + 1e-9, (cal, workers, value)
+
+
+def test_without_overhead_and_core_limit_it_converges_to_the_ideal() -> None:
+    unlimited = Calibration(cores=1024)
+    efficiencies = []
+    for n in (250, 1000, 4000):
+        deps = two_hot_spots(n)
+        graph = DependencyGraph([TxAccess(frozenset(), frozenset(), 1000)] * n, deps)
+        profile = BlockProfile.uniform([1e-3] * n)
+        ideal = graph.ideal_speedup(4)
+        assert ideal == pytest.approx(4.0, rel=0.01)   # the hot spots are short
+        efficiencies.append(predict(profile, deps, [4], unlimited)[4] / ideal)
+    assert efficiencies == sorted(efficiencies)        # longer blocks: closer
+    assert 0.75 <= efficiencies[-1] <= 1.0 + 1e-9
+
+
+@pytest.mark.parametrize("deps", [independent(600), chain(600), two_hot_spots(600)],
+                         ids=["independent", "chain", "hot spots"])
+def test_more_overhead_never_increases_the_speedup(deps: list[tuple[int, ...]]) -> None:
+    profile = BlockProfile.uniform([4e-4] * 600)
+    for workers in (2, 4):
+        last = float("inf")
+        for scale in (0.0, 0.1, 0.3, 1.0, 3.0):
+            cal = Calibration(cores=4, message_s=5e-5 * scale,
+                              worker_factor=1.0 + scale, fork_s=2e-3 * scale,
+                              ready_s=3e-3 * scale, stop_s=2e-3 * scale)
+            value = predict(profile, deps, [workers], cal)[workers]
+            assert value <= last + 1e-9, (workers, scale)
+            last = value
+        # per-transaction overhead of the coordinator (validation, commit) too
+        heavy = BlockProfile.uniform([4e-4] * 600, overhead_s=1e-4)
+        assert predict(heavy, deps, [workers], FREE)[workers] <= \
+            predict(profile, deps, [workers], FREE)[workers] + 1e-9
+
+
+def test_deterministic() -> None:
+    profile = BlockProfile.uniform([(i % 7 + 1) * 1e-4 for i in range(500)], 1e-5)
+    cal = Calibration(cores=2, message_s=4e-5, worker_factor=1.1)
+    first = [simulate(profile, two_hot_spots(500), w, cal) for w in (1, 2, 8)]
+    again = [simulate(profile, two_hot_spots(500), w, cal) for w in (1, 2, 8)]
+    assert first == again
+
+
+def test_small_blocks_run_in_process() -> None:
+    # below the engine's MIN_PARALLEL_TXS no worker is started: exactly 1.0
+    n = MIN_PARALLEL_TXS - 1
+    result = simulate(BlockProfile.uniform([1e-2] * n), independent(n), 4, FREE)
+    assert result.chunks == 0 and result.inline == n
+    assert predict(BlockProfile.uniform([1e-2] * n), independent(n), [4], FREE)[4] == 1.0
+
+
+def test_profile_and_graph_must_match() -> None:
+    with pytest.raises(ValueError):
+        simulate(BlockProfile.uniform([1e-3] * 3), independent(4), 2, FREE)
+
+
+def test_calibration_is_read_from_the_cache_file(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(calibration, "_CALIBRATION", None)
+    stored = Calibration(cores=3, message_s=1e-5, worker_factor=1.5, source="measured")
+    path = calibration._cache_path()
+    assert str(path).startswith(str(tmp_path))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stored.to_json()))
+
+    def never() -> Calibration:
+        raise AssertionError("a cached calibration must not be measured again")
+
+    monkeypatch.setattr(calibration, "measure_calibration", never)
+    assert calibration.calibrate() == stored
+    assert calibration.calibrate() is calibration.calibrate()  # per process too
+
+
+def test_cli_simulate_json(monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(calibration, "_CALIBRATION",
+                        Calibration(cores=2, message_s=3e-5, worker_factor=1.1))
+    fixture = FIXTURES / "erc20_small.json"
+    assert main(["analyze", str(fixture), "--simulate", "1,2", "--json",
+                 "--profile-repeat", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert rows
+    for row in rows:
+        assert "ideal_speedup" in row
+        simulated = row["simulated_speedup"]
+        assert set(simulated) == {"1", "2"}
+        assert simulated["1"] == 1.0
+        assert all(isinstance(v, float) and v > 0 for v in simulated.values())
+
+
+def test_cli_simulate_table(monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(calibration, "_CALIBRATION", Calibration(cores=2))
+    fixture = FIXTURES / "erc20_small.json"
+    assert main(["analyze", str(fixture), "--simulate", "2,32",
+                 "--profile-repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "simulated" in out and "32 w" in out
+
+
+@pytest.mark.parametrize("value", ["0", "1,x", "", "-2", "two"])
+def test_cli_simulate_rejects_bad_worker_counts(value: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["analyze", str(FIXTURES / "erc20_small.json"), "--simulate", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--simulate" in err and "worker counts" in err
