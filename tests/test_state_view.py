@@ -79,6 +79,16 @@ def test_a_credit_to_an_unread_balance_stays_lazy():
     assert view.reads[(BALANCE, B)] == 0
 
 
+def test_a_positive_credit_settles_emptiness_without_reading_nonce_or_code():
+    # The block beneficiary after a fee (EIP-161's emptiness check): a mining pool
+    # that also sends transactions in its block changes its own nonce, and every
+    # other transaction's check must not depend on that.
+    view, seen = make_view()
+    view.add_balance(A, 5)
+    assert not view.account_is_empty(A)
+    assert seen == [] and view.reads == {}
+
+
 def test_a_zero_credit_needs_the_real_balance_for_emptiness():
     view, _ = make_view()
     view.add_balance(B, 0)

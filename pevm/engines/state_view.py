@@ -383,10 +383,14 @@ class StateView(AccountDatabaseAPI):
         self._exists_now(address)
 
     def account_is_empty(self, address: bytes) -> bool:
+        # A positive credit on a balance >= 0 settles it with no read at all --
+        # first, before the nonce and code: the block beneficiary's emptiness
+        # check after every fee (EIP-161) must not read a nonce the beneficiary's
+        # own transactions keep changing.
+        if (BALANCE, address) not in self._w and self._lazy.get(address, 0) > 0:
+            return False
         if self.account_has_code_or_nonce(address):
             return False
-        if (BALANCE, address) not in self._w and self._lazy.get(address, 0) > 0:
-            return False  # a positive credit on a balance >= 0: no read needed
         return int(self.get_balance(address)) == 0
 
     # ---------------------------------------------------------- warm/cold
