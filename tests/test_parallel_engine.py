@@ -265,3 +265,37 @@ def test_a_block_without_transactions():
     # in no diff, and the state root is still the one py-evm mined.
     assert EMPTY not in result.state_diff
     assert result.state_root == block.header.state_root
+
+
+def test_workers_run_below_the_coordinator_s_cpu_priority():
+    import multiprocessing
+    import os
+    import threading
+
+    block = build_block(CancunVM, MIXED)
+    want = reference(CancunVM, block)
+    seen: dict[int, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:  # the workers live only during the block
+        while not done.is_set():
+            for child in multiprocessing.active_children():
+                if child.name.startswith("pevm-worker") and child.pid:
+                    try:
+                        seen[child.pid] = os.getpriority(os.PRIO_PROCESS, child.pid)
+                    except OSError:
+                        pass
+            done.wait(0.001)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
+                                worker_nice=3, hooks=FaultHooks(delay=0.01))
+        got = import_block(CancunVM, block, engine)
+    finally:
+        done.set()
+        watcher.join()
+    assert_same(want, got)
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen and set(seen.values()) == {min(mine + 3, 19)}
