@@ -267,7 +267,7 @@ def test_a_block_without_transactions():
     assert result.state_root == block.header.state_root
 
 
-def test_workers_run_below_the_coordinator_s_cpu_priority():
+def test_workers_run_below_the_coordinator_s_cpu_priority() -> None:
     import multiprocessing
     import os
     import threading
