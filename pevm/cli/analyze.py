@@ -17,6 +17,7 @@ from rich.table import Table
 
 from pevm.analysis import BlockAnalysis, analyze_case, to_dot
 from pevm.engines.locations import location_text
+from pevm.cli.arguments import positive_ints
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
 from pevm.inputs.discover import list_cases
@@ -38,7 +39,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--dot", metavar="FILE",
                         help="write the (first) block's graph for Graphviz")
     parser.add_argument(
-        "--simulate", metavar="LIST", type=worker_list,
+        "--simulate", metavar="LIST", type=positive_ints("worker counts"),
         help="also predict the parallel engine's speedup over one process at these "
              "worker counts (comma-separated, e.g. 1,2,4,8,16,32,64): a simulation "
              "of the engine's scheduling policy on the block's dependency graph, "
@@ -79,19 +80,6 @@ def _background(text: str) -> tuple[float, ...] | str:
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected 0 or more cores, got {text!r}")
     return values
-
-
-def worker_list(text: str) -> list[int]:
-    """``--simulate``'s value: comma-separated positive worker counts."""
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated worker counts like 1,2,4, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected positive worker counts like 1,2,4, got {text!r}")
-    return sorted(set(values))
 
 
 def analysis_json(item: BlockAnalysis) -> dict[str, Any]:
@@ -157,6 +145,8 @@ def analyze_command(args: argparse.Namespace) -> int:
     dot_written = False
     found = 0
     failed = 0
+    if args.simulate:
+        args.simulate = sorted(set(args.simulate))
     calibration = _calibration(args) if args.simulate else None
     for ref in listing.matching(args.filter):
         try:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import BlockBench, bench_case, plot
+from pevm.cli.arguments import positive_ints
 from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
 from pevm.cli.main import print_case_error
@@ -37,7 +38,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--conflict", type=float, default=0.0,
                         help="share of conflicting transactions (--workload)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (--workload)")
-    parser.add_argument("--workers", default="1,2", metavar="LIST",
+    parser.add_argument("--workers", type=positive_ints("worker counts"), default="1,2",
+                        metavar="LIST",
                         help="comma-separated worker counts (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument("--filter", metavar="TEXT", help="only cases containing TEXT")
@@ -54,16 +56,6 @@ def register(subparsers: Any) -> None:
                              "execute, re-execute, validate, commit, message, wait or "
                              "sender recovery, with the transaction and incarnation")
     parser.set_defaults(func=bench_command)
-
-
-def _workers(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise PevmError(f"--workers: expected numbers like 1,2,4, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise PevmError(f"--workers: expected positive numbers, got {text!r}")
-    return values
 
 
 def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
@@ -83,7 +75,7 @@ def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    workers = _workers(args.workers)
+    workers = args.workers
     if args.repeat < 1:
         raise PevmError("--repeat must be at least 1")
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.

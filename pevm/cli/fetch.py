@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pevm.cli.run import _positive
+from pevm.cli.arguments import positive_int
 from pevm.errors import PevmError
 from pevm.inputs.fetch import (FAILED, MERGED_DIR, PRESENT, WRITTEN, BlockOutcome, block_dir,
                                fetch_blocks, parse_range)
@@ -58,13 +58,13 @@ def register(subparsers: Any) -> None:
                              "which keeps a provider's API key out of shell history)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True,
                         help="directory to write DIR/<number>/ into (created)")
-    parser.add_argument("--concurrency", type=_positive, default=4, metavar="N",
+    parser.add_argument("--concurrency", type=positive_int, default=4, metavar="N",
                         help="blocks downloaded at once, on N threads (default: "
                              "%(default)s); verification runs one block at a time")
-    parser.add_argument("--merge", type=_positive, default=None, metavar="K",
+    parser.add_argument("--merge", type=positive_int, default=None, metavar="K",
                         help="also merge each K consecutive blocks into one big block, "
                              "DIR/merged/<first>-<last>/ (see pevm merge)")
-    parser.add_argument("--retries", type=_positive, default=5, metavar="N",
+    parser.add_argument("--retries", type=positive_int, default=5, metavar="N",
                         help="retries of a request that failed in a way worth retrying "
                              "(connection errors, timeouts, HTTP 429/5xx, rate limits), "
                              "with exponential backoff (default: %(default)s)")

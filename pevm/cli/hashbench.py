@@ -11,22 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pevm.cli.arguments import positive_int, positive_ints
 from pevm.errors import InputError
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, not {text!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, not {text!r}")
-    return values
-
-
-def _positive_int(text: str) -> int:
-    return _int_list(text)[0]
 
 
 def register(subparsers: Any) -> None:
@@ -38,13 +24,13 @@ def register(subparsers: Any) -> None:
                     "the time of a batched state root against py-evm's AccountDB. "
                     "Measurements predicted to exceed --max-seconds are skipped, never "
                     "extrapolated.")
-    parser.add_argument("--sizes", type=_int_list, default=[32, 64, 136, 532],
+    parser.add_argument("--sizes", type=positive_ints(), default=[32, 64, 136, 532],
                         help="message sizes in bytes (default 32,64,136,532)")
-    parser.add_argument("--min-batch", type=_positive_int, default=1000,
+    parser.add_argument("--min-batch", type=positive_int, default=1000,
                         help="smallest batch (default 1000)")
-    parser.add_argument("--max-batch", type=_positive_int, default=None,
+    parser.add_argument("--max-batch", type=positive_int, default=None,
                         help="largest batch (default 1,000,000 on CPU, 10,000,000 on GPU)")
-    parser.add_argument("--accounts", type=_int_list, default=[10_000, 100_000],
+    parser.add_argument("--accounts", type=positive_ints(), default=[10_000, 100_000],
                         help="account counts for the state-root benchmark "
                              "(default 10000,100000)")
     parser.add_argument("--no-pyevm", action="store_true",
@@ -56,7 +42,7 @@ def register(subparsers: Any) -> None:
                              "0: never skip)")
     parser.add_argument("--min-time", type=float, default=0.2,
                         help="each timed round lasts at least this long (default 0.2 s)")
-    parser.add_argument("--rounds", type=_positive_int, default=3,
+    parser.add_argument("--rounds", type=positive_int, default=3,
                         help="interleaved rounds per measurement, best counts (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--json", metavar="FILE", type=Path, help="write the report as JSON")

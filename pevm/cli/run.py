@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pevm.cli.arguments import positive_int
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
@@ -53,7 +54,7 @@ def register(subparsers: Any) -> None:
                              "searched recursively for both")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default=default_engine_name(),
                         help="transaction engine (default: %(default)s)")
-    parser.add_argument("--workers", type=_positive, default=None, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="worker processes for the parallel engine "
                              "(default: CPU count, at most 4; 1 = in-process)")
     parser.add_argument("--check", action="store_true",
@@ -91,17 +92,6 @@ def register(subparsers: Any) -> None:
                              "order; a case whose task fails is an error. Needs "
                              "pip install \"pevm[cluster]\"")
     parser.set_defaults(func=run_command)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def default_workers() -> int:

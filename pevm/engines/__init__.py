@@ -1,16 +1,17 @@
 """Transaction engines: what runs a block's transactions inside py-evm's import.
 
 ``reference`` is py-evm's own sequential loop; ``parallel`` is pevm's optimistic
-parallel executor. Both satisfy :class:`pevm.pipeline.Engine`.
+parallel executor. Both satisfy :class:`pevm.abc.Engine`.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pevm.engines.hooks import FaultHooks
+from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
 
 if TYPE_CHECKING:  # annotations only
-    from pevm.engines.hooks import FaultHooks
     from pevm.abc import Engine
 
 ENGINE_NAMES = ("reference", "parallel")
@@ -30,6 +31,5 @@ def make_engine(name: str, workers: int = 1, hooks: FaultHooks | None = None) ->
     if name == "reference":
         return ReferenceEngine()
     if name == "parallel":
-        from pevm.engines.parallel import ParallelEngine  # forks workers: imported late
         return ParallelEngine(workers=workers, hooks=hooks)
     raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINE_NAMES)})")

@@ -162,12 +162,6 @@ class BlockContext:
         self.timeline = Timeline()
         self._unrecoverable: set[int] = set()
 
-    @property
-    def recover_seconds(self) -> float:
-        """Seconds this process spent recovering senders (since its timeline's
-        last :meth:`~pevm.engines.timeline.Timeline.take`)."""
-        return self.timeline.seconds.get(Activity.RECOVER.value, 0.0)
-
     def sender_of(self, txn: int) -> bytes | None:
         """Recover (once, in this process) and pin the sender of ``txn``."""
         tx = self.transactions[txn]
