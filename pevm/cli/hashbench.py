@@ -33,8 +33,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--accounts", type=positive_ints(), default=[10_000, 100_000],
                         help="account counts for the state-root benchmark "
                              "(default 10000,100000)")
+    parser.add_argument("--update", type=positive_ints("update count"), default=None,
+                        metavar="K[,K...]",
+                        help="also measure the incremental state root: K accounts (and "
+                             "storage slots of the contracts among them) updated in each "
+                             "--accounts state, pevm's StateCommitment against py-evm's "
+                             "AccountDB on the same state (JSON key incremental_root)")
+    parser.add_argument("--only-update", action="store_true",
+                        help="with --update: skip the Keccak and from-scratch state-root "
+                             "measurements")
     parser.add_argument("--no-pyevm", action="store_true",
-                        help="skip the py-evm AccountDB state-root baseline")
+                        help="skip the py-evm AccountDB baselines")
     parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default=None,
                         help="backend (default: PEVM_GPU, else auto-detect)")
     parser.add_argument("--max-seconds", type=float, default=8.0,
@@ -50,6 +59,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=hashbench_command)
 
 
+def _describe() -> dict[str, Any]:
+    from pevm.gpu import describe
+    return describe()
+
+
 def hashbench_command(args: argparse.Namespace) -> int:
     from pevm.gpu import bench
 
@@ -59,15 +73,30 @@ def hashbench_command(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    report = bench.run(sizes=args.sizes, min_batch=args.min_batch, max_batch=args.max_batch,
-                       accounts=args.accounts, backend=args.backend, pyevm=not args.no_pyevm,
-                       max_seconds=args.max_seconds, min_time=args.min_time,
-                       rounds=args.rounds, seed=args.seed,
-                       progress=None if args.quiet else progress)
-    print(bench.format_report(report))
+    if args.only_update and args.update is None:
+        raise InputError("--only-update", "needs --update K")
+    shown = None if args.quiet else progress
+    if args.only_update:
+        report: dict[str, Any] = {"machine": bench.machine(), "backend": _describe(),
+                                  "keccak": [], "state_root": []}
+    else:
+        report = bench.run(sizes=args.sizes, min_batch=args.min_batch,
+                           max_batch=args.max_batch, accounts=args.accounts,
+                           backend=args.backend, pyevm=not args.no_pyevm,
+                           max_seconds=args.max_seconds, min_time=args.min_time,
+                           rounds=args.rounds, seed=args.seed, progress=shown)
+        print(bench.format_report(report))
+    if args.update is not None:
+        from pevm.state.bench import bench_incremental_root, format_records
+
+        report["incremental_root"] = bench_incremental_root(
+            args.accounts, args.update, backend=args.backend, pyevm=not args.no_pyevm,
+            rounds=args.rounds, seed=args.seed, progress=shown)
+        print(format_records(report["incremental_root"]))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    mismatched = [r["accounts"] for r in report["state_root"] if r.get("roots_match") is False]
+    mismatched = [r["accounts"] for r in report["state_root"] + report.get("incremental_root", [])
+                  if r.get("roots_match") is False]
     if mismatched:
         print(f"pevm: state roots differ from py-evm at {mismatched} accounts", file=sys.stderr)
         return 1

@@ -1,0 +1,2 @@
+"""pevm's state layer: the state commitment kept between blocks
+(:mod:`~pevm.state.commitment`) and its benchmark (:mod:`~pevm.state.bench`)."""
