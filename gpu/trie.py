@@ -158,8 +158,11 @@ class _Forest:
                 i = j
         return root
 
-    def hash_all(self, backend: str | None = None) -> list[bytes]:
-        """Root hash of every trie added, hashing one batch per level."""
+    def hash_all(self, backend: str | None = None,
+                 nodes: dict[bytes, bytes] | None = None) -> list[bytes]:
+        """Root hash of every trie added, hashing one batch per level; ``nodes``,
+        when given, receives every hashed node as ``hash -> rlp`` (what
+        ``HexaryTrie`` stores in its database)."""
         count = len(self.kind)
         kind, item, children, parent = self.kind, self.item, self.children, self.parent
         height = [0] * count
@@ -192,8 +195,11 @@ class _Forest:
                 else:
                     ref[nid] = encoded  # embedded in the parent as is
             if pending:
-                for nid, digest in zip(pending_ids, keccak256_batch(pending, backend=backend)):
+                digests = keccak256_batch(pending, backend=backend)
+                for nid, digest in zip(pending_ids, digests):
                     ref[nid] = b"\xa0" + digest
+                if nodes is not None:
+                    nodes.update(zip(digests, pending))
         return [ref[r][1:] if r >= 0 else BLANK_ROOT for r in self.roots]
 
 
@@ -240,8 +246,22 @@ def ordered_trie_roots(lists: Sequence[Sequence[bytes]], backend: str | None = N
                        ) -> list[bytes]:
     """:func:`ordered_trie_root` of several lists (e.g. a block's receipts and
     transactions), hashed together one level per batch."""
-    return trie_roots([{_rlp_int(i): bytes(v) for i, v in enumerate(values)}
-                       for values in lists], backend)
+    return _ordered_forest(lists).hash_all(backend)
+
+
+def _ordered_forest(lists: Sequence[Sequence[bytes]]) -> _Forest:
+    forest = _Forest()
+    for values in lists:
+        forest.add_trie(*_sorted_hex((_rlp_int(i), v) for i, v in enumerate(values)))
+    return forest
+
+
+def ordered_trie_roots_and_nodes(lists: Sequence[Sequence[bytes]], backend: str | None = None
+                                 ) -> tuple[list[bytes], dict[bytes, bytes]]:
+    """:func:`ordered_trie_roots` and every node of those tries (``hash -> rlp``),
+    as py-evm's ``make_trie_root_and_nodes`` gives them to its chain database."""
+    nodes: dict[bytes, bytes] = {}
+    return _ordered_forest(lists).hash_all(backend, nodes), nodes
 
 
 def _storage_items(slots: Mapping[int, int]) -> list[tuple[int, bytes]]:
