@@ -23,6 +23,7 @@ from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI,
                      VirtualMachineAPI)
 
 if TYPE_CHECKING:
+    from pevm.state.backend import StateBackend
     from pevm.compare import Mismatch
     from pevm.pipeline import BlockOutcome
     from pevm.result import EngineStats
@@ -37,6 +38,9 @@ class Engine(Protocol):
     state, system steps applied), leaves the post-transaction state in ``vm.state``
     and returns the header with gas used (and blob gas) filled in and the receipts.
     An invalid transaction raises :class:`~pevm.errors.BlockRejected`.
+
+    An engine may name the state layer its blocks run on with a ``state_backend``
+    attribute (:func:`pevm.state.backend.backend_of`; py-evm's when absent).
     """
 
     name: str
@@ -74,4 +78,6 @@ class Case(Protocol):
     @property
     def network(self) -> str: ...
 
-    def start(self) -> CaseRun: ...
+    def start(self, backend: StateBackend = ...) -> CaseRun:
+        """A fresh pass over the case, its pre-state on ``backend``."""
+        ...

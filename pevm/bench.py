@@ -29,6 +29,7 @@ from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
+from pevm.state.backend import StateBackend, backend_of
 
 #: Called after every timed round: (block name, round, rounds) -- for progress bars.
 Progress = Callable[[str, int, int], None]
@@ -137,7 +138,7 @@ def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = Non
     (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
     the blocks' results, ``breakdown`` sums the parallel engine's per-process
     time by activity over them."""
-    run = ref.load().start()
+    run = ref.load().start(backend_of(engine))
     seconds, phase, txs, gas = 0.0, 0.0, 0, 0
     for task in run.tasks():
         if task.block is None:
@@ -164,17 +165,21 @@ def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = Non
 def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                ideal: dict[str, float] | None = None,
                progress: Progress | None = None, memory: bool = False,
-               trace: Trace | None = None) -> BlockBench:
+               trace: Trace | None = None,
+               state_backend: StateBackend = StateBackend.FLAT) -> BlockBench:
     """Time the reference and the engine at each worker count on one case.
 
     ``memory``: also sample the peak memory of this process and its workers
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
     ``trace``: collect the parallel engine's slices of the last timed round, at
     every worker count (tracing costs a list append per slice).
+    ``state_backend``: the parallel engine's state layer (the reference's is
+    py-evm's).
     """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
     for count in sorted(set([1, *workers])):
-        configs.append((Timing("parallel", count), make_engine("parallel", workers=count)))
+        configs.append((Timing("parallel", count),
+                        make_engine("parallel", workers=count, state_backend=state_backend)))
     txs = gas = 0
     rounds = warmup + repeat
     for round_index in range(rounds):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 
@@ -29,6 +29,7 @@ from pevm.errors import REJECTION_ERRORS, BlockRejected
 from pevm.pyevm_compat import WriteLog, observe_state, patch_methods
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
+from pevm.state.layers import FlatStore, StoreNotAttached
 from pevm.trie_reader import StoredState
 
 _ABSENT = Account()  # how a missing account reads: zero fields, empty code/storage
@@ -186,6 +187,62 @@ def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
     )
 
 
+class _StateReader(Protocol):
+    """Reads of one persisted state, as :func:`state_diff` needs them."""
+
+    def account(self, address: bytes) -> Account | None: ...
+    def code(self, code_hash: bytes) -> bytes: ...
+    def slot(self, address: bytes, account: Account, slot: int) -> int: ...
+
+
+class _TrieState:
+    """A state in py-evm's tries (:class:`~pevm.trie_reader.StoredState`)."""
+
+    def __init__(self, db: Any, root: bytes, nodes: dict[bytes, Any]) -> None:
+        self._stored = StoredState(db, root, nodes=nodes)
+        self.account = self._stored.account
+        self.code = self._stored.code
+
+    def slot(self, address: bytes, account: Account, slot: int) -> int:
+        return self._stored.storage(account.storage_root, slot)
+
+
+class _FlatState:
+    """A version of pevm's flat store (:mod:`pevm.state`)."""
+
+    def __init__(self, store: FlatStore, root: bytes) -> None:
+        self._version = store.version(root)
+        self._codes = store.codes
+
+    def account(self, address: bytes) -> Account | None:
+        record = self._version.account(address)
+        if record is None:
+            return None
+        nonce, balance, code_hash = record
+        return Account(nonce=nonce, balance=balance, code_hash=code_hash,
+                       storage_root=self._version.commitment.storage_root(address))
+
+    def code(self, code_hash: bytes) -> bytes:
+        return self._codes[code_hash]
+
+    def slot(self, address: bytes, account: Account, slot: int) -> int:
+        return self._version.slot(address, slot)
+
+
+def _readers(db: Any, pre_root: bytes, post_root: bytes
+             ) -> tuple[_StateReader, _StateReader]:
+    """Readers of the two states: the flat store's versions where ``db`` has one
+    holding both roots, py-evm's persisted tries otherwise."""
+    try:
+        store: FlatStore | None = FlatStore.of(db)
+    except StoreNotAttached:
+        store = None
+    if store is not None and pre_root in store and post_root in store:
+        return _FlatState(store, pre_root), _FlatState(store, post_root)
+    nodes: dict[bytes, Any] = {}  # the two roots share most of their nodes
+    return _TrieState(db, pre_root, nodes), _TrieState(db, post_root, nodes)
+
+
 def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
                slots: dict[bytes, set[int]], wiped: AbstractSet[bytes] = frozenset()
                ) -> dict[bytes, AccountDiff]:
@@ -198,9 +255,7 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
     rewritten to its old value), so that the diff alone rebuilds the storage and
     does not depend on which zeroed slots an engine happened to touch.
     """
-    nodes: dict[bytes, Any] = {}  # the two roots share most of their nodes
-    before = StoredState(db, pre_root, nodes=nodes)
-    after = StoredState(db, post_root, nodes=nodes)
+    before, after = _readers(db, pre_root, post_root)
     out: dict[bytes, AccountDiff] = {}
     for address in sorted(accounts):
         old_account, new_account = before.account(address), after.account(address)
@@ -216,8 +271,8 @@ def state_diff(db: Any, pre_root: bytes, post_root: bytes, accounts: set[bytes],
             diff.code = (before.code(old.code_hash), after.code(new.code_hash))
         diff.storage_cleared = address in wiped and old.storage_root != _BLANK_ROOT
         for slot in sorted(slots.get(address, ())):
-            old_value = before.storage(old.storage_root, slot)
-            new_value = after.storage(new.storage_root, slot)
+            old_value = before.slot(address, old, slot)
+            new_value = after.slot(address, new, slot)
             if diff.storage_cleared:
                 # the clear says what became 0: a slot is listed when it holds a
                 # value -- whichever slots an engine happened to touch

@@ -207,11 +207,14 @@ class Observation:
         #: > 0 while a reported call runs (or in :meth:`quiet`): nothing is reported
         self._depth = 0
         reads_wanted = type(observer).read is not StateObserver.read
+        db = account_db(state)
         self._undo = [
-            patch_methods(account_db(state), {
+            # hasattr: another account database (pevm's flat one) has no
+            # _set_account; its public methods are every way in
+            patch_methods(db, {
                 name: self._reported(_reporter(observer, reads, writes))
                 for name, (reads, writes) in _ACCOUNT_DB_CALLS.items()
-                if writes or reads_wanted}),
+                if (writes or reads_wanted) and hasattr(db, name)}),
             patch_methods(state, {"delta_balance": self._reported(observer.balance_delta)}),
         ]
 

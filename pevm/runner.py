@@ -21,6 +21,7 @@ from pevm.abc import Case, Engine
 from pevm.inputs.discover import CaseRef
 from pevm.pipeline import BlockOutcome
 from pevm.result import BlockResult, EngineStats
+from pevm.state.backend import backend_of
 from pevm.task import BlockTask
 
 class Status(StrEnum):
@@ -108,8 +109,8 @@ def run_case(case: Case, engine: Engine, reference: Engine | None = None
     goes on with the next case.
     """
     try:
-        run = case.start()
-        ref_run = case.start() if reference is not None else None
+        run = case.start(backend_of(engine))
+        ref_run = case.start(backend_of(reference)) if reference is not None else None
     except Exception as exc:  # noqa: BLE001 - contained: this case's error
         yield error_report(case.source, case.name, case.network, exc)
         return

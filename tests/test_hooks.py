@@ -40,9 +40,9 @@ def test_a_malformed_variable_is_an_input_error_naming_it(name, value):
 def test_pevm_run_hands_the_environment_s_hooks_to_the_engine(monkeypatch, capsys):
     built = []
 
-    def spy(name, workers=1, hooks=None):
+    def spy(name, workers=1, hooks=None, **options):
         built.append(hooks)
-        return real(name, workers, hooks)
+        return real(name, workers, hooks, **options)
 
     real = cli_run.make_engine
     monkeypatch.setattr(cli_run, "make_engine", spy)

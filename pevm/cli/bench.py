@@ -21,6 +21,7 @@ from pevm.cli.info import machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef, list_cases
+from pevm.state.backend import StateBackend
 
 
 def register(subparsers: Any) -> None:
@@ -42,6 +43,10 @@ def register(subparsers: Any) -> None:
                         metavar="LIST",
                         help="comma-separated worker counts (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
+    parser.add_argument("--state", choices=[b.value for b in StateBackend],
+                        default=StateBackend.FLAT.value,
+                        help="the parallel engine's state layer (default: %(default)s; "
+                             "the reference runs on py-evm's trie)")
     parser.add_argument("--filter", metavar="TEXT", help="only cases containing TEXT")
     parser.add_argument("--json", metavar="FILE", help="write every measurement as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="plot speedup vs workers")
@@ -99,7 +104,8 @@ def bench_command(args: argparse.Namespace) -> int:
                         ref, workers, args.repeat, ideal=ideal,
                         progress=lambda name, done, total: progress.update(
                             bar, advance=1, description=f"{name} {done}/{total}"),
-                        memory=args.memory, trace=trace))
+                        memory=args.memory, trace=trace,
+                        state_backend=StateBackend(args.state)))
                 except Exception as exc:  # noqa: BLE001 - contained: this case's
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from pevm.cli.arguments import positive_int
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
+from pevm.state.backend import StateBackend
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
@@ -57,6 +58,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="worker processes for the parallel engine "
                              "(default: CPU count, at most 4; 1 = in-process)")
+    parser.add_argument("--state", choices=[b.value for b in StateBackend],
+                        default=StateBackend.FLAT.value,
+                        help="the parallel engine's state layer: pevm's flat layers with "
+                             "the incremental batched state root, or py-evm's trie "
+                             "(default: %(default)s; the reference always runs on "
+                             "py-evm's)")
     parser.add_argument("--check", action="store_true",
                         help="also run py-evm's sequential reference on each block and "
                              "compare the results field by field")
@@ -120,7 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         # the only place the engine's fault hooks are read from the environment
         hooks = FaultHooks.from_environment(os.environ)
-        engine = make_engine(args.engine, workers=workers, hooks=hooks)
+        engine = make_engine(args.engine, workers=workers, hooks=hooks,
+                             state_backend=StateBackend(args.state))
         reference = make_engine("reference") if args.check else None
     except ValueError as exc:
         raise PevmError(str(exc)) from exc

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
+from pevm.state.backend import StateBackend
 
 if TYPE_CHECKING:  # annotations only
     from pevm.abc import Engine
@@ -25,11 +26,13 @@ def default_engine_name() -> str:
     return "parallel"
 
 
-def make_engine(name: str, workers: int = 1, hooks: FaultHooks | None = None) -> Engine:
+def make_engine(name: str, workers: int = 1, hooks: FaultHooks | None = None,
+                state_backend: StateBackend = StateBackend.FLAT) -> Engine:
     """Build an engine by its CLI name (``hooks``: the parallel engine's fault
-    hooks, for tests through the CLI; the reference has none)."""
+    hooks, for tests through the CLI; ``state_backend``: the state layer its
+    blocks run on. The reference has neither: it is py-evm, on py-evm's trie)."""
     if name == "reference":
         return ReferenceEngine()
     if name == "parallel":
-        return ParallelEngine(workers=workers, hooks=hooks)
+        return ParallelEngine(workers=workers, hooks=hooks, state_backend=state_backend)
     raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINE_NAMES)})")

@@ -80,6 +80,7 @@ from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Sende
                                   unavailable_reason)
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
 from pevm.result import EngineStats
+from pevm.state.backend import StateBackend
 
 LOG = logging.getLogger("pevm.engine")
 
@@ -153,7 +154,9 @@ class ParallelEngine:
     ``chunk_size`` (longest chunk; default :func:`default_chunk_size`),
     ``max_outstanding`` (chunks queued per worker), ``start_method`` (anything but
     ``"fork"`` runs in-process), ``freeze_gc``, ``worker_nice`` (default
-    :data:`WORKER_NICE`; 0: workers at the coordinator's priority).
+    :data:`WORKER_NICE`; 0: workers at the coordinator's priority),
+    ``state_backend`` (the state layer its inputs build their chains on: pevm's
+    flat one by default, py-evm's trie with :attr:`StateBackend.PYEVM`).
     ``hooks``: adversarial schedules for tests (:class:`FaultHooks`).
     ``last_detail`` holds the last block's :class:`ParallelDetail`; set ``trace``
     to a :class:`~pevm.engines.timeline.Trace` to collect every block's slices.
@@ -165,6 +168,7 @@ class ParallelEngine:
                  fork_after: float | None = None, chunk_size: int | None = None,
                  max_outstanding: int = 2, start_method: str | None = None,
                  freeze_gc: bool = True, worker_nice: int = WORKER_NICE,
+                 state_backend: StateBackend = StateBackend.FLAT,
                  hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -176,6 +180,8 @@ class ParallelEngine:
         self.max_outstanding = max_outstanding
         self.start_method = start_method
         self.worker_nice = worker_nice
+        #: the state layer the blocks it runs are built on (pevm.state.backend)
+        self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()
         #: move objects alive at the block's start out of the collector's sight
         #: while it runs (see apply_transactions)

@@ -1,8 +1,9 @@
 """The state a block's transactions start from, read flat and cached.
 
 :class:`PreState` answers location reads (``(BALANCE, address)``,
-``(STORAGE, address, slot)``, ...) from py-evm's ``AccountDB`` as it stands
-before the first transaction (pre-block system steps applied). Every value is
+``(STORAGE, address, slot)``, ...) from py-evm's ``AccountDB`` -- or pevm's
+:class:`~pevm.state.flat_db.FlatAccountDB`, whose flat maps it reads directly -- as
+it stands before the first transaction (pre-block system steps applied). Every value is
 read once per process and kept: an account with all its fields at a time, each
 code and storage slot once. Lookups that py-evm's journal does not answer walk
 the trie with :class:`~pevm.trie_reader.StoredState`, which keeps decoded nodes;
@@ -27,6 +28,7 @@ from pevm import pyevm_compat as compat
 from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, NONCE, OPENED,
                                     STORAGE)
 from pevm.engines.mv_memory import Key
+from pevm.state.flat_db import FlatAccountDB
 from pevm.trie_reader import StoredState
 
 _MISSING = object()
@@ -52,6 +54,8 @@ class PreState:
         self._storage: dict[tuple[bytes, int], int] = {}
         self._new: list[tuple[int, Any, Any]] = []
         self.loads = 0
+        #: pevm's flat account database, read through its own lookups
+        self._flat = account_db if isinstance(account_db, FlatAccountDB) else None
         #: the tries under py-evm's journal, read directly (None: not an AccountDB)
         tries = compat.stored_tries(account_db)
         self._stored = StoredState(tries[0], account_db.state_root, tries[1]) \
@@ -88,9 +92,14 @@ class PreState:
         if kind == OPENED:
             return False  # DORMANT already says the pre-block steps did not
         if kind == DORMANT:
-            return (self._stored is not None and account[3] == EMPTY_SHA3
-                    and account[2] == 0 and account[4] != BLANK_ROOT_HASH
-                    and not compat.storage_opened(self._db, address))
+            if self._flat is not None:
+                opened = self._flat.storage_opened(address)
+            elif self._stored is not None:
+                opened = compat.storage_opened(self._db, address)
+            else:
+                return False  # an unknown database: its storage roots are unknown
+            return (account[3] == EMPTY_SHA3 and account[2] == 0
+                    and account[4] != BLANK_ROOT_HASH and not opened)
         raise KeyError(f"no pre-state value for location {key!r}")
 
     # ------------------------------------------------------------- loading
@@ -110,6 +119,11 @@ class PreState:
     def _load_account(self, address: bytes) -> AccountFields:
         db = self._db
         self.loads += 1
+        if self._flat is not None:
+            account = self._flat.account_fields(address)
+            self._accounts[address] = account
+            self._new.append((EXISTS, address, account))
+            return account
         try:
             encoded = self._encoded_account(address)
         except AttributeError:  # not py-evm's AccountDB: use the public API
@@ -131,6 +145,8 @@ class PreState:
 
     def _load_slot(self, address: bytes, slot: int) -> int:
         db = self._db
+        if self._flat is not None:
+            return self._flat.peek_storage(address, slot)
         # A storage py-evm has opened (written, wiped, or read by the pre-block
         # steps) has its own journal and maybe unsaved nodes: ask py-evm.
         if self._stored is not None and not compat.storage_opened(db, address):

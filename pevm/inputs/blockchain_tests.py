@@ -15,7 +15,8 @@ from typing import Any
 
 import rlp
 from pevm.pyevm_compat import normalize_blockchain_fixtures
-from eth.tools.fixtures.helpers import new_chain_from_fixture
+from eth.tools.builder.chain.builders import disable_pow_check
+from eth.tools.fixtures.helpers import genesis_params_from_fixture
 from eth.exceptions import PyEVMError
 from eth_utils import ValidationError, decode_hex
 
@@ -24,9 +25,9 @@ from pevm.errors import InputError
 from pevm.forks import NETWORKS, UnknownNetwork, vm_class_at, vm_configuration_for_fixture
 from eth.chains.mainnet import MainnetChain
 
-from pevm.gpu import AccountState
 from pevm.inputs.chain import ChainTarget
 from pevm.result import hex0x
+from pevm.state.backend import StateBackend, chain_class_on, new_database
 from pevm.task import BlockTask, Expectations
 
 REQUIRED_KEYS = ("network", "genesisBlockHeader", "pre", "blocks")
@@ -83,8 +84,9 @@ class FixtureCase:
     def block_count(self) -> int:
         return len(self.raw.get("blocks", ()))
 
-    def start(self) -> FixtureRun:
-        """Build the genesis chain; the returned run yields the blocks as tasks."""
+    def start(self, backend: StateBackend = StateBackend.PYEVM) -> FixtureRun:
+        """Build the genesis chain on ``backend``; the returned run yields the
+        blocks as tasks."""
         if self.network not in NETWORKS:
             raise InputError(self.source, f"case {self.name!r}: unknown network "
                                           f"{self.network!r}")
@@ -104,11 +106,23 @@ class FixtureCase:
             raise InputError(self.source, f"case {self.name!r}: cannot configure "
                                           f"network: {exc}") from exc
         try:
-            chain = new_chain_from_fixture(fixture, MainnetChain)
+            chain = _new_chain(fixture, configuration, backend)
         except (ValidationError, KeyError, ValueError, TypeError) as exc:
             raise InputError(self.source, f"case {self.name!r}: invalid genesis: "
                                           f"{exc}") from exc
         return FixtureRun(self, fixture, configuration, chain)
+
+
+def _new_chain(fixture: dict[str, Any], configuration: Any, backend: StateBackend) -> Any:
+    """The fixture's genesis chain, as py-evm's ``new_chain_from_fixture`` builds
+    it, with every VM's state on ``backend``."""
+    chain_class = chain_class_on(backend, MainnetChain.configure(
+        "ChainFromFixture", vm_configuration=configuration))
+    if fixture.get("sealEngine") == "NoProof":
+        chain_class = disable_pow_check(chain_class)
+    return chain_class.from_genesis(new_database(backend),
+                                    genesis_params=genesis_params_from_fixture(fixture),
+                                    genesis_state=fixture["pre"])
 
 
 class FixtureRun:
@@ -120,10 +134,7 @@ class FixtureRun:
         self.fixture = fixture
         self.configuration = configuration
         self.chain = chain
-        self.target = ChainTarget(chain, {
-            address: AccountState(account["nonce"], account["balance"],
-                                  dict(account["storage"]), account["code"])
-            for address, account in fixture["pre"].items()})
+        self.target = ChainTarget(chain)
 
     def tasks(self) -> Iterator[BlockTask]:
         for index, block_fixture in enumerate(self.fixture["blocks"]):

@@ -21,6 +21,7 @@ from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import (FixtureCase, load_cases,
                                           looks_like_blockchain_tests, read_json)
 from pevm.inputs.mainnet import is_snapshot_dir, load_snapshot
+from pevm.state.backend import StateBackend
 from pevm.task import BlockTask
 
 
@@ -131,8 +132,8 @@ class SnapshotCase:
         self.name = snapshot_name(path)
         self.network = snapshot_network(path)
 
-    def start(self) -> SnapshotRun:
-        return SnapshotRun(load_snapshot(self.source))
+    def start(self, backend: StateBackend = StateBackend.PYEVM) -> SnapshotRun:
+        return SnapshotRun(load_snapshot(self.source, backend))
 
 
 class SnapshotRun:

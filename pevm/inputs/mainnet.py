@@ -34,6 +34,8 @@ from pevm.inputs.blockchain_tests import read_json
 from pevm.abc import Engine
 from pevm.pipeline import BlockOutcome, import_with_engine
 from pevm.pyevm_compat import field_names, header_class_of
+from pevm.state.backend import StateBackend, chain_db_class, new_database, vm_class_on
+from pevm.state.layers import FlatStore
 from pevm.task import BlockTask, Expectations
 
 BYZANTIUM_BLOCK = 4_370_000
@@ -108,8 +110,10 @@ class SnapshotTarget:
     full_state = False
 
     def __init__(self, vm_class: type, db: AtomicDB, pre_root: bytes,
-                 previous_hashes: tuple[bytes, ...]) -> None:
+                 previous_hashes: tuple[bytes, ...],
+                 chain_db_class: type[ChainDB] = ChainDB) -> None:
         self.vm_class = snapshot_vm_class(vm_class)
+        self.chain_db_class = chain_db_class
         self.db = db
         self.pre_root = pre_root
         self.previous_hashes = previous_hashes
@@ -124,7 +128,7 @@ class SnapshotTarget:
                 **({"withdrawals_root": BLANK_ROOT_HASH}
                    if hasattr(block.header, "withdrawals_root") else {}),
             )
-            vm = self.vm_class(header=header, chaindb=ChainDB(self.db),
+            vm = self.vm_class(header=header, chaindb=self.chain_db_class(self.db),
                                chain_context=ChainContext(MAINNET_CHAIN_ID),
                                consensus_context=ConsensusContext(self.db))
             vm.snapshot_previous_hashes = self.previous_hashes
@@ -134,8 +138,9 @@ class SnapshotTarget:
         return import_with_engine(run_import, engine, self.db, full_state=False)
 
 
-def load_snapshot(path: str) -> BlockTask:
-    """Read a mainnet snapshot directory into a task (raises InputError)."""
+def load_snapshot(path: str, backend: StateBackend = StateBackend.PYEVM) -> BlockTask:
+    """Read a mainnet snapshot directory into a task whose pre-state lives on
+    ``backend`` (raises InputError)."""
     block_json = read_json(os.path.join(path, "block.json"))
     pre_json = read_json(os.path.join(path, "pre_state.json"))
     hashes_path = os.path.join(path, "block_hashes.json")
@@ -151,8 +156,8 @@ def load_snapshot(path: str) -> BlockTask:
                          f"bad block number: {exc}") from exc
     vm_class = mainnet_vm_class(number)
     block = _decode_block(os.path.join(path, "block.json"), block_json, vm_class)
-    db = AtomicDB()
-    pre_root = _load_pre_state(os.path.join(path, "pre_state.json"), pre_json, db)
+    db = new_database(backend)
+    pre_root = _load_pre_state(os.path.join(path, "pre_state.json"), pre_json, db, backend)
     previous = _previous_hashes(hashes_path, hashes_json, number, block.header.parent_hash)
     expect = Expectations(
         gas_used=block.header.gas_used, bloom=block.header.bloom,
@@ -167,7 +172,8 @@ def load_snapshot(path: str) -> BlockTask:
     case = f"mainnet-{number}" + (f"..{merged.get('to')}" if isinstance(merged, dict) else "")
     return BlockTask(source=path, case=case, index=0,
                      network=vm_class.fork, vm_class=vm_class, block=block,
-                     target=SnapshotTarget(vm_class, db, pre_root, previous),
+                     target=SnapshotTarget(vm_class_on(backend, vm_class), db, pre_root,
+                                           previous, chain_db_class(backend)),
                      expect=expect)
 
 
@@ -272,14 +278,15 @@ def _decode_transaction(index: int, tx: dict[str, Any],
     return signed
 
 
-def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB) -> bytes:
-    accounts = AccountDB(db)
+def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB,
+                    backend: StateBackend) -> bytes:
+    """Put the snapshot's accounts into ``db`` on ``backend``; returns the root."""
+    accounts: dict[bytes, tuple[int, int, bytes, dict[int, int]]] = {}
     for key, account in data.items():
         try:
             address = to_canonical_address(key)
             basic = account["basic"]
-            accounts.set_balance(address, _int(basic["balance"], "balance"))
-            accounts.set_nonce(address, _int(basic["nonce"], "nonce"))
+            code = b""
             code_info = account.get("code")
             if code_info:
                 bytecode = _bytes(code_info["bytecode"], "code.bytecode")
@@ -289,16 +296,34 @@ def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB) -> bytes:
                 want = account.get("code_hash")
                 if want and keccak(code) != _bytes(want, "code_hash", 32):
                     raise ValueError("code does not hash to code_hash")
-                accounts.set_code(address, code)
+            storage: dict[int, int] = {}
             for slot, value in (account.get("storage") or {}).items():
-                accounts.set_storage(address, _int(slot, "storage slot"),
-                                     _int(value, "storage value"))
+                slot_number, number = _int(slot, "storage slot"), _int(value, "storage value")
+                if not (0 <= slot_number < 2**256 and 0 <= number < 2**256):
+                    raise ValueError(f"storage {slot} = {value} is outside uint256")
+                if number:
+                    storage[slot_number] = number
+            balance, nonce = _int(basic["balance"], "balance"), _int(basic["nonce"], "nonce")
+            if not (0 <= balance < 2**256 and 0 <= nonce < 2**64):
+                raise ValueError("balance or nonce out of range")
+            accounts[address] = (nonce, balance, code, storage)
         except KeyError as exc:
             raise InputError(source, f"account {key}: missing field {exc.args[0]!r}") from exc
         except (ValueError, TypeError, AttributeError, ValidationError) as exc:
             raise InputError(source, f"account {key}: malformed: {exc}") from exc
-    accounts.persist()
-    return accounts.state_root
+    if backend is StateBackend.FLAT:
+        return FlatStore.of(db).genesis(accounts)
+    account_db = AccountDB(db)
+    for raw, (nonce, balance, code, storage) in accounts.items():
+        address = Address(raw)
+        account_db.set_balance(address, balance)
+        account_db.set_nonce(address, nonce)
+        if code:
+            account_db.set_code(address, code)
+        for slot_number, number in storage.items():
+            account_db.set_storage(address, slot_number, number)
+    account_db.persist()
+    return account_db.state_root
 
 
 def _previous_hashes(source: str, data: Any, number: int,

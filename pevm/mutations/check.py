@@ -45,6 +45,7 @@ from pevm.mutations.sources import SNAPSHOT, Mutant
 from pevm.pipeline import BlockOutcome
 from pevm.result import BlockResult
 from pevm.runner import ERROR, FAILED, PASSED, REJECTED, run_case
+from pevm.state.backend import StateBackend
 from pevm.task import BlockTask
 
 CRASH, INTERNAL, NO_VERDICT = "crash", "internal-error", "no-verdict"
@@ -241,8 +242,8 @@ class _RecordingCase:
     def network(self) -> str:
         return self.case.network
 
-    def start(self) -> _RecordingRun:
-        return _RecordingRun(self.case.start(), self.outcomes)
+    def start(self, backend: StateBackend = StateBackend.PYEVM) -> _RecordingRun:
+        return _RecordingRun(self.case.start(backend), self.outcomes)
 
 
 class _RecordingRun:
