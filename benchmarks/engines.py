@@ -16,6 +16,7 @@ import time
 from pevm.engines import make_engine
 from pevm.abc import Engine
 from pevm.inputs.discover import list_cases
+from pevm.state.backend import backend_of
 
 WORKLOADS = ("transfers", "erc20", "compute")
 CONFLICTS = (0.0, 1.0)
@@ -27,7 +28,7 @@ def _run(path: str, engine: Engine) -> float:
     """Import the block(s) of ``path`` once on a fresh pre-state; seconds."""
     seconds = 0.0
     for ref in list_cases([path]).cases:
-        for task in ref.load().start().tasks():
+        for task in ref.load().start(backend_of(engine)).tasks():
             outcome = task.execute(engine)
             if outcome.rejection is not None:
                 raise RuntimeError(f"benchmark block rejected: {outcome.rejection}")

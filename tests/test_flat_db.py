@@ -677,3 +677,27 @@ def test_side_chain_block_imports_on_the_flat_backend() -> None:
     assert FlatAccountDB(db, second.header.state_root).get_balance(NEW_ADDRESS) == 9
     assert not FlatAccountDB(db, parent.state_root).account_exists(NEW_ADDRESS)
 
+
+
+def test_a_rejected_block_leaves_its_parent_intact() -> None:
+    """A block whose header root disagrees is rejected by py-evm after the flat
+    import ran; the parent's version still reads as before and the valid block
+    imports on it."""
+    reference, _ = new_chain(CancunVM, GENESIS_PARAMS, True)
+    chain, db = new_chain(CancunVM, GENESIS_PARAMS, True, StateBackend.FLAT)
+    parent = chain.get_canonical_head()
+    before = FlatAccountDB(db, parent.state_root)
+    balances = [before.get_balance(address) for address in ADDRESSES[:4]]
+    block = reference.mine_all([sign_cancun(reference, 0, 0, NEW_ADDRESS, 7, b"", 21_000)],
+                               coinbase=COINBASE)[0].imported_block
+    forged = block.copy(header=block.header.copy(state_root=b"\x01" * 32))
+    with pytest.raises(ValidationError):
+        chain.import_block(forged)
+    assert chain.get_canonical_head() == parent
+    after = FlatAccountDB(db, parent.state_root)
+    assert [after.get_balance(address) for address in ADDRESSES[:4]] == balances
+    assert not after.account_exists(NEW_ADDRESS)
+    assert FlatStore.of(db).version(parent.state_root).root == parent.state_root
+    chain.import_block(block)
+    assert chain.get_canonical_head() == block.header
+    assert FlatAccountDB(db, block.header.state_root).get_balance(NEW_ADDRESS) == 7

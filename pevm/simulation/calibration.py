@@ -19,6 +19,7 @@ from pevm.engines.parallel import ParallelEngine
 
 from pevm.simulation.model import BlockProfile, Calibration, predict, simulate
 from pevm.simulation.profile import profile_case
+from pevm.state.backend import backend_of
 
 #: Bump when the calibration procedure changes (invalidates cached calibrations).
 CALIBRATION_VERSION = 7
@@ -102,7 +103,8 @@ def measure_calibration(repeat: int = 2) -> Calibration:
         for round_index in range(repeat + 1):  # the first is a warm-up
             [(index, profile)] = profile_case(ref, 1).items()
             for workers, engine in engines.items():
-                [task] = [t for t in ref.load().start().tasks() if t.index == index]
+                [task] = [t for t in ref.load().start(backend_of(engine)).tasks()
+                          if t.index == index]
                 children = sum(os.times()[2:4])  # workers are reaped in the phase
                 outcome = task.execute(engine)
                 assert outcome.result is not None, "the calibration block is valid"

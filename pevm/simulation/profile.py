@@ -15,6 +15,7 @@ from pevm.engines.mv_memory import MVMemory
 from pevm.engines.parallel import (ParallelEngine)
 
 from pevm.simulation.model import _COSTS, BlockProfile
+from pevm.state.backend import backend_of
 
 
 class _ProfilingEngine:
@@ -26,6 +27,8 @@ class _ProfilingEngine:
 
     def __init__(self) -> None:
         self.delegate = ParallelEngine(workers=1)
+        #: the delegate's: the profiled block runs on the state layer it would
+        self.state_backend = self.delegate.state_backend
         self.profiles: list[BlockProfile | None] = []
 
     def apply_transactions(self, vm: Any, transactions: Sequence[Any],
@@ -92,7 +95,7 @@ def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
     runs: dict[int, list[BlockProfile]] = {}
     for _ in range(max(1, repeat)):
         engine = _ProfilingEngine()
-        for task in ref.load().start().tasks():
+        for task in ref.load().start(backend_of(engine)).tasks():
             if task.block is None:
                 continue
             outcome = task.execute(engine)
