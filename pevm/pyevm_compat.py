@@ -396,6 +396,24 @@ def state_class_on_account_db(state_class: type, name: str,
     return type(name, (state_class,), {"__init__": __init__, **namespace})
 
 
+def replace_precompile(computation_class: type, original: Callable[..., Any],
+                       replacement: Callable[..., Any]) -> type:
+    """A subclass of ``computation_class`` whose precompile ``original`` is
+    ``replacement`` (the class itself when it does not have ``original``).
+
+    Why: py-evm keeps a fork's precompiles in the computation class's private
+    ``_precompiles`` mapping (address -> function), its only registry.
+    """
+    precompiles = dict(getattr(computation_class, "_precompiles", {}))
+    addresses = [a for a, function in precompiles.items() if function is original]
+    if not addresses:
+        return computation_class
+    for address in addresses:
+        precompiles[address] = replacement
+    return type(computation_class.__name__, (computation_class,),
+                {"_precompiles": precompiles})
+
+
 def state_database(state: StateAPI) -> Any:
     """The database a py-evm ``State`` was built on (``State._db``): the engine
     builds the fork's own State class on its flat view with the same database, so

@@ -15,12 +15,16 @@ py-evm's); inputs build their chain or snapshot on that backend
 from __future__ import annotations
 
 from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any
 
 from eth.abc import ChainAPI, VirtualMachineAPI
+from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
+from eth_typing import Address
 
+from pevm.precompiles import with_fast_precompiles
 from pevm.state.blocks import BatchedBlockTriesVM, FlatChainDB, shallow_copy_block_class
 from pevm.state.flat_db import FlatAccountDB
 from pevm.state.layers import FlatStore
@@ -45,14 +49,16 @@ def vm_class_on(backend: StateBackend, vm_class: type[VirtualMachineAPI]
                 ) -> type[VirtualMachineAPI]:
     """``vm_class`` with its ``State`` on ``backend``'s account database (the
     same class for py-evm's; for the flat one a cached subclass that also builds
-    the block's body tries in pevm's batched trie, :mod:`pevm.state.blocks`)."""
+    the block's body tries in pevm's batched trie, :mod:`pevm.state.blocks`, and
+    does not reload the KZG setup on every call, :mod:`pevm.precompiles`)."""
     if backend is StateBackend.PYEVM:
         return vm_class
     flat = _FLAT_VM_CLASSES.get(vm_class)
     if flat is None:
         state_class = vm_class.get_state_class()
-        flat_state = state_class.configure(__name__=f"Flat{state_class.__name__}",
-                                           account_db_class=FlatAccountDB)
+        flat_state = state_class.configure(
+            __name__=f"Flat{state_class.__name__}", account_db_class=FlatAccountDB,
+            computation_class=with_fast_precompiles(state_class.computation_class))
         flat = _FLAT_VM_CLASSES[vm_class] = type(
             f"Flat{vm_class.__name__}", (BatchedBlockTriesVM, vm_class),
             {"_state_class": flat_state,
@@ -72,6 +78,26 @@ def new_database(backend: StateBackend) -> AtomicDB:
     if backend is StateBackend.FLAT:
         FlatStore.attach(db)
     return db
+
+
+def load_state(backend: StateBackend, db: AtomicDB,
+               accounts: Mapping[bytes, tuple[int, int, bytes, Mapping[int, int]]]) -> bytes:
+    """Write a whole state -- address -> ``(nonce, balance, code, storage)``, every
+    account given exists -- into ``db`` (a :func:`new_database` of ``backend``);
+    returns its state root."""
+    if backend is StateBackend.FLAT:
+        return FlatStore.of(db).genesis(accounts)
+    account_db = AccountDB(db)
+    for raw, (nonce, balance, code, storage) in accounts.items():
+        address = Address(raw)
+        account_db.set_balance(address, balance)
+        account_db.set_nonce(address, nonce)
+        if code:
+            account_db.set_code(address, code)
+        for slot, value in storage.items():
+            account_db.set_storage(address, slot, value)
+    account_db.persist()
+    return account_db.state_root
 
 
 def chain_class_on(backend: StateBackend, chain_class: type[ChainAPI]) -> type[ChainAPI]:
