@@ -33,7 +33,8 @@ from hypothesis.stateful import (RuleBasedStateMachine, invariant, precondition,
 
 from pevm import pyevm_compat as compat
 from pevm.state import (MAX_DEPTH, FlatAccountDB, FlatStore, FlatVersion, StateBackend,
-                        StoreNotAttached, UnknownStateRoot, chain_class_on, new_database)
+                        StoreNotAttached, UnknownStateRoot, chain_class_on, load_state,
+                        new_database)
 from tests.chain_builder import ADDRESSES, COINBASE, GENESIS_PARAMS, KEYS
 from tests.parallel_support import hypothesis_profile_examples
 
@@ -58,22 +59,13 @@ GENESIS: dict[bytes, tuple[int, int, bytes, Mapping[int, int]]] = {
 
 def pyevm_genesis() -> tuple[AtomicDB, Hash32]:
     """GENESIS in a py-evm database, written through py-evm's own AccountDB."""
-    db = AtomicDB()
-    account_db = AccountDB(db)
-    for raw, (nonce, balance, code, storage) in GENESIS.items():
-        address = Address(raw)
-        account_db.set_balance(address, balance)
-        account_db.set_nonce(address, nonce)
-        account_db.set_code(address, code)
-        for slot, value in storage.items():
-            account_db.set_storage(address, slot, value)
-    account_db.persist()
-    return db, account_db.state_root
+    db = new_database(StateBackend.PYEVM)
+    return db, Hash32(load_state(StateBackend.PYEVM, db, GENESIS))
 
 
 def flat_genesis() -> tuple[AtomicDB, Hash32]:
-    db = AtomicDB()
-    return db, Hash32(FlatStore.attach(db).genesis(GENESIS))
+    db = new_database(StateBackend.FLAT)
+    return db, Hash32(load_state(StateBackend.FLAT, db, GENESIS))
 
 
 def pair() -> tuple[AccountDB, FlatAccountDB]:

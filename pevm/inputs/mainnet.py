@@ -20,7 +20,6 @@ from typing import Any
 from eth.abc import BlockAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth.consensus.context import ConsensusContext
 from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH, ZERO_HASH32
-from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth.vm.chain_context import ChainContext
@@ -34,8 +33,8 @@ from pevm.inputs.blockchain_tests import read_json
 from pevm.abc import Engine
 from pevm.pipeline import BlockOutcome, import_with_engine
 from pevm.pyevm_compat import field_names, header_class_of
-from pevm.state.backend import StateBackend, chain_db_class, new_database, vm_class_on
-from pevm.state.layers import FlatStore
+from pevm.state.backend import (StateBackend, chain_db_class, load_state, new_database,
+                                vm_class_on)
 from pevm.task import BlockTask, Expectations
 
 BYZANTIUM_BLOCK = 4_370_000
@@ -311,19 +310,7 @@ def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB,
             raise InputError(source, f"account {key}: missing field {exc.args[0]!r}") from exc
         except (ValueError, TypeError, AttributeError, ValidationError) as exc:
             raise InputError(source, f"account {key}: malformed: {exc}") from exc
-    if backend is StateBackend.FLAT:
-        return FlatStore.of(db).genesis(accounts)
-    account_db = AccountDB(db)
-    for raw, (nonce, balance, code, storage) in accounts.items():
-        address = Address(raw)
-        account_db.set_balance(address, balance)
-        account_db.set_nonce(address, nonce)
-        if code:
-            account_db.set_code(address, code)
-        for slot_number, number in storage.items():
-            account_db.set_storage(address, slot_number, number)
-    account_db.persist()
-    return account_db.state_root
+    return load_state(backend, db, accounts)
 
 
 def _previous_hashes(source: str, data: Any, number: int,

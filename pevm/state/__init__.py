@@ -31,7 +31,8 @@ database -- finds the states. Each block py-evm persists becomes a version under
 its state root; a block on any known root (a side chain) imports as usual.
 :meth:`FlatStore.genesis` builds a base state directly.
 """
-from pevm.state.backend import StateBackend, chain_class_on, new_database, vm_class_on
+from pevm.state.backend import (StateBackend, chain_class_on, load_state, new_database,
+                                vm_class_on)
 from pevm.state.commitment import AccountUpdate, StateCommitment
 from pevm.state.flat_db import FlatAccountDB
 from pevm.state.layers import (MAX_DEPTH, FlatStore, FlatVersion, Record, StoreNotAttached,
@@ -39,4 +40,4 @@ from pevm.state.layers import (MAX_DEPTH, FlatStore, FlatVersion, Record, StoreN
 
 __all__ = ["MAX_DEPTH", "AccountUpdate", "FlatAccountDB", "FlatStore", "FlatVersion",
            "Record", "StateBackend", "StateCommitment", "StoreNotAttached",
-           "UnknownStateRoot", "chain_class_on", "new_database", "vm_class_on"]
+           "UnknownStateRoot", "chain_class_on", "load_state", "new_database", "vm_class_on"]

@@ -123,12 +123,7 @@ class FlatVersion:
         squashed into one, or everything into a single base layer once the squashed
         changes weigh as much as a quarter of the bottom (so that the cost of
         copying the base is paid once per that much change)."""
-        layers: list[FlatVersion] = []
-        version: FlatVersion | None = self
-        while version is not None:
-            layers.append(version)
-            version = version.parent
-        layers.reverse()
+        layers = self.layers()
         if len(layers) <= 2:
             return self
         base, above = layers[0], layers[1:]
@@ -139,13 +134,17 @@ class FlatVersion:
 
     def flattened(self) -> FlatVersion:
         """The same state as one base layer without parent."""
+        return _merge(self.layers(), self.commitment, None, base_layer=True)
+
+    def layers(self) -> list[FlatVersion]:
+        """This version and its ancestors, the base first."""
         layers: list[FlatVersion] = []
         version: FlatVersion | None = self
         while version is not None:
             layers.append(version)
             version = version.parent
         layers.reverse()
-        return _merge(layers, self.commitment, None, base_layer=True)
+        return layers
 
 
 def _merge(layers: list[FlatVersion], commitment: StateCommitment,
