@@ -1,12 +1,14 @@
 """Which state layer a block import runs on: py-evm's trie, or pevm's flat one.
 
-Every import runs py-evm's own VM; what differs is the account database its
+Every import runs py-evm's own VM code; what differs is the account database its
 ``State`` names. :attr:`StateBackend.PYEVM` is py-evm's ``AccountDB`` over
 ``HexaryTrie`` -- the sequential reference always runs there, untouched.
 :attr:`StateBackend.FLAT` is :class:`~pevm.state.flat_db.FlatAccountDB`: flat maps
-in versioned layers and the incremental, batched state commitment. The parallel
-engine runs on it by default, so ``--check`` compares the two state layers as well
-as the two engines on every block.
+in versioned layers and the incremental, batched state commitment; VMs on it also
+build the block's body tries in one batched pass (:mod:`pevm.state.blocks`) and
+keep the KZG setup loaded (:mod:`pevm.precompiles`). The parallel engine runs on
+it by default, so ``--check`` compares the two state layers as well as the two
+engines on every block.
 
 An engine says which backend it wants with a ``state_backend`` attribute (absent:
 py-evm's); inputs build their chain or snapshot on that backend
@@ -14,8 +16,8 @@ py-evm's); inputs build their chain or snapshot on that backend
 """
 from __future__ import annotations
 
-from enum import StrEnum
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from eth.abc import ChainAPI, VirtualMachineAPI
