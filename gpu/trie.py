@@ -264,15 +264,23 @@ def ordered_trie_roots_and_nodes(lists: Sequence[Sequence[bytes]], backend: str 
     return _ordered_forest(lists).hash_all(backend, nodes), nodes
 
 
+def encode_account(nonce: int, balance: int, storage_root: bytes, code_hash: bytes) -> bytes:
+    """RLP of an account as the state trie stores it (py-evm's ``Account``)."""
+    return _rlp_list(_rlp_int(nonce) + _rlp_int(balance) + _rlp_bytes(storage_root)
+                     + _rlp_bytes(code_hash))
+
+
+def encode_slot(slot: int, value: int) -> bytes:
+    """RLP of a storage value as a storage trie stores it: b"" (absent) for zero;
+    ValueError for a slot or value outside uint256."""
+    if not 0 <= slot < 2**256 or not 0 <= value < 2**256:
+        raise ValueError(f"storage slot {slot:#x} = {value:#x} is outside uint256")
+    return _rlp_int(value) if value else b""
+
+
 def _storage_items(slots: Mapping[int, int]) -> list[tuple[int, bytes]]:
     """(slot, rlp(value)) for the non-zero slots: zero means "not stored"."""
-    out = []
-    for slot, value in slots.items():
-        if value:
-            if not 0 <= slot < 2**256 or not 0 < value < 2**256:
-                raise ValueError(f"storage slot {slot:#x} = {value:#x} is outside uint256")
-            out.append((slot, _rlp_int(value)))
-    return out
+    return [(slot, encode_slot(slot, value)) for slot, value in slots.items() if value]
 
 
 def storage_root(slots: Mapping[int, int], backend: str | None = None) -> bytes:
@@ -351,8 +359,8 @@ def state_root(accounts: Mapping[bytes, Any], backend: str | None = None,
     encoded = []
     for state, root in zip(states, roots):
         nonce, balance, _, code = state
-        encoded.append(_rlp_list(_rlp_int(nonce) + _rlp_int(balance) + b"\xa0" + root  # type: ignore[operator]
-                                 + _rlp_bytes(code_hash[bytes(code)] if code else EMPTY_KECCAK)))
+        encoded.append(encode_account(nonce, balance, root,  # type: ignore[arg-type]
+                                      code_hash[bytes(code)] if code else EMPTY_KECCAK))
     pairs = sorted(zip((h.hex() for h in address_hashes), encoded))
     account_forest = _Forest()
     account_forest.add_trie([k for k, _ in pairs], [v for _, v in pairs])

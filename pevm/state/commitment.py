@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from pevm.gpu.incremental_trie import IncrementalTrie, hashed_keys
 from pevm.gpu.keccak import EMPTY_KECCAK
-from pevm.gpu.trie import BLANK_ROOT, _rlp_bytes, _rlp_int, _rlp_list
+from pevm.gpu.trie import BLANK_ROOT, encode_account, encode_slot
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,6 @@ class AccountUpdate:
     storage_cleared: bool = False
 
 
-def encode_account(nonce: int, balance: int, storage_root: bytes, code_hash: bytes) -> bytes:
-    """RLP of an account as the state trie stores it (py-evm's ``Account``)."""
-    return _rlp_list(_rlp_int(nonce) + _rlp_int(balance) + _rlp_bytes(storage_root)
-                     + _rlp_bytes(code_hash))
-
-
-def encode_slot_value(value: int) -> bytes:
-    """RLP of a storage value as a storage trie stores it (b"" for zero: absent)."""
-    if not 0 <= value < 2**256:
-        raise ValueError(f"storage value {value:#x} is outside uint256")
-    return _rlp_int(value) if value else b""
-
-
 class StateCommitment:
     """An account trie and its storage tries, updated in batches.
 
@@ -63,7 +50,7 @@ class StateCommitment:
     __slots__ = ("_accounts", "_storage")
 
     def __init__(self, accounts: IncrementalTrie,
-                 storage: Mapping[bytes, IncrementalTrie]) -> None:
+                 storage: dict[bytes, IncrementalTrie]) -> None:
         self._accounts = accounts
         self._storage = storage   # address -> storage trie; absent: empty storage
 
@@ -103,27 +90,31 @@ class StateCommitment:
         with it). Accounts not in ``changes`` keep their values and storage."""
         if not changes:
             return self
-        storage = dict(self._storage)
         # Storage tries first: every changed slot of every account, one batch per level.
+        dropped: list[bytes] = []   # storage tries that go (deleted or cleared accounts)
         touched: list[bytes] = []
         pending: list[tuple[IncrementalTrie, dict[str, bytes]]] = []
         slot_lists: list[list[int]] = []
         for address, change in changes.items():
-            if change is None:
-                storage.pop(address, None)
-                continue
-            if change.storage_cleared:
-                storage.pop(address, None)
-            if change.storage:
+            if change is None or change.storage_cleared:
+                if address in self._storage:
+                    dropped.append(address)
+            if change is not None and change.storage:
                 touched.append(address)
                 slot_lists.append(list(change.storage))
+        # The address -> storage trie map is copied only when one of its entries
+        # changes: blocks of plain transfers (and pre-Byzantium roots after every
+        # transaction) share it, instead of copying an entry per contract each time.
+        storage = dict(self._storage) if dropped or touched else self._storage
+        for address in dropped:
+            del storage[address]
         if touched:
             keys = hashed_keys([slot.to_bytes(32, "big") for slots in slot_lists
                                 for slot in slots], backend)
             pos = 0
             for address, slots in zip(touched, slot_lists):
                 values = changes[address].storage  # type: ignore[union-attr]
-                slot_items = {keys[pos + i]: encode_slot_value(values[slot])
+                slot_items = {keys[pos + i]: encode_slot(slot, values[slot])
                               for i, slot in enumerate(slots)}
                 pos += len(slots)
                 pending.append((storage.get(address, IncrementalTrie.empty()), slot_items))
