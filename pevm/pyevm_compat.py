@@ -440,3 +440,38 @@ from eth.tools._utils.normalization import (  # noqa: E402
     normalize_account_state as normalize_account_state,
     normalize_blockchain_fixtures as normalize_blockchain_fixtures,
 )
+
+
+# -- Keccak --------------------------------------------------------------------------
+def use_fast_keccak() -> str:
+    """Make eth-hash's shared ``keccak`` (py-evm's and pevm's) use pysha3's C Keccak.
+
+    Why: eth-hash picks pycryptodome when both are installed, and pycryptodome builds a
+    hash object through several Python calls per digest: ~12-14 us a call here against
+    ~1.3 us for ``sha3.keccak_256`` (safe-pysha3). py-evm hashes per call -- every
+    receipt's bloom is 8 digests per log (twice: ``make_receipt`` and
+    ``validate_receipt``), every sender recovery 2, every SHA3 opcode and storage key
+    one -- so the backend is a measurable share of an import, and the bloom part of it
+    sits on the engine's sequential merge. Digests are identical, so results cannot
+    change. An ``ETH_HASH_BACKEND`` set by the user is respected (eth-hash's own
+    switch). eth-hash's ``Keccak256`` keeps its backend in ``_backend`` and replaces
+    its ``hasher``/``preimage`` on first use; resetting both makes the next call
+    settle on the new backend. Returns the backend in use ("pysha3" or eth-hash's
+    choice, "auto").
+    """
+    import os
+
+    if os.environ.get("ETH_HASH_BACKEND"):
+        return os.environ["ETH_HASH_BACKEND"]
+    try:
+        from eth_hash.backends.pysha3 import PySha3Backend
+    except ImportError:  # safe-pysha3 not installed: eth-hash's choice stands
+        return "auto"
+    from eth_hash.auto import keccak
+
+    shared: Any = keccak
+    if not isinstance(shared._backend, PySha3Backend):
+        shared._backend = PySha3Backend()
+        shared.hasher = shared._hasher_first_run
+        shared.preimage = shared._preimage_first_run
+    return "pysha3"

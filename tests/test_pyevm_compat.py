@@ -1,5 +1,8 @@
-"""pevm.pyevm_compat's one mechanism for observing a py-evm state's reads and writes."""
+"""pevm.pyevm_compat: its one mechanism for observing a py-evm state's reads and writes,
+and the Keccak backend pevm makes eth-hash use."""
 from __future__ import annotations
+
+import os
 
 from typing import Any
 
@@ -146,3 +149,34 @@ def test_observed_vm_class_observes_every_state_it_builds() -> None:
     assert log.accounts == {bytes(A)} and log.slots == {bytes(A): {4}}  # the genesis
     chain.get_vm().state.set_balance(B, 3)
     assert bytes(B) in log.accounts
+
+
+# -- Keccak backend ----------------------------------------------------------------
+def test_pevm_hashes_with_pysha3_and_every_digest_equals_pycryptodomes() -> None:
+    import random
+
+    from Crypto.Hash import keccak as pycryptodome_keccak
+    from eth_hash.auto import keccak
+    from eth_hash.backends.pysha3 import PySha3Backend
+
+    import pevm  # noqa: F401 - importing pevm selects the backend
+
+    assert isinstance(keccak._backend, PySha3Backend)  # type: ignore[attr-defined]
+    rng = random.Random(7)
+    for size in [0, 1, 31, 32, 55, 56, 135, 136, 137, 1000]:
+        data = rng.randbytes(size)
+        expected = pycryptodome_keccak.new(data=data, digest_bits=256).digest()
+        assert keccak(data) == expected
+        assert keccak.new(data).digest() == expected
+
+
+def test_an_eth_hash_backend_the_user_chose_is_kept() -> None:
+    import subprocess
+    import sys
+
+    code = ("import pevm; from eth_hash.auto import keccak; keccak(b'');"
+            "print(type(keccak._backend).__name__)")
+    env = {**os.environ, "ETH_HASH_BACKEND": "pycryptodome"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "AutoBackend"  # eth-hash's own choice, from the variable
