@@ -8,6 +8,7 @@ from eth_keys.backends.coincurve import CoinCurveECCBackend
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
+from pevm.engines import parallel
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -190,7 +191,6 @@ def test_inside_a_daemonic_process_the_block_runs_in_process():
 
 
 def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
-    import pevm.engines.parallel as parallel
 
     def no_processes(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
@@ -218,6 +218,44 @@ def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
     got = import_block(CancunVM, block, lazy)
     assert_same(want, got)
     assert got.result.stats.workers == 1       # done before workers were worth it
+
+
+def test_workers_start_only_when_the_warm_up_says_they_pay():
+    # parallel_pays: (R + n*o)/p + S < R, for R = n * per-transaction seconds
+    o, s = parallel.PARALLEL_TX_OVERHEAD_S, parallel.PARALLEL_FIXED_S
+    assert parallel.parallel_pays(1000, 5e-3, workers=2, cores=2)       # 5 s of work
+    assert not parallel.parallel_pays(300, 0.37e-3, workers=2, cores=2)  # 0.11 s
+    assert not parallel.parallel_pays(10_000, o, workers=2, cores=2)    # all overhead
+    assert not parallel.parallel_pays(1000, 5e-3, workers=2, cores=1)   # one core
+    assert not parallel.parallel_pays(1000, 5e-3, workers=1, cores=8)
+    # the break-even work on 2 processes is n*o + 2*S; more cores lower it
+    n = 1000
+    at = (n * o + 2 * s) / n
+    assert not parallel.parallel_pays(n, at * 0.99, workers=2, cores=2)
+    assert parallel.parallel_pays(n, at * 1.01, workers=2, cores=2)
+    assert parallel.parallel_pays(n, at * 0.99, workers=4, cores=4)
+
+
+def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
+    asked: list[tuple[int, float, int]] = []
+
+    def never(remaining, seconds_per_tx, workers, cores=None):
+        asked.append((remaining, seconds_per_tx, workers))
+        return False
+
+    monkeypatch.setattr(parallel, "parallel_pays", never)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0.003)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 1
+    warm = engine.last_detail.warm_up_txs
+    assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
+    assert asked[0][1] > 0
+    assert "workers would not pay" in engine.last_detail.in_process_reason
+    # no warm-up, no evidence: workers start as asked (the other tests rely on it)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    assert import_block(CancunVM, block, engine).result.stats.workers == 2
 
 
 def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():

@@ -49,6 +49,11 @@ message round trip, each worker warming its own pre-state cache) costs roughly
 10-30 ms here; a block that is done sooner never pays it, and a longer one loses
 at most ``fork_after`` of parallel time. Forked after the warm-up, the workers
 inherit the committed prefix (and the pre-state cache) with the rest of memory.
+The warm-up is also the evidence for whether workers pay at all: from its mean
+cost per transaction and what is left, :func:`parallel_pays` weighs the parallel
+estimate (the work plus a per-transaction overhead, over the processes that can
+run at once, plus a fixed cost) against finishing in-process, and a block of
+cheap transactions stays in-process (``ParallelDetail.in_process_reason`` says so).
 
 Fault hooks (``hooks=``:class:`~pevm.engines.hooks.FaultHooks`): random delays in
 workers, forced aborts, workers that kill themselves, a fork at an exact
@@ -58,6 +63,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -90,11 +96,50 @@ MIN_PARALLEL_TXS = 24
 RECOVERY_BATCH = 64
 #: Seconds a block runs in-process before workers are started (module docstring).
 FORK_AFTER_S = 0.03
+#: What going parallel costs on top of the transactions' own work, measured on the
+#: 2-core machine (generated 1,000-transaction transfer blocks, CPU seconds of every
+#: process at 2 workers against 1): ~150 us of CPU per transaction (its messages,
+#: the replicas' copies of its commit, validation) and ~40 ms that do not shrink
+#: with workers (the fork, the first round trip, the tail where one worker is
+#: still busy). See :func:`parallel_pays`.
+PARALLEL_TX_OVERHEAD_S = 150e-6
+PARALLEL_FIXED_S = 0.04
 #: How far below the coordinator's CPU priority workers run (``nice`` steps; see
 #: :class:`~pevm.engines.workers.WorkerPool`). Measured on the 2-core machine,
 #: transaction phase at 2 workers over 1, six large mainnet blocks interleaved:
 #: 1.04x at 0, 1.13x at 5, 1.15x at 10.
 WORKER_NICE = 10
+
+
+def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
+                  cores: int | None = None) -> bool:
+    """Whether starting ``workers`` workers should finish the rest of a block sooner
+    than the coordinator alone (the engine decides when parallelism pays).
+
+    ``remaining`` transactions are left, each costing about ``seconds_per_tx`` (the
+    warm-up's mean) in-process. With ``p = min(workers, cores)`` processes running
+    at once, the parallel estimate is ``(R + n * o) / p + S`` for the in-process
+    work ``R``, the per-transaction overhead ``o``
+    (:data:`PARALLEL_TX_OVERHEAD_S`) and the fixed cost ``S``
+    (:data:`PARALLEL_FIXED_S`); the workers start when that is below ``R``. It
+    ignores conflicts (the scheduler's throttle limits what they cost), so it
+    errs towards parallel on a block that conflicts; on blocks of cheap
+    transactions it keeps the block in-process, where the 2-core machine measured
+    them 3-23% slower with workers.
+    """
+    parallel = min(workers, cores or os.cpu_count() or 1)
+    if parallel < 2 or remaining < 2:
+        return False
+    work = remaining * seconds_per_tx
+    return (work + remaining * PARALLEL_TX_OVERHEAD_S) / parallel + PARALLEL_FIXED_S < work
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
 
 
 @dataclass
@@ -277,7 +322,8 @@ class _BlockRun:
                                    max_outstanding=engine.max_outstanding)
         if eligible:
             self._warm_up(start + engine.fork_after)
-            if self.n - self.scheduler.commit_index >= max(2, engine.min_parallel_txs):
+            if self.n - self.scheduler.commit_index >= max(2, engine.min_parallel_txs) \
+                    and self._parallel_pays(time.perf_counter() - start):
                 mark = time.perf_counter()
                 if engine._gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
@@ -357,6 +403,25 @@ class _BlockRun:
         if reason not in self.engine._warned:
             self.engine._warned.add(reason)
             LOG.warning("parallel engine: running in-process: %s", reason)
+
+    def _parallel_pays(self, warm_up_seconds: float) -> bool:
+        """After the warm-up: are workers worth starting (:func:`parallel_pays`)?
+
+        Only a warm-up that ran transactions is evidence; with none (``fork_after``
+        0, or a fixed fork point from the fault hooks) the workers start as asked.
+        """
+        done = self.scheduler.commit_index
+        if done == 0 or self.engine.hooks.fork_at_tx is not None:
+            return True
+        remaining = self.n - done
+        if parallel_pays(remaining, warm_up_seconds / done, self.engine.workers,
+                         usable_cores()):
+            return True
+        # a routine decision, not a problem: reported in the detail, not logged
+        self.in_process_reason = (
+            f"{remaining} transactions left after the warm-up at "
+            f"{warm_up_seconds / done * 1e3:.2f} ms each: workers would not pay")
+        return False
 
     def _warm_up(self, deadline: float) -> None:
         """Run in-process, in order, until ``deadline``: a block that finishes

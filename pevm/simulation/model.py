@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.parallel import (RECOVERY_BATCH,
+from pevm.engines.parallel import (RECOVERY_BATCH, parallel_pays,
                                    ParallelEngine)
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler, default_chunk_size
 
@@ -237,7 +237,10 @@ class _Simulation:
         if self.eligible:  # in-process until fork_after, as the engine warms up
             while not sched.done and self.now < self.engine.fork_after:
                 yield from self._inline(sched.commit_index)
-            if self.n - sched.commit_index >= max(2, self.engine.min_parallel_txs):
+            done = sched.commit_index
+            if self.n - done >= max(2, self.engine.min_parallel_txs) and (
+                    done == 0 or parallel_pays(self.n - done, self.now / done,
+                                               self.workers, cal.cores)):
                 yield cal.fork_s * self.workers
                 self.started = True
                 for _ in range(self.workers):
