@@ -22,6 +22,7 @@ public key again on every execution (``transaction.validate()``).
 """
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -32,7 +33,10 @@ from eth.abc import SignedTransactionAPI, VirtualMachineAPI
 from eth_hash.auto import keccak
 from eth_keys import keys
 
+from eth_keys.constants import SECPK1_N
+
 try:
+    import coincurve
     from eth_keys.backends.coincurve import CoinCurveECCBackend
 except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
     CoinCurveECCBackend = ()  # type: ignore[assignment,misc]
@@ -122,21 +126,39 @@ def recover_sender(tx: SignedTransactionAPI) -> bytes | None:
 
     The checks of py-evm's ``validate_transaction_signature`` (a valid signature
     from which a public key is recovered, and that verifies against it), sharing
-    one message hash. With the coincurve backend the verification is skipped: it
-    verifies the low-s form of the signature against the key recovered from the
-    same signature, which holds by construction. None leaves the transaction
-    untouched, so that py-evm finds and reports the problem itself, in block order.
+    one message hash. With the coincurve backend (eth-keys' choice whenever coincurve
+    is installed, as it is with pevm) the verification is skipped: it verifies the
+    low-s form of the signature against the key recovered from the same signature,
+    which holds by construction; and the recovery calls coincurve directly after
+    eth-keys' own range checks (``v`` 0 or 1, ``0 <= r, s < n``), which skips
+    eth-keys' signature and key objects -- about a third of the recovery's cost.
+    None leaves the transaction untouched, so that py-evm finds and reports the
+    problem itself, in block order.
     """
     try:
         message_hash = keccak(tx.get_message_for_signing())
-        signature = keys.Signature(vrs=(tx.y_parity, tx.r, tx.s))
+        v, r, s = tx.y_parity, tx.r, tx.s
+        if _coincurve_backend():
+            if type(v) is not int or type(r) is not int or type(s) is not int \
+                    or v not in (0, 1) or not (0 <= r < SECPK1_N and 0 <= s < SECPK1_N):
+                return None  # what eth-keys' Signature refuses: py-evm reports it
+            public = coincurve.PublicKey.from_signature_and_message(
+                r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((v,)),
+                message_hash, hasher=None)
+            return keccak(public.format(compressed=False)[1:])[-20:]
+        signature = keys.Signature(vrs=(v, r, s))
         public_key = signature.recover_public_key_from_msg_hash(message_hash)
-        if not isinstance(signature.backend, CoinCurveECCBackend) and \
-                not signature.verify_msg_hash(message_hash, public_key):
+        if not signature.verify_msg_hash(message_hash, public_key):
             return None
         return public_key.to_canonical_address()
     except Exception:  # noqa: BLE001 - any failure: let py-evm report it
         return None
+
+
+@functools.cache
+def _coincurve_backend() -> bool:
+    """Whether eth-keys recovers signatures with coincurve in this process."""
+    return isinstance(keys.Signature(vrs=(0, 1, 1)).backend, CoinCurveECCBackend)
 
 
 class BlockContext:
