@@ -1,6 +1,7 @@
 """Multi-version memory: versions, lazy credits, wipes, ESTIMATEs, commit, validation."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -161,3 +162,25 @@ def test_markers_and_writes_pickle():
 def test_locations_read_as_text():
     assert location_text((STORAGE, A, 16)) == "0x" + A.hex() + ":storage[0x10]"
     assert location_text((BALANCE, B)) == "0x" + B.hex() + ":balance"
+
+
+def test_engine_records_survive_a_worker_message_field_for_field():
+    # TxWrites, TxOutcome and TxResult pickle through their own __reduce__ (cheaper
+    # than a slots dataclass's default): every field, a later one included, must
+    # come back.
+    from pevm.engines.executor import TxOutcome, TxResult
+
+    writes = TxWrites(values={(0, b"a" * 20): 5}, deltas={b"b" * 20: 7},
+                      wiped=(b"c" * 20,))
+    outcome = TxOutcome(valid=False, reason="why", is_error=True, gas_remaining=3,
+                        gas_refund=4, data_floor_gas=5, logs=((b"d" * 20, (1,), b"x"),))
+    result = TxResult(txn=9, incarnation=2, reads={(1, b"a" * 20): 3}, writes=writes,
+                      outcome=outcome, blocked_on=4, crash="trace", worker=1,
+                      sender=b"e" * 20)
+    for record in (writes, outcome, result):
+        copy = pickle.loads(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+        assert type(copy) is type(record)
+        for f in dataclasses.fields(record):
+            assert getattr(copy, f.name) == getattr(record, f.name), f.name
+        # a field added to the class but not to __reduce__ would come back default
+        assert len(record.__reduce__()[1]) == len(dataclasses.fields(record))

@@ -66,6 +66,10 @@ class TxOutcome:
     data_floor_gas: int = 0
     logs: tuple = ()
 
+    def __reduce__(self) -> tuple:  # see TxWrites.__reduce__
+        return (TxOutcome, (self.valid, self.reason, self.is_error, self.gas_remaining,
+                            self.gas_refund, self.data_floor_gas, self.logs))
+
 
 @dataclass(slots=True)
 class TxResult:
@@ -85,6 +89,11 @@ class TxResult:
     worker: int = -1
     #: the sender as recovered where this ran (None: not recoverable)
     sender: bytes | None = None
+
+    def __reduce__(self) -> tuple:  # see TxWrites.__reduce__
+        return (TxResult, (self.txn, self.incarnation, self.reads, self.writes,
+                           self.outcome, self.blocked_on, self.crash, self.worker,
+                           self.sender))
 
     @property
     def committable(self) -> bool:

@@ -152,6 +152,11 @@ class TxWrites:
     deltas: dict = field(default_factory=dict)
     wiped: tuple = ()
 
+    def __reduce__(self) -> tuple:
+        # a slots dataclass pickles through copyreg and a per-object state dict;
+        # the constructor and its fields are a third of that (worker messages)
+        return (TxWrites, (self.values, self.deltas, self.wiped))
+
     def keys(self) -> list[Key]:
         """Every location written (wipes as ``(WIPE, address)``)."""
         out = list(self.values)
