@@ -101,11 +101,15 @@ class EngineStats:
     #: ``apply_transactions``), timed by the pipeline alike for every engine.
     transaction_seconds: float = 0.0
     backend: str | None = None
+    #: why a parallel engine ran the block in one process although asked for more
+    #: workers (a small or cheap block, no fork here; "" otherwise)
+    in_process_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"engine": self.engine, "workers": self.workers,
                 "executions": self.executions, "aborts": self.aborts,
-                "validations": self.validations, "backend": self.backend}
+                "validations": self.validations, "backend": self.backend,
+                "in_process_reason": self.in_process_reason}
 
 
 @dataclass

@@ -255,6 +255,8 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
     assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
     assert asked[0][1] > 0
     assert "workers would not pay" in engine.last_detail.in_process_reason
+    assert got.result.stats.to_json()["in_process_reason"] == \
+        engine.last_detail.in_process_reason
     # no warm-up, no evidence: workers start as asked (the other tests rely on it)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
     assert import_block(CancunVM, block, engine).result.stats.workers == 2

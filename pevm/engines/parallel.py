@@ -311,6 +311,8 @@ class _BlockRun:
     def run(self) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
         engine = self.engine
         eligible = engine.workers > 1 and self.n >= max(2, engine.min_parallel_txs)
+        if engine.workers > 1 and not eligible:
+            self.in_process_reason = f"{self.n} transactions: too few for workers"
         if eligible and not fork_available(engine.start_method):
             self._in_process(unavailable_reason(engine.start_method))
             eligible = False
@@ -322,8 +324,11 @@ class _BlockRun:
                                    max_outstanding=engine.max_outstanding)
         if eligible:
             self._warm_up(start + engine.fork_after)
-            if self.n - self.scheduler.commit_index >= max(2, engine.min_parallel_txs) \
-                    and self._parallel_pays(time.perf_counter() - start):
+            left = self.n - self.scheduler.commit_index
+            if left < max(2, engine.min_parallel_txs):
+                self.in_process_reason = \
+                    f"{left} transactions left after the warm-up: too few for workers"
+            elif self._parallel_pays(time.perf_counter() - start):
                 mark = time.perf_counter()
                 if engine._gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
@@ -375,7 +380,8 @@ class _BlockRun:
             engine=ParallelEngine.name, workers=used,
             executions=self.executions,
             aborts=self.executions - self.n,
-            validations=s.validations, seconds=self.seconds)
+            validations=s.validations, seconds=self.seconds,
+            in_process_reason=self.in_process_reason)
         engine.last_detail = ParallelDetail(
             chunks=s.chunks, chunk_size=chunk, dispatched=s.dispatched,
             inline=s.inline, validation_failures=s.validation_failures,
