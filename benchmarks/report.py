@@ -34,6 +34,11 @@ def render(document: dict, totals_only: bool = False) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
              "| ---: | ---: |"]
     blocks = document["blocks"]
+    # the machine's ceiling (pevm bench --ceiling), where it was measured
+    bounded = any(block.get("ceiling") for block in blocks)
+    if bounded:
+        lines[-2] += " ceiling | of ceiling |"
+        lines[-1] += " ---: | ---: |"
     #: workers -> sums over blocks of the medians (and transactions)
     totals: dict[int, Counter] = {}
     for block in blocks:
@@ -56,7 +61,9 @@ def render(document: dict, totals_only: bool = False) -> str:
                 f"{_fmt(row['efficiency'], True)} | {ref_phase:.3f} | "
                 f"{phase['seconds']['median']:.3f} | "
                 f"{_fmt(phase['speedup_vs_reference'])} | "
-                f"{_fmt(phase['speedup_vs_one_process'])} |")
+                f"{_fmt(phase['speedup_vs_one_process'])} |" +
+                (f" {_fmt(phase.get('ceiling'))} | {_fmt(phase.get('of_ceiling'), True)} |"
+                 if bounded else ""))
     if len(blocks) > 1:
         for workers, t in sorted(totals.items()):
             lines.append(
@@ -65,7 +72,8 @@ def render(document: dict, totals_only: bool = False) -> str:
                 f"{_fmt(t['one'] / t['eng'] if t['one'] else None)} | - | - | "
                 f"{t['ref_phase']:.2f} | {t['phase']:.2f} | "
                 f"{t['ref_phase'] / t['phase']:.2f} | "
-                f"{_fmt(t['one_phase'] / t['phase'] if t['one_phase'] else None)} |")
+                f"{_fmt(t['one_phase'] / t['phase'] if t['one_phase'] else None)} |" +
+                (" - | - |" if bounded else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pevm.ceiling import machine_ceiling
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.parallel import ParallelEngine
@@ -80,6 +81,9 @@ class BlockBench:
     reference: Timing
     engine: list[Timing]
     ideal_speedup: dict[str, float] | None
+    #: the machine's ceiling per worker count (:mod:`pevm.ceiling`; measured with
+    #: ``ceiling=True``), on the transaction phase
+    ceiling: dict[str, float] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One record per engine configuration, ratios included (the JSON schema)."""
@@ -88,6 +92,8 @@ class BlockBench:
         for timing in self.engine:
             ideal = (self.ideal_speedup or {}).get(str(timing.workers))
             vs_one = one.median / timing.median if one else None
+            phase_vs_one = one.phase_median / timing.phase_median if one else None
+            ceiling = (self.ceiling or {}).get(str(timing.workers))
             out.append({
                 "workers": timing.workers, "seconds": timing.to_json(),
                 "tx_per_s": self.txs / timing.median, "gas_per_s": self.gas / timing.median,
@@ -99,8 +105,10 @@ class BlockBench:
                     "seconds": _summary(timing.phase_samples),
                     "speedup_vs_reference":
                         self.reference.phase_median / timing.phase_median,
-                    "speedup_vs_one_process":
-                        one.phase_median / timing.phase_median if one else None},
+                    "speedup_vs_one_process": phase_vs_one,
+                    "ceiling": ceiling,
+                    "of_ceiling": (phase_vs_one / ceiling)
+                    if (phase_vs_one and ceiling) else None},
                 "peak_memory": timing.peak.to_json() if timing.peak else None,
                 "breakdown": timing.breakdown,
             })
@@ -116,11 +124,11 @@ class BlockBench:
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),
                    engine=[timing("parallel", row["workers"], row)
                            for row in data["engine"]],
-                   ideal_speedup=data["ideal_speedup"])
+                   ideal_speedup=data["ideal_speedup"], ceiling=data.get("ceiling"))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "txs": self.txs, "gas": self.gas,
-                "ideal_speedup": self.ideal_speedup,
+                "ideal_speedup": self.ideal_speedup, "ceiling": self.ceiling,
                 "reference": {"seconds": self.reference.to_json(),
                               "tx_per_s": self.txs / self.reference.median,
                               "gas_per_s": self.gas / self.reference.median,
@@ -166,7 +174,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                ideal: dict[str, float] | None = None,
                progress: Progress | None = None, memory: bool = False,
                trace: Trace | None = None,
-               state_backend: StateBackend = StateBackend.FLAT) -> BlockBench:
+               state_backend: StateBackend = StateBackend.FLAT,
+               ceiling: bool = False) -> BlockBench:
     """Time the reference and the engine at each worker count on one case.
 
     ``memory``: also sample the peak memory of this process and its workers
@@ -174,7 +183,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     ``trace``: collect the parallel engine's slices of the last timed round, at
     every worker count (tracing costs a list append per slice).
     ``state_backend``: the parallel engine's state layer (the reference's is
-    py-evm's).
+    py-evm's). ``ceiling``: also measure the machine's ceiling at each worker count
+    above 1 (:func:`pevm.ceiling.machine_ceiling`, after the engines' rounds).
     """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
     for count in sorted(set([1, *workers])):
@@ -214,9 +224,10 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
         close = getattr(engine, "close", None)
         if close:
             close()
+    bound = machine_ceiling(ref, workers, repeat, state_backend) if ceiling else None
     return BlockBench(name=ref.name, source=ref.source, txs=txs, gas=gas,
                       reference=configs[0][0], engine=[t for t, _ in configs[1:]],
-                      ideal_speedup=ideal)
+                      ideal_speedup=ideal, ceiling=bound)
 
 
 def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],

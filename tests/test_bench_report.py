@@ -37,6 +37,22 @@ def test_rows_per_block_and_the_sums_over_blocks() -> None:
     assert two[10:13] == ["3.00", "1.67", "1.00"]
 
 
+def test_the_ceiling_columns_appear_where_it_was_measured() -> None:
+    import copy
+
+    document = copy.deepcopy(DOCUMENT)
+    block = document["blocks"][0]
+    block["ceiling"] = {"2": 1.6}
+    block["engine"][1]["transaction_phase"].update(ceiling=1.6, of_ceiling=2.0 / 1.6)
+    rows = [line for line in render(document).splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0].endswith("| ceiling | of ceiling |")
+    two = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert two[2] == "2" and two[-2:] == ["1.60", "125%"]
+    assert [c.strip() for c in rows[1].strip("|").split("|")][-2:] == ["-", "-"]
+    assert "ceiling" not in render(DOCUMENT)  # none measured: no columns
+
+
 def test_totals_only() -> None:
     rows = [line for line in render(DOCUMENT, totals_only=True).splitlines()
             if line.startswith("| ") and "---" not in line]
@@ -49,12 +65,14 @@ def test_a_bench_document_round_trips() -> None:
     ref = Timing("reference", 1, [3.0, 2.0, 4.0], [1.5, 1.0, 2.0])
     engine = [Timing("parallel", 1, [2.0, 2.0, 2.5], [1.0, 0.9, 1.1]),
               Timing("parallel", 2, [1.5, 1.2, 1.9], [0.6, 0.5, 0.7])]
-    bench = BlockBench("b", "src", 10, 1000, ref, engine, {"1": 1.0, "2": 2.0})
+    bench = BlockBench("b", "src", 10, 1000, ref, engine, {"1": 1.0, "2": 2.0},
+                       ceiling={"2": 1.5})
     again = BlockBench.from_json(bench.to_json())
     assert again.to_json() == bench.to_json()
     row = again.rows()[1]
     assert row["speedup_vs_reference"] == 3.0 / 1.5
     assert row["transaction_phase"]["speedup_vs_one_process"] == 1.0 / 0.6
+    assert row["transaction_phase"]["of_ceiling"] == 1.0 / 0.6 / 1.5
 
 
 def test_memory_table_lists_each_configuration_with_a_peak() -> None:

@@ -61,6 +61,29 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
     assert png.stat().st_size > 1000
 
 
+def test_bench_ceiling_is_reported_beside_the_engine(snapshot: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(snapshot), "--workers", "1,2", "--repeat", "1",
+                 "--ceiling", "--json", str(out)]) == 0
+    [block] = json.loads(out.read_text())["blocks"]
+    assert set(block["ceiling"]) == {"2"} and block["ceiling"]["2"] > 0
+    one, two = (row["transaction_phase"] for row in block["engine"])
+    assert one["ceiling"] is None and one["of_ceiling"] is None
+    assert two["ceiling"] == block["ceiling"]["2"]
+    assert two["of_ceiling"] == pytest.approx(
+        two["speedup_vs_one_process"] / block["ceiling"]["2"])
+
+
+def test_a_ceiling_copy_that_fails_is_an_error_not_a_number(tmp_path: Path) -> None:
+    from pevm.ceiling import copies_at_once
+    from pevm.errors import PevmError
+    from pevm.inputs.discover import CaseRef
+
+    missing = CaseRef(str(tmp_path / "gone.json"), "case", "fixture", "Prague")
+    with pytest.raises(PevmError, match="ceiling run failed"):
+        copies_at_once(missing, 2)
+
+
 def test_bench_refuses_to_time_an_engine_that_differs_from_py_evm(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     import pevm.bench

@@ -53,6 +53,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--memory", action="store_true",
                         help="also report the peak memory of pevm and its worker "
                              "processes together (PSS and summed RSS, Linux)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also measure the machine's ceiling at each worker count "
+                             "K above 1: K copies of the in-process import of the "
+                             "block run at once in K processes, K x (one alone) / "
+                             "(slowest of the K) -- the best speedup K processes "
+                             "give this block's work here, whatever the engine; "
+                             "reported beside the engine's ('of ceiling')")
     parser.add_argument("--trace", metavar="FILE.json",
                         help="write where the parallel engine's time went in the last "
                              "timed round, at every worker count, as a Chrome "
@@ -105,7 +112,8 @@ def bench_command(args: argparse.Namespace) -> int:
                         progress=lambda name, done, total: progress.update(
                             bar, advance=1, description=f"{name} {done}/{total}"),
                         memory=args.memory, trace=trace,
-                        state_backend=StateBackend(args.state)))
+                        state_backend=StateBackend(args.state),
+                        ceiling=args.ceiling))
                 except Exception as exc:  # noqa: BLE001 - contained: this case's
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
@@ -138,13 +146,17 @@ def _print(console: Console, bench: BlockBench) -> None:
                    "vs reference", "vs 1 process", "ideal", "efficiency",
                    "tx phase s", "phase vs ref", "phase vs 1"):
         table.add_column(column, justify="right")
+    if bench.ceiling:
+        table.add_column("ceiling", justify="right")
+        table.add_column("of ceiling", justify="right")
     if bench.reference.peak is not None:
         table.add_column("peak MiB (PSS)", justify="right")
+    blank = ["", ""] if bench.ceiling else []  # the reference has no ceiling
     ref = bench.reference
     table.add_row("reference", "1", f"{ref.median:.3f}", f"{min(ref.samples):.3f}",
                   f"{max(ref.samples):.3f}", f"{bench.txs / ref.median:,.0f}",
                   f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "",
-                  f"{ref.phase_median:.3f}", "1.00", "", *_memory(ref.peak))
+                  f"{ref.phase_median:.3f}", "1.00", "", *blank, *_memory(ref.peak))
     for timing, row in zip(bench.engine, bench.rows()):
         table.add_row(
             "parallel", str(row["workers"]), f"{timing.median:.3f}",
@@ -155,6 +167,9 @@ def _print(console: Console, bench: BlockBench) -> None:
             _fmt(row["efficiency"], percent=True), f"{timing.phase_median:.3f}",
             _fmt(row["transaction_phase"]["speedup_vs_reference"]),
             _fmt(row["transaction_phase"]["speedup_vs_one_process"]),
+            *([] if not bench.ceiling else
+              [_fmt(row["transaction_phase"]["ceiling"]),
+               _fmt(row["transaction_phase"]["of_ceiling"], percent=True)]),
             *_memory(timing.peak))
     console.print(table)
 
