@@ -223,19 +223,23 @@ def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
 
 
 def test_workers_start_only_when_the_warm_up_says_they_pay():
-    # parallel_pays: (R + n*o)/p + S < R, for R = n * per-transaction seconds
-    o, s = parallel.PARALLEL_TX_OVERHEAD_S, parallel.PARALLEL_FIXED_S
-    assert parallel.parallel_pays(1000, 5e-3, workers=2, cores=2)       # 5 s of work
-    assert not parallel.parallel_pays(300, 0.37e-3, workers=2, cores=2)  # 0.11 s
-    assert not parallel.parallel_pays(10_000, o, workers=2, cores=2)    # all overhead
-    assert not parallel.parallel_pays(1000, 5e-3, workers=2, cores=1)   # one core
-    assert not parallel.parallel_pays(1000, 5e-3, workers=1, cores=8)
-    # the break-even work on 2 processes is n*o + 2*S; more cores lower it
+    pays = parallel.parallel_pays
+    c, w, s = parallel.COORDINATOR_TX_S, parallel.WORKER_TX_S, parallel.PARALLEL_FIXED_S
+    assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
+    assert not pays(300, 0.37e-3, workers=2, cores=2)    # 0.11 s of cheap ones
+    assert not pays(10_000, w + c, workers=2, cores=2)   # all overhead
+    assert not pays(1000, 5e-3, workers=2, cores=1)      # one core
+    assert not pays(1000, 5e-3, workers=1, cores=8)
+    # coordinator and workers share 2 cores: break-even at (n (w + c) + 2 S) / n
     n = 1000
-    at = (n * o + 2 * s) / n
-    assert not parallel.parallel_pays(n, at * 0.99, workers=2, cores=2)
-    assert parallel.parallel_pays(n, at * 1.01, workers=2, cores=2)
-    assert parallel.parallel_pays(n, at * 0.99, workers=4, cores=4)
+    at = (n * (w + c) + 2 * s) / n
+    assert not pays(n, at * 0.99, workers=2, cores=2)
+    assert pays(n, at * 1.01, workers=2, cores=2)
+    # with a core of its own the coordinator no longer takes the workers' time
+    assert pays(n, at * 0.99, workers=2, cores=3)
+    # ... but it still commits one transaction after the other: at most 1 / c a second
+    assert not pays(n, c * 1.1, workers=16, cores=32)
+    assert pays(n, c * 2, workers=16, cores=32)
 
 
 def test_a_late_result_is_judged_by_what_it_read_not_by_which_locations():

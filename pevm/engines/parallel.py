@@ -96,13 +96,18 @@ MIN_PARALLEL_TXS = 24
 RECOVERY_BATCH = 64
 #: Seconds a block runs in-process before workers are started (module docstring).
 FORK_AFTER_S = 0.03
-#: What going parallel costs on top of the transactions' own work, measured on the
-#: 2-core machine (generated 1,000-transaction transfer blocks, CPU seconds of every
-#: process at 2 workers against 1): ~150 us of CPU per transaction (its messages,
-#: the replicas' copies of its commit, validation) and ~40 ms that do not shrink
-#: with workers (the fork, the first round trip, the tail where one worker is
-#: still busy). See :func:`parallel_pays`.
-PARALLEL_TX_OVERHEAD_S = 150e-6
+#: What going parallel costs on top of the transactions' own work, per transaction
+#: the workers run, measured on the 2-core machine (generated 1,000-transaction
+#: transfer blocks at 2 workers against 1, per-process breakdowns): the
+#: coordinator's CPU -- messages, validation, commit, bookkeeping -- and each
+#: worker's messages and replica upkeep. Where workers and coordinator share the
+#: cores, the coordinator's CPU is taken from the workers (it preempts them: their
+#: execution then measures ~1.4x longer); with a core of its own it bounds the
+#: commit rate instead. Plus a cost that does not shrink with workers: the fork,
+#: the first round trip, the tail where one worker is still busy. See
+#: :func:`parallel_pays`.
+COORDINATOR_TX_S = 190e-6
+WORKER_TX_S = 140e-6
 PARALLEL_FIXED_S = 0.04
 #: How far below the coordinator's CPU priority workers run (``nice`` steps; see
 #: :class:`~pevm.engines.workers.WorkerPool`). Measured on the 2-core machine,
@@ -117,21 +122,28 @@ def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
     than the coordinator alone (the engine decides when parallelism pays).
 
     ``remaining`` transactions are left, each costing about ``seconds_per_tx`` (the
-    warm-up's mean) in-process. With ``p = min(workers, cores)`` processes running
-    at once, the parallel estimate is ``(R + n * o) / p + S`` for the in-process
-    work ``R``, the per-transaction overhead ``o``
-    (:data:`PARALLEL_TX_OVERHEAD_S`) and the fixed cost ``S``
-    (:data:`PARALLEL_FIXED_S`); the workers start when that is below ``R``. It
-    ignores conflicts (the scheduler's throttle limits what they cost), so it
-    errs towards parallel on a block that conflicts; on blocks of cheap
-    transactions it keeps the block in-process, where the 2-core machine measured
-    them 3-23% slower with workers.
+    warm-up's mean) in-process: the work ``R``. With the per-transaction costs
+    ``c`` (:data:`COORDINATOR_TX_S`) and ``w`` (:data:`WORKER_TX_S`) and the fixed
+    cost ``S`` (:data:`PARALLEL_FIXED_S`), the parallel estimate is
+    ``(R + n (w + c)) / p + S`` on ``p = min(workers, cores)`` cores the coordinator
+    shares with the workers, and ``max((R + n w) / workers, n c) + S`` where it has
+    a core of its own; the workers start when the estimate is below ``R``. It
+    ignores conflicts (the scheduler's throttle limits what they cost), so it errs
+    towards parallel on a block that conflicts. On the 2-core machine the break-even
+    is about 0.4 ms a transaction: generated transfer blocks (~0.45 ms) gain little
+    there, and cheaper mainnet blocks measured 3-23% slower with workers.
     """
-    parallel = min(workers, cores or os.cpu_count() or 1)
+    cores = cores or os.cpu_count() or 1
+    parallel = min(workers, cores)
     if parallel < 2 or remaining < 2:
         return False
     work = remaining * seconds_per_tx
-    return (work + remaining * PARALLEL_TX_OVERHEAD_S) / parallel + PARALLEL_FIXED_S < work
+    if cores > workers:
+        estimate = max((work + remaining * WORKER_TX_S) / workers,
+                       remaining * COORDINATOR_TX_S)
+    else:
+        estimate = (work + remaining * (WORKER_TX_S + COORDINATOR_TX_S)) / parallel
+    return estimate + PARALLEL_FIXED_S < work
 
 
 def read_the_same(late: Mapping[Key, Any], done: Mapping[Key, Any]) -> bool:
