@@ -242,20 +242,6 @@ def test_workers_start_only_when_the_warm_up_says_they_pay():
     assert pays(n, c * 2, workers=16, cores=32)
 
 
-def test_a_late_result_is_judged_by_what_it_read_not_by_which_locations():
-    from pevm.engines.locations import BALANCE, FLOOR, NONCE, STORAGE
-
-    a, c = b"\xaa" * 20, b"\xcc" * 20
-    # the committed execution debited its sender exactly; the worker's lazily
-    done = {(BALANCE, a): 100, (NONCE, a): 3, (STORAGE, c, 1): 7}
-    lazy = {(FLOOR, a): 60, (NONCE, a): 3, (STORAGE, c, 1): 7}
-    assert parallel.read_the_same(lazy, done)
-    assert parallel.read_the_same(done, done)
-    assert not parallel.read_the_same({**lazy, (FLOOR, a): 101}, done)  # could not pay
-    assert not parallel.read_the_same({**lazy, (STORAGE, c, 1): 8}, done)
-    assert not parallel.read_the_same({**lazy, (NONCE, a): 2}, done)
-
-
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
     asked: list[tuple[int, float, int]] = []
 

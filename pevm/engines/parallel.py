@@ -68,15 +68,15 @@ import random
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, cast
-from collections.abc import Mapping, Sequence
+from typing import cast
+from collections.abc import Sequence
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth_utils import ValidationError
 
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
-from pevm.engines.locations import BALANCE, FLOOR, NONCE
+from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler, default_chunk_size
@@ -144,28 +144,6 @@ def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
     else:
         estimate = (work + remaining * (WORKER_TX_S + COORDINATOR_TX_S)) / parallel
     return estimate + PARALLEL_FIXED_S < work
-
-
-def read_the_same(late: Mapping[Key, Any], done: Mapping[Key, Any]) -> bool:
-    """Whether a result that arrived after its transaction was committed had read
-    what the committed execution read (the scheduler's late verdict).
-
-    The two may read different locations by design: a worker debits its sender
-    lazily (a FLOOR read, "the balance was at least this"), the coordinator
-    exactly (a BALANCE read). So: every location both read holds the same value,
-    and a FLOOR is covered by the balance the committed execution read. Plain
-    equality of the read sets called every lazily debited result wrong, and the
-    conflict throttle, which resumes speculation on a probe's verdict, then kept
-    blocks whose probes arrive late in-process for good.
-    """
-    for key, value in late.items():
-        if key[0] == FLOOR:
-            balance = done.get((BALANCE, key[1]))
-            if balance is not None and balance < value:
-                return False
-        elif key in done and done[key] != value:
-            return False
-    return True
 
 
 def usable_cores() -> int:
@@ -598,7 +576,9 @@ class _BlockRun:
                         done = self.committed[result.txn] \
                             if result.txn < sched.commit_index else None
                         if done is not None and result.outcome is not None:
-                            sched.late_verdict(read_the_same(result.reads, done.reads))
+                            # plain equality, knowingly conservative: see
+                            # docs/architecture.md, "Throttle and late verdicts"
+                            sched.late_verdict(result.reads == done.reads)
             elif isinstance(message, Senders):
                 self.recovering.discard(message.worker)
                 for txn, sender in message.senders:
