@@ -197,13 +197,20 @@ def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
     def no_processes(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(parallel, "WorkerPool", no_processes)
+    engine, _ = _in_process_import(monkeypatch, "WorkerPool", no_processes, fork_after=0)
+    assert "starting workers failed" in engine.last_detail.in_process_reason
+
+
+def _in_process_import(monkeypatch, name, replacement, **options):
+    """Import MIXED at 2 workers with ``parallel.<name>`` replaced; it must run
+    in one process and equal py-evm."""
+    monkeypatch.setattr(parallel, name, replacement)
     block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, **options)
     got = import_block(CancunVM, block, engine)
     assert_same(reference(CancunVM, block), got)
     assert got.result.stats.workers == 1
-    assert "starting workers failed" in engine.last_detail.in_process_reason
+    return engine, got
 
 
 def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
@@ -249,12 +256,7 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
         asked.append((remaining, seconds_per_tx, workers))
         return False
 
-    monkeypatch.setattr(parallel, "parallel_pays", never)
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0.003)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    assert got.result.stats.workers == 1
+    engine, got = _in_process_import(monkeypatch, "parallel_pays", never, fork_after=0.003)
     warm = engine.last_detail.warm_up_txs
     assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
     assert asked[0][1] > 0
@@ -263,7 +265,8 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
         engine.last_detail.in_process_reason
     # no warm-up, no evidence: workers start as asked (the other tests rely on it)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
-    assert import_block(CancunVM, block, engine).result.stats.workers == 2
+    assert import_block(CancunVM, build_block(CancunVM, MIXED),
+                        engine).result.stats.workers == 2
 
 
 def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
