@@ -1,6 +1,8 @@
 """benchmarks/report.py renders what pevm bench measured (the README's tables)."""
 from __future__ import annotations
 
+from typing import Any
+
 from benchmarks.report import render
 
 
@@ -40,7 +42,7 @@ def test_rows_per_block_and_the_sums_over_blocks() -> None:
 def test_the_ceiling_columns_appear_where_it_was_measured() -> None:
     import copy
 
-    document = copy.deepcopy(DOCUMENT)
+    document: Any = copy.deepcopy(DOCUMENT)
     block = document["blocks"][0]
     block["ceiling"] = {"2": 1.6}
     block["engine"][1]["transaction_phase"].update(ceiling=1.6, of_ceiling=2.0 / 1.6)

@@ -250,7 +250,7 @@ def test_workers_start_only_when_the_warm_up_says_they_pay():
 
 
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
-    asked: list[tuple[int, float, int]] = []
+    asked = []  # (remaining, seconds per transaction, workers) per call
 
     def never(remaining, seconds_per_tx, workers, cores=None):
         asked.append((remaining, seconds_per_tx, workers))
