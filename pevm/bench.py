@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pevm.ceiling import machine_ceiling
+from pevm.abc import CaseRun
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.parallel import ParallelEngine
@@ -146,7 +146,17 @@ def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = Non
     (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
     the blocks' results, ``breakdown`` sums the parallel engine's per-process
     time by activity over them."""
-    run = ref.load().start(backend_of(engine))
+    return import_run(ref, ref.load().start(backend_of(engine)), engine, results,
+                      breakdown)
+
+
+def import_run(ref: CaseRef, run: CaseRun, engine: Any,
+               results: list[BlockResult] | None = None,
+               breakdown: dict[str, dict[str, float]] | None = None,
+               ) -> tuple[float, float, int, int]:
+    """:func:`_run_once` on a case already started (``ref.load().start(...)``):
+    the timed part, for callers that prepare the pre-state first
+    (:mod:`pevm.ceiling`)."""
     seconds, phase, txs, gas = 0.0, 0.0, 0, 0
     for task in run.tasks():
         if task.block is None:
@@ -224,7 +234,10 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
         close = getattr(engine, "close", None)
         if close:
             close()
-    bound = machine_ceiling(ref, workers, repeat, state_backend) if ceiling else None
+    bound = None
+    if ceiling:
+        from pevm.ceiling import machine_ceiling  # it imports this module's timing
+        bound = machine_ceiling(ref, workers, repeat, state_backend)
     return BlockBench(name=ref.name, source=ref.source, txs=txs, gas=gas,
                       reference=configs[0][0], engine=[t for t, _ in configs[1:]],
                       ideal_speedup=ideal, ceiling=bound)

@@ -22,6 +22,7 @@ import time
 import traceback
 from typing import Any
 
+from pevm.bench import import_run
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import fork_available
 from pevm.errors import PevmError
@@ -38,15 +39,7 @@ def _copy(ref: CaseRef, backend: StateBackend, barrier: Any, conn: Any) -> None:
         engine = ParallelEngine(workers=1, state_backend=backend)
         run = ref.load().start(backend)
         barrier.wait(TIMEOUT_S)
-        phase = 0.0
-        for task in run.tasks():
-            if task.block is None:
-                continue
-            outcome = task.execute(engine)
-            if outcome.result is None:
-                raise PevmError(f"block {task.index} was rejected: {outcome.rejection}")
-            phase += outcome.result.stats.transaction_seconds
-        conn.send(("ok", phase))
+        conn.send(("ok", import_run(ref, run, engine)[1]))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         try:
             barrier.abort()
