@@ -188,17 +188,12 @@ def pyevm_state_root(accounts: dict[bytes, Any]) -> tuple[bytes, float, float]:
     in ``make_state_root``)."""
     from eth.db.account import AccountDB
     from eth.db.atomic import AtomicDB
-    from eth_typing import Address
+
+    from pevm.state.backend import write_account
     start = time.perf_counter()
     db = AccountDB(AtomicDB())
     for raw_address, (nonce, balance, storage, code) in accounts.items():
-        address = Address(raw_address)
-        db.set_balance(address, balance)
-        db.set_nonce(address, nonce)
-        if code:
-            db.set_code(address, code)
-        for slot, value in storage.items():
-            db.set_storage(address, slot, value)
+        write_account(db, raw_address, nonce, balance, code, storage)
     mid = time.perf_counter()
     root = db.make_state_root()
     return root, mid - start, time.perf_counter() - mid

@@ -91,15 +91,22 @@ def load_state(backend: StateBackend, db: AtomicDB,
         return FlatStore.of(db).genesis(accounts)
     account_db = AccountDB(db)
     for raw, (nonce, balance, code, storage) in accounts.items():
-        address = Address(raw)
-        account_db.set_balance(address, balance)
-        account_db.set_nonce(address, nonce)
-        if code:
-            account_db.set_code(address, code)
-        for slot, value in storage.items():
-            account_db.set_storage(address, slot, value)
+        write_account(account_db, raw, nonce, balance, code, storage)
     account_db.persist()
     return account_db.state_root
+
+
+def write_account(account_db: AccountDB, raw: bytes, nonce: int, balance: int,
+                  code: bytes, storage: Mapping[int, int]) -> None:
+    """Write one account through py-evm's ``AccountDB`` API (also what
+    ``pevm.gpu.bench`` times as py-evm's baseline)."""
+    address = Address(raw)
+    account_db.set_balance(address, balance)
+    account_db.set_nonce(address, nonce)
+    if code:
+        account_db.set_code(address, code)
+    for slot, value in storage.items():
+        account_db.set_storage(address, slot, value)
 
 
 def chain_class_on(backend: StateBackend, chain_class: type[ChainAPI]) -> type[ChainAPI]:
