@@ -47,6 +47,7 @@ def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
     header = base_header
     receipts = []
     fold = _foldable_header_steps(type(vm)) and not per_tx_roots
+    check = not _receipts_valid_by_construction(type(vm))
     for txn, tx in enumerate(transactions):
         result = committed[txn]
         assert result is not None and result.outcome is not None
@@ -55,7 +56,8 @@ def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
             apply_writes(state, result.writes, pre)
         computation: Any = FinishedComputation(result.outcome)  # what it reads
         receipt = vm.make_receipt(header, tx, computation, state)
-        vm.validate_receipt(receipt)
+        if check:
+            vm.validate_receipt(receipt)
         if fold:
             # make_receipt reads only the running gas_used of the header
             header = cast(BlockHeaderAPI, _RunningHeader(header, receipt.gas_used))
@@ -91,6 +93,18 @@ def _foldable_header_steps(vm_class: Any) -> bool:
             and vm_class.increment_blob_gas_used in (
                 FrontierVM.increment_blob_gas_used,
                 CancunVM.increment_blob_gas_used)
+            and getattr(vm_class.make_receipt, "__func__", None)
+            is getattr(ByzantiumVM.make_receipt, "__func__", None))
+
+
+def _receipts_valid_by_construction(vm_class: Any) -> bool:
+    """Whether ``validate_receipt`` cannot fail on what ``make_receipt`` makes:
+    both are py-evm's Byzantium ones, whose receipt computes its bloom from its own
+    logs and its status from the computation -- exactly what the check re-derives
+    (a third of the merge's time on a 1,000-transaction ERC-20 block). A fork that
+    overrides either keeps the check."""
+    return (getattr(vm_class.validate_receipt, "__func__", None)
+            is ByzantiumVM.validate_receipt.__func__  # type: ignore[attr-defined]
             and getattr(vm_class.make_receipt, "__func__", None)
             is getattr(ByzantiumVM.make_receipt, "__func__", None))
 
