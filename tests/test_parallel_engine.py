@@ -47,6 +47,9 @@ ENGINE_VARIANTS = [
     dict(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3),
     dict(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=1, max_outstanding=1),
     dict(workers=2, min_parallel_txs=2, hooks=FaultHooks(fork_at_tx=7), chunk_size=2),
+    # the coordinator only validates (two forked workers)
+    dict(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
+         coordinator_executes=False),
 ]
 
 
@@ -234,17 +237,20 @@ def test_workers_start_only_when_the_warm_up_says_they_pay():
     c, w, s = parallel.COORDINATOR_TX_S, parallel.WORKER_TX_S, parallel.PARALLEL_FIXED_S
     assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
     assert not pays(300, 0.37e-3, workers=2, cores=2)    # 0.11 s of cheap ones
-    assert not pays(10_000, w + c, workers=2, cores=2)   # all overhead
+    # at 2 the forked worker runs half the transactions: a transaction costing
+    # what shipping half of one costs gains nothing
+    assert not pays(10_000, (w + c) / 2, workers=2, cores=2)
     assert not pays(1000, 5e-3, workers=2, cores=1)      # one core
     assert not pays(1000, 5e-3, workers=1, cores=8)
-    # coordinator and workers share 2 cores: break-even at (n (w + c) + 2 S) / n
+    # two executors on two cores: break-even at (n (w + c) / 2 + 2 S) / n
     n = 1000
-    at = (n * (w + c) + 2 * s) / n
+    at = (n * (w + c) / 2 + 2 * s) / n
     assert not pays(n, at * 0.99, workers=2, cores=2)
     assert pays(n, at * 1.01, workers=2, cores=2)
-    # with a core of its own the coordinator no longer takes the workers' time
-    assert pays(n, at * 0.99, workers=2, cores=3)
-    # ... but it still commits one transaction after the other: at most 1 / c a second
+    # more workers than cores gain nothing over the cores there are
+    assert not pays(n, at * 0.99, workers=4, cores=2)
+    # the coordinator commits one shipped transaction after the other: at most
+    # 1 / c a second, whatever the workers
     assert not pays(n, c * 1.1, workers=16, cores=32)
     assert pays(n, c * 2, workers=16, cores=32)
 

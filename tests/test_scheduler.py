@@ -28,15 +28,26 @@ def test_without_workers_every_transaction_runs_in_order_in_process():
 
 
 def test_chunks_are_ascending_and_bounded_per_worker():
-    s = Scheduler(10, workers=2, chunk_size=3, max_outstanding=2)
+    s = Scheduler(40, workers=2, chunk_size=3, max_outstanding=2)
     assert s.next_chunk(0) == [0, 1, 2]
     assert s.next_chunk(1) == [3, 4, 5]
     assert s.next_chunk(0) == [6, 7, 8]
     assert s.next_chunk(0) is None            # two outstanding already
     assert s.idle_workers() == [1]
-    assert s.next_chunk(1) == [9]
-    assert s.next_chunk(1) is None            # nothing left
+    assert s.next_chunk(1) == [9, 10, 11]
     assert s.next_commit() == (WAIT, 0)
+
+
+def test_chunks_shrink_towards_the_block_s_end():
+    # guided: at most the rest over 2 x max_outstanding x executors, so that no
+    # process is left alone with a long run of the last transactions
+    s = Scheduler(12, workers=1, chunk_size=4, max_outstanding=1)
+    sizes = []
+    while (chunk := s.next_chunk(0)) is not None:
+        sizes.append(len(chunk))
+        s.chunk_done(0)
+    assert sizes == [4, 4, 2, 1, 1]
+    assert s.next_chunk(0) is None            # nothing left
 
 
 def test_results_validate_commit_and_abort():
@@ -81,7 +92,7 @@ def test_blocked_results_run_in_process():
 
 
 def test_a_lost_worker_s_transactions_are_redone_first():
-    s = Scheduler(8, workers=2, chunk_size=2)
+    s = Scheduler(40, workers=2, chunk_size=2)
     assert s.next_chunk(0) == [0, 1]
     assert s.next_chunk(1) == [2, 3]
     assert s.next_chunk(0) == [4, 5]
@@ -118,11 +129,45 @@ def test_failing_speculation_pauses_dispatch_and_probes_again():
 
 
 def test_in_flight_below_lists_what_a_worker_cannot_know():
-    s = Scheduler(10, workers=2, chunk_size=3)
+    s = Scheduler(40, workers=2, chunk_size=3)
     s.next_chunk(0)                            # 0..2
     s.next_chunk(1)                            # 3..5
     assert s.in_flight_below(6, worker=1) == [0, 1, 2]
     assert s.in_flight_below(3, worker=0) == []
+
+
+def test_the_coordinator_runs_ahead_instead_of_waiting():
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True)
+    assert s.next_chunk(0) == [0, 1, 2, 3]
+    assert s.next_commit() == (WAIT, 0)
+    assert s.claim_ahead() == 4                # the next one nobody has taken
+    assert s.on_result(R(4))
+    assert s.next_chunk(0) == [5, 6, 7, 8]     # workers go on past it
+    for txn in range(4):
+        s.on_result(R(txn), worker=0)
+    s.chunk_done(0)
+    for txn in range(5):                       # validated like a worker's result
+        assert s.next_commit() == (VALIDATE, txn)
+        s.validated(txn, True)
+        s.committed(txn)
+    assert s.stats.ahead == 1
+
+
+def test_the_coordinator_does_not_run_ahead_when_it_may_not():
+    only_commits = Scheduler(40, workers=1, chunk_size=4)
+    only_commits.next_chunk(0)
+    assert only_commits.claim_ahead() is None  # the coordinator only validates
+    paused = Scheduler(200, workers=1, chunk_size=4, window=8,
+                       coordinator_executes=True)
+    for _ in range(8):
+        paused.validated(0, False)
+    assert paused.paused and paused.claim_ahead() is None
+    near = Scheduler(100, workers=1, chunk_size=4, coordinator_executes=True)
+    claimed = [near.claim_ahead() for _ in range(40)]
+    # up to the lookahead (2 x max_outstanding x 2 executors x chunk 4) past the
+    # commit point, still at 0
+    assert claimed[:32] == list(range(32))
+    assert claimed[32:] == [None] * 8
 
 
 def test_parameters_are_checked():

@@ -46,7 +46,7 @@ FREE = Calibration(cores=2)
 def test_independent_block_is_limited_by_the_cores() -> None:
     speedup = predict(EXPENSIVE, independent(2000), [1, 2, 4, 8], FREE)
     assert speedup[1] == 1.0
-    # two workers and the coordinator share two cores: close to, never over, 2
+    # the coordinator and one worker on two cores: close to, never over, 2
     assert 1.8 <= speedup[2] <= 2.0
     for workers in (4, 8):
         assert 1.8 <= speedup[workers] <= 2.0
@@ -73,7 +73,9 @@ def test_without_overhead_and_core_limit_it_converges_to_the_ideal() -> None:
         assert ideal == pytest.approx(4.0, rel=0.01)   # the hot spots are short
         efficiencies.append(predict(profile, deps, [4], unlimited)[4] / ideal)
     assert efficiencies == sorted(efficiencies)        # longer blocks: closer
-    assert 0.75 <= efficiencies[-1] <= 1.0 + 1e-9
+    # a third of the transactions are on a hot spot, and the coordinator -- one of
+    # the four executors -- re-executes what failed on its own time
+    assert 0.7 <= efficiencies[-1] <= 1.0 + 1e-9
 
 
 @pytest.mark.parametrize("deps", [independent(600), chain(600), two_hot_spots(600)],

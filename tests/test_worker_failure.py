@@ -1,4 +1,7 @@
-"""Workers that die mid-block: their work is redone; all dead is an EngineFailure."""
+"""Workers that die mid-block: their work is redone; all dead is an EngineFailure.
+
+``workers=N`` forks N - 1 worker processes (the coordinator is the N-th executor),
+numbered from 0."""
 from __future__ import annotations
 
 import pytest
@@ -27,7 +30,7 @@ def want(block):
 
 @pytest.mark.parametrize("kill", [{0: 1}, {1: 1}, {0: 1, 2: 1}])
 def test_a_dying_worker_s_work_is_redone(block, want, kill):
-    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=3,
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=3,
                             hooks=FaultHooks(kill_worker=kill))
     got = import_block(CancunVM, block, engine)
     assert_same(want, got, str(kill))
@@ -43,14 +46,14 @@ def test_a_dying_worker_s_work_is_redone(block, want, kill):
 @pytest.mark.parametrize("kill", [{1: 2}, {0: 3, 1: 2}])
 def test_a_worker_dying_later_in_the_block(block, want, kill):
     # whether it gets that far depends on scheduling; the result never does
-    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=2,
                             hooks=FaultHooks(kill_worker=kill))
     assert_same(want, import_block(CancunVM, block, engine), str(kill))
     assert set(engine.last_detail.dead_workers) <= set(kill)
 
 
 def test_a_worker_dying_under_random_delays(block, want):
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=2,
                             hooks=FaultHooks(kill_worker={1: 3}, delay=0.003, seed=3))
     assert_same(want, import_block(CancunVM, block, engine))
 
@@ -65,7 +68,7 @@ def test_every_worker_dying_is_an_engine_failure(block):
 def test_kill_hook_from_the_environment(block, want):
     hooks = FaultHooks.from_environment({"PEVM_TEST_KILL_WORKER": "0:1"})
     assert hooks.kill_worker == {0: 1}
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=4,
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0, chunk_size=4,
                             hooks=hooks)
     got = import_block(CancunVM, block, engine)
     assert_same(want, got)

@@ -56,7 +56,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--engine", choices=ENGINE_NAMES, default=default_engine_name(),
                         help="transaction engine (default: %(default)s)")
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                        help="worker processes for the parallel engine "
+                        help="processes that execute transactions in the parallel "
+                             "engine: the coordinator and N-1 forked workers "
                              "(default: CPU count, at most 4; 1 = in-process)")
     parser.add_argument("--state", choices=[b.value for b in StateBackend],
                         default=StateBackend.FLAT.value,

@@ -218,23 +218,25 @@ class BlockContext:
             pin_sender(self.transactions[txn], sender)
 
     def execute(self, txn: int, incarnation: int, read: Callable[[Key], Any],
-                worker: int = -1) -> TxResult:
-        """Run ``transactions[txn]`` on a view whose outside reads go to ``read``."""
+                worker: int = -1, speculative: bool = False) -> TxResult:
+        """Run ``transactions[txn]`` on a view whose outside reads go to ``read``
+        (``speculative``: ahead of the commit point; a worker's always are)."""
         tx = self.transactions[txn]
         sender = self.sender_of(txn)
         start = time.perf_counter()
         try:
-            return self._execute(tx, txn, incarnation, read, worker, sender)
+            return self._execute(tx, txn, incarnation, read, worker,
+                                 sender, speculative or worker >= 0)
         finally:
             self.timeline.add(Activity.REEXECUTE if incarnation else Activity.EXECUTE,
                               start, txn=txn, incarnation=incarnation)
 
     def _execute(self, tx: SignedTransactionAPI, txn: int, incarnation: int,
                  read: Callable[[Key], Any], worker: int,
-                 sender: bytes | None) -> TxResult:
-        # Lazy sender debits pay off where execution is speculative (a worker);
-        # at the commit point reads are final and exact ones cost nothing more.
-        view = StateView(read, self.pre_root, lazy_debits=worker >= 0)
+                 sender: bytes | None, speculative: bool) -> TxResult:
+        # Lazy sender debits pay off where execution is speculative; at the
+        # commit point reads are final and exact ones cost nothing more.
+        view = StateView(read, self.pre_root, lazy_debits=speculative)
         state = self.state_class(view, self.execution_context, self.db)
         result = TxResult(txn=txn, incarnation=incarnation, worker=worker,
                           sender=sender)

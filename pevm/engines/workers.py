@@ -19,7 +19,8 @@ coordinator -> worker
     :class:`Run`: bring the replica up to date -- ``commits`` for every
     transaction committed since the worker's last run message, ``estimates`` of
     ESTIMATE markers for transactions still running elsewhere -- then execute
-    ``txns`` in order; answered with one :class:`Results`, whose
+    ``txns`` in order; answered with :class:`Results` -- one, or for a run longer
+    than :data:`FLUSH_S` one per ``FLUSH_S`` with what is done so far -- whose
     ``pre_state_loads`` spare the coordinator reading those entries from py-evm's
     trie again to validate, and whose results each carry the sender the worker
     recovered (once: the first process to execute a transaction recovers and pins
@@ -58,6 +59,12 @@ from pevm.engines.mv_memory import Key, MVMemory, TxWrites
 from pevm.engines.timeline import Activity, Slice, Timeline
 
 
+#: A worker whose run has taken this long sends the results it has so far (and
+#: again each time as long), rather than making the commit point wait for the
+#: whole chunk: long enough that cheap transactions still travel in one message.
+FLUSH_S = 0.01
+
+
 # -- messages -------------------------------------------------------------------
 class Run(NamedTuple):
     """Coordinator -> worker: sync the replica, then execute ``txns`` in order."""
@@ -93,6 +100,8 @@ class Results(NamedTuple):
     cpu_seconds: float
     #: the worker's timeline since its last message (:meth:`Timeline.take`)
     timeline: tuple[dict[str, float], list[Slice]]
+    #: False: more results of the same run follow (:data:`FLUSH_S`)
+    final: bool = True
 
 
 class Senders(NamedTuple):
@@ -184,8 +193,11 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
             mv.add_estimates(txn, keys)
         timeline.add(Activity.MESSAGE, start)
         cpu = time.process_time()
+        flush = time.perf_counter() + FLUSH_S
         results: list[TxResult] = []
-        for txn, incarnation in zip(message.txns, message.incarnations):
+        last = len(message.txns) - 1
+        for index, (txn, incarnation) in enumerate(zip(message.txns,
+                                                       message.incarnations)):
             if hooks.delay and rng.random() < hooks.delay_probability:
                 time.sleep(rng.random() * hooks.delay)
             result = ctx.execute(txn, incarnation, partial(_read_at, mv, txn), worker)
@@ -193,6 +205,14 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
             if outcome is not None and outcome.valid:
                 mv.record(txn, incarnation, result.writes)
             results.append(result)
+            if index < last and time.perf_counter() > flush:
+                # a long run: what is done goes now, so that the commit point does
+                # not wait for the whole chunk behind a slow transaction
+                _send(conn, timeline, Results(worker, results, ctx.pre.export(),
+                                              time.process_time() - cpu,
+                                              timeline.take(), final=False))
+                results, cpu = [], time.process_time()
+                flush = time.perf_counter() + FLUSH_S
         _send(conn, timeline, Results(worker, results, ctx.pre.export(),
                                       time.process_time() - cpu, timeline.take()))
 

@@ -22,7 +22,7 @@ from pevm.simulation.profile import profile_case
 from pevm.state.backend import backend_of
 
 #: Bump when the calibration procedure changes (invalidates cached calibrations).
-CALIBRATION_VERSION = 7
+CALIBRATION_VERSION = 8
 #: The generated block the worker factor is measured on (mainnet-like, no conflicts).
 CALIBRATION_WORKLOAD = ("mixed", 400, 0.0)
 
@@ -116,9 +116,10 @@ def measure_calibration(repeat: int = 2) -> Calibration:
     if fits:
         factor, coordinator, start, stop = (statistics.median(c) for c in zip(*fits))
         # the engine's own start (gc.freeze, forks of a large process) and stop
-        # times replace the echo process's
+        # times replace the echo process's; at two workers it forks one (the
+        # coordinator is the other executor)
         cal = dataclasses.replace(cal, worker_factor=factor, coordinator_factor=coordinator,
-                                  fork_s=start / 2, stop_s=stop / 2)
+                                  fork_s=start, stop_s=stop)
     loaded = dataclasses.replace(cal, background=background or (),
                                  autogroup=autogroup_enabled())
     return dataclasses.replace(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pevm.engines.parallel import (RECOVERY_BATCH, parallel_pays,
                                    ParallelEngine)
+from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler, default_chunk_size
 
 
@@ -148,10 +149,14 @@ class _Simulation:
         self.p, self.deps, self.cal, self.n = profile, deps, cal, profile.size
         self.engine = ParallelEngine(workers=max(1, workers))  # its default knobs
         self.eligible = workers > 1 and self.n >= max(2, self.engine.min_parallel_txs)
-        self.workers = workers if self.eligible else 0
-        chunk = self.engine.chunk_size or default_chunk_size(self.n, max(self.workers, 1))
+        #: executing processes, and of them the forked workers (the coordinator
+        #: is one of the executors, as in the engine)
+        self.executors = workers if self.eligible else 1
+        self.workers = workers - 1 if self.eligible else 0
+        chunk = self.engine.chunk_size or default_chunk_size(self.n, self.executors)
         self.sched = Scheduler(self.n, self.workers, chunk_size=chunk,
-                               max_outstanding=self.engine.max_outstanding)
+                               max_outstanding=self.engine.max_outstanding,
+                               coordinator_executes=True)
         self.now = 0.0
         self.procs: list[_Proc] = []
         self.woken: list[_Proc] = []
@@ -161,6 +166,8 @@ class _Simulation:
         self.correct: list[dict[int, bool]] = []  # per worker: its results' validity
         self.known: list[set[int]] = []      # per worker: senders it has
         self.coordinator_knows = [False] * self.n
+        #: the coordinator's executions ahead: whether each read what it should
+        self.ahead_correct: dict[int, bool] = {}
         self.recovering: set[int] = set()
         self.recovery_frontier = 0
 
@@ -184,7 +191,7 @@ class _Simulation:
             self._wake()
         stop = self.cal.stop_s * self.workers if self.started else 0.0
         s = self.sched.stats
-        return SimResult(max(self.workers, 1), self.now + self.p.fixed_s + stop,
+        return SimResult(self.executors, self.now + self.p.fixed_s + stop,
                          s.inline, s.validation_failures, s.chunks, s.pauses,
                          coordinator.cpu + self.p.fixed_s,
                          sum(p.cpu for p in self.procs[1:]))
@@ -240,7 +247,7 @@ class _Simulation:
             done = sched.commit_index
             if self.n - done >= max(2, self.engine.min_parallel_txs) and (
                     done == 0 or parallel_pays(self.n - done, self.now / done,
-                                               self.workers, cal.cores)):
+                                               self.executors, cal.cores)):
                 yield cal.fork_s * self.workers
                 self.started = True
                 for _ in range(self.workers):
@@ -260,6 +267,10 @@ class _Simulation:
             if action == DONE:
                 return
             if action == WAIT:
+                ahead = sched.claim_ahead()
+                if ahead is not None:
+                    yield from self._ahead(ahead)
+                    continue
                 while not self.procs[0].inbox:
                     yield None
                 yield from self._handle()
@@ -283,6 +294,18 @@ class _Simulation:
             yield from self._handle()  # pool.receive(0) after an in-process run
         yield from self._commit(txn, -1)
 
+    def _ahead(self, txn: int) -> Job:
+        """The coordinator runs ``txn`` speculatively on the committed state."""
+        p, sched = self.p, self.sched
+        committed = sched.commit_index
+        yield p.exec_s[txn] - (p.recover_s[txn] if self.coordinator_knows[txn] else 0.0)
+        self.coordinator_knows[txn] = True
+        mine = self.ahead_correct
+        ok = all(dep < committed or mine.get(dep, False) for dep in self.deps[txn])
+        mine[txn] = ok
+        sched.on_result(_Result(txn, sched.incarnation[txn], ok, -1))
+        yield from self._handle()
+
     def _commit(self, txn: int, worker: int) -> Job:
         yield self.p.commit_s[txn]
         self.committed_by[txn] = worker
@@ -291,7 +314,7 @@ class _Simulation:
     def _handle(self) -> Job:
         inbox, sched = self.procs[0].inbox, self.sched
         while inbox:
-            kind, worker, items = inbox.pop(0)
+            kind, worker, items, final = inbox.pop(0)
             if kind == "senders":
                 yield self.cal.message_s
                 self.recovering.discard(worker)
@@ -300,7 +323,8 @@ class _Simulation:
                 continue
             yield self.cal.message_s + sum(self.p.result_load_s[r.txn] for r in items) \
                 * (1.0 + self.cal.coordinator_factor)
-            sched.chunk_done(worker)
+            if final:
+                sched.chunk_done(worker)
             for result in items:
                 self.coordinator_knows[result.txn] = True
                 if not sched.on_result(result, worker) and result.txn < sched.commit_index:
@@ -361,15 +385,24 @@ class _Simulation:
             if message[0] == "recover":
                 yield cost + sum(p.recover_s[t] for t in message[1] if t not in known)
                 known.update(message[1])
-                self._post(self.procs[0], ("senders", w, message[1]))
+                self._post(self.procs[0], ("senders", w, message[1], True))
                 continue
             _, commits, results = message
             for txn, shipped in commits:
                 cost += p.commit_s[txn] + (p.writes_load_s[txn] if shipped else 0.0)
-            for result in results:
+            done: list[_Result] = []
+            since = 0.0
+            for index, result in enumerate(results):
                 t = result.txn
                 run = p.exec_s[t] - (p.recover_s[t] if t in known else 0.0)
-                cost += run * cal.worker_factor + p.result_dump_s[t]
+                step = run * cal.worker_factor + p.result_dump_s[t]
+                cost, since = cost + step, since + step
                 known.add(t)
+                done.append(result)
+                if index < len(results) - 1 and since > FLUSH_S:
+                    # what is done so far goes now, as the worker sends it
+                    yield cost
+                    self._post(self.procs[0], ("results", w, done, False))
+                    done, cost, since = [], cal.message_s, 0.0
             yield cost
-            self._post(self.procs[0], ("results", w, results))
+            self._post(self.procs[0], ("results", w, done, True))
