@@ -109,14 +109,12 @@ RECOVERY_BATCH = 64
 #: Seconds a block runs in-process before workers are started (module docstring).
 FORK_AFTER_S = 0.03
 #: What going parallel costs on top of the transactions' own work, per transaction
-#: the workers run, measured on the 2-core machine (generated 1,000-transaction
-#: transfer blocks at 2 workers against 1, per-process breakdowns): the
-#: coordinator's CPU -- messages, validation, commit, bookkeeping -- and each
-#: worker's messages and replica upkeep. Where workers and coordinator share the
-#: cores, the coordinator's CPU is taken from the workers (it preempts them: their
-#: execution then measures ~1.4x longer); with a core of its own it bounds the
-#: commit rate instead. Plus a cost that does not shrink with workers: the fork,
-#: the first round trip, the tail where one worker is still busy. See
+#: a forked worker runs, measured on the 2-core machine (generated
+#: 1,000-transaction transfer blocks at 2 workers against 1, per-process
+#: breakdowns): the coordinator's CPU -- messages, validation, commit,
+#: bookkeeping -- and the worker's messages and replica upkeep; the coordinator's
+#: also bounds the commit rate. Plus a cost that does not shrink with workers: the
+#: fork, the first round trip, the tail where one worker is still busy. See
 #: :func:`parallel_pays`.
 COORDINATOR_TX_S = 190e-6
 WORKER_TX_S = 140e-6

@@ -229,8 +229,8 @@ class WorkerPool:
 
     Workers run ``nice`` steps below the coordinator's CPU priority. The
     coordinator's in-order validation and commit is the block's critical path;
-    where the workers and the coordinator outnumber the cores (two workers and the
-    coordinator on two cores), Linux's scheduler otherwise takes the CPU from the
+    where the workers and the coordinator outnumber the cores (as two workers and a
+    coordinator on two cores did), Linux's scheduler otherwise takes the CPU from the
     coordinator for whole time slices -- a trace shows validations of three reads
     taking 4.1 ms -- while the workers speculate further ahead. A lower priority
     lets workers have every cycle the coordinator does not need, and costs nothing
