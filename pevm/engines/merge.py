@@ -93,8 +93,13 @@ def _foldable_header_steps(vm_class: Any) -> bool:
             and vm_class.increment_blob_gas_used in (
                 FrontierVM.increment_blob_gas_used,
                 CancunVM.increment_blob_gas_used)
-            and getattr(vm_class.make_receipt, "__func__", None)
-            is getattr(ByzantiumVM.make_receipt, "__func__", None))
+            and _stock_make_receipt(vm_class))
+
+
+def _stock_make_receipt(vm_class: Any) -> bool:
+    """Whether the fork makes receipts with py-evm's Byzantium ``make_receipt``."""
+    return getattr(vm_class.make_receipt, "__func__", None) \
+        is getattr(ByzantiumVM.make_receipt, "__func__", None)
 
 
 def _receipts_valid_by_construction(vm_class: Any) -> bool:
@@ -105,8 +110,7 @@ def _receipts_valid_by_construction(vm_class: Any) -> bool:
     overrides either keeps the check."""
     return (getattr(vm_class.validate_receipt, "__func__", None)
             is ByzantiumVM.validate_receipt.__func__  # type: ignore[attr-defined]
-            and getattr(vm_class.make_receipt, "__func__", None)
-            is getattr(ByzantiumVM.make_receipt, "__func__", None))
+            and _stock_make_receipt(vm_class))
 
 
 def _fold_header(base: BlockHeaderAPI, receipts: list[ReceiptAPI],

@@ -385,7 +385,7 @@ class _BlockRun:
         self._execute_all()
         executed = time.perf_counter()
         self.seconds["execute"] = executed - mark
-        used = workers + engine.coordinator_executes if self.pool is not None else 1
+        used = engine.workers if self.pool is not None else 1
         self.close()
 
         mark = time.perf_counter()

@@ -193,9 +193,8 @@ class Scheduler:
             self._probe_gap = 0
             # guided: near the block's end chunks shrink, so that no process is
             # left with a long run of the last transactions while others idle
-            executors = len(self.alive) + self.coordinator_executes
             size = min(size, max(1, -(-(self.n - start)
-                                     // (2 * self.max_outstanding * executors))))
+                                     // (2 * self.max_outstanding * self._executors))))
             end = min(self.n, start + size)
             txns = list(range(start, end))
             self.next_txn = max(self.next_txn, end)
@@ -216,9 +215,14 @@ class Scheduler:
         return txns
 
     @property
+    def _executors(self) -> int:
+        """Processes executing for this block: live workers, and the coordinator."""
+        return len(self.alive) + self.coordinator_executes
+
+    @property
     def _lookahead(self) -> int:
-        executors = len(self.alive) + self.coordinator_executes
-        return max(16, 2 * self.max_outstanding * max(executors, 1) * self.current_chunk)
+        return max(16, 2 * self.max_outstanding * max(self._executors, 1)
+                   * self.current_chunk)
 
     def claim_ahead(self) -> int | None:
         """A transaction for the coordinator to execute ahead of the commit point,

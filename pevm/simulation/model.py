@@ -286,20 +286,24 @@ class _Simulation:
             yield from self._inline(txn)
 
     def _inline(self, txn: int) -> Job:
-        p = self.p
         self.sched.executed_inline(txn)
-        yield p.exec_s[txn] - (p.recover_s[txn] if self.coordinator_knows[txn] else 0.0)
-        self.coordinator_knows[txn] = True
+        yield self._coordinator_runs(txn)
         if self.started:
             yield from self._handle()  # pool.receive(0) after an in-process run
         yield from self._commit(txn, -1)
 
+    def _coordinator_runs(self, txn: int) -> float:
+        """CPU seconds of the coordinator executing ``txn`` (its sender recovered
+        once, by whichever process ran it first)."""
+        p = self.p
+        known, self.coordinator_knows[txn] = self.coordinator_knows[txn], True
+        return p.exec_s[txn] - (p.recover_s[txn] if known else 0.0)
+
     def _ahead(self, txn: int) -> Job:
         """The coordinator runs ``txn`` speculatively on the committed state."""
-        p, sched = self.p, self.sched
+        sched = self.sched
         committed = sched.commit_index
-        yield p.exec_s[txn] - (p.recover_s[txn] if self.coordinator_knows[txn] else 0.0)
-        self.coordinator_knows[txn] = True
+        yield self._coordinator_runs(txn)
         mine = self.ahead_correct
         ok = all(dep < committed or mine.get(dep, False) for dep in self.deps[txn])
         mine[txn] = ok
