@@ -358,7 +358,7 @@ def pin_sender(tx: Any, sender: bytes) -> None:
 
     py-evm recovers the public key on every execution (``sender`` is a cached
     property of the transaction object, ``validate`` re-checks the signature); the
-    engine recovers and checks it once (:func:`pevm.engines.executor.recover_sender`)
+    engine recovers and checks it once (:func:`pevm.engines.senders.recover_sender`)
     and fills the cached property -- on the typed transaction's wrapped ``_inner``
     object too -- replacing the re-check on that object only.
     """

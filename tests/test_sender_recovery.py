@@ -1,4 +1,4 @@
-"""pevm's sender recovery (``executor.recover_sender``) against eth-keys' own checks.
+"""pevm's sender recovery (``senders.recover_sender``) against eth-keys' own checks.
 
 The engine pins the sender it recovers, so py-evm never checks that signature
 again: a sender it returns must be exactly the one py-evm would recover, and a
@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from eth.vm.forks import FrontierVM, LondonVM, PragueVM, SpuriousDragonVM
+from eth.vm.forks import (
+    BerlinVM, CancunVM, FrontierVM, HomesteadVM, LondonVM, PragueVM, SpuriousDragonVM,
+)
 from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_keys.constants import SECPK1_N
 
-from pevm.engines.executor import recover_sender
+from pevm.engines.senders import recover_sender, signing_message
 
 KEY = keys.PrivateKey(bytes([7]) * 32)
 TO = bytes([0x11]) * 20
@@ -79,3 +81,56 @@ def test_altered_signatures_give_what_eth_keys_gives(vm_class):
             refused += want is None
             accepted += want is not None
     assert refused and accepted  # both kinds were exercised
+
+
+def every_kind_of_transaction():
+    """One signed transaction of each encoding py-evm signs: legacy before and
+    with EIP-155 (and without it after Spurious Dragon), EIP-2930, 1559, 4844 and
+    7702; long data (a long-form RLP list header), contract creation, access lists."""
+    access = [(TO, [1, 2**255]), (bytes(20), [])]
+    long_data = bytes(range(256)) * 3
+    auth = {"chain_id": 1, "address": TO, "nonce": 3, "y_parity": 1, "r": 5, "s": 6}
+    txs = []
+    for to, data in ((TO, b""), (b"", long_data)):
+        for vm_class in (FrontierVM, HomesteadVM, SpuriousDragonVM, PragueVM):
+            unsigned = vm_class.get_transaction_builder().create_unsigned_transaction(
+                nonce=9, gas_price=10, gas=90_000, to=to, value=1, data=data)
+            txs.append(unsigned.as_signed_transaction(KEY))
+            if vm_class not in (FrontierVM, HomesteadVM):
+                txs.append(unsigned.as_signed_transaction(KEY, chain_id=1))
+                txs.append(unsigned.as_signed_transaction(KEY, chain_id=2**40))
+        builder = PragueVM.get_transaction_builder()
+        fees = dict(chain_id=1, nonce=2**64 - 2, gas=90_000, to=to, value=10**30,
+                    data=data, access_list=access)
+        txs.append(BerlinVM.get_transaction_builder().new_unsigned_access_list_transaction(
+            gas_price=7, **fees).as_signed_transaction(KEY))
+        txs.append(builder.new_unsigned_dynamic_fee_transaction(
+            max_priority_fee_per_gas=1, max_fee_per_gas=10, **fees
+        ).as_signed_transaction(KEY))
+        if to:  # blob and set-code transactions cannot create contracts
+            txs.append(CancunVM.get_transaction_builder().new_unsigned_blob_transaction(
+                max_priority_fee_per_gas=1, max_fee_per_gas=10, max_fee_per_blob_gas=3,
+                blob_versioned_hashes=[b"\x01" + bytes(31)], **fees
+            ).as_signed_transaction(KEY))
+            txs.append(builder.new_unsigned_set_code_transaction(
+                max_priority_fee_per_gas=1, max_fee_per_gas=10,
+                authorization_list=[auth], **fees).as_signed_transaction(KEY))
+    return txs
+
+
+def test_the_signing_message_is_py_evms():
+    txs = every_kind_of_transaction()
+    assert {getattr(tx, "type_id", None) for tx in txs} == {None, 1, 2, 3, 4}
+    for tx in txs:
+        assert signing_message(tx) == tx.get_message_for_signing(), type(tx)
+        assert recover_sender(tx) == KEY.public_key.to_canonical_address()
+
+
+def test_a_transaction_class_pevm_does_not_know_signs_through_py_evm():
+    class Unknown(type(signed(LondonVM, 0))):
+        def get_message_for_signing(self) -> bytes:
+            return b"overridden"
+
+    tx = signed(LondonVM, 0)
+    unknown = Unknown(*[getattr(tx, name) for name, _ in tx._meta.fields])
+    assert signing_message(unknown) == b"overridden"

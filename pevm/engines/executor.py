@@ -13,8 +13,8 @@ Results are plain picklable records (:class:`TxResult`): read set, write set and
 the outcome the merge needs to build py-evm's receipt
 (:class:`FinishedComputation` stands in for py-evm's computation there).
 
-Senders: :func:`recover_sender` recovers and checks a signature once (one public
-key recovery plus one verification, exactly the checks of py-evm's
+Senders: :meth:`BlockContext.sender_of` recovers and checks a signature once
+(:func:`pevm.engines.senders.recover_sender`, exactly the checks of py-evm's
 ``validate_transaction_signature``) and :func:`pin_sender` makes py-evm reuse it:
 it fills the transaction's ``sender`` cached property and replaces the
 signature re-check on that object with a no-op. Without it py-evm recovers the
@@ -22,7 +22,6 @@ public key again on every execution (``transaction.validate()``).
 """
 from __future__ import annotations
 
-import functools
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -30,19 +29,9 @@ from typing import Any
 from collections.abc import Callable, Sequence
 
 from eth.abc import SignedTransactionAPI, VirtualMachineAPI
-from eth_hash.auto import keccak
-from eth_keys import keys
-
-from eth_keys.constants import SECPK1_N
-
-try:
-    import coincurve
-    from eth_keys.backends.coincurve import CoinCurveECCBackend
-except ImportError:  # pragma: no cover - coincurve is a dependency of pevm
-    CoinCurveECCBackend = ()  # type: ignore[assignment,misc]
-
 from pevm.engines.mv_memory import Blocked, Key, TxWrites
 from pevm.engines.pre_state import PreState
+from pevm.engines.senders import recover_sender
 from pevm.engines.state_view import StateView, state_class_for
 from pevm.engines.timeline import Activity, Timeline
 from pevm.errors import REJECTION_ERRORS
@@ -128,46 +117,6 @@ class FinishedComputation:
 
     def get_log_entries(self) -> tuple:
         return self._outcome.logs
-
-
-def recover_sender(tx: SignedTransactionAPI) -> bytes | None:
-    """The sender of ``tx`` if its signature passes py-evm's checks, else None.
-
-    The checks of py-evm's ``validate_transaction_signature`` (a valid signature
-    from which a public key is recovered, and that verifies against it), sharing
-    one message hash. With the coincurve backend (eth-keys' choice whenever coincurve
-    is installed, as it is with pevm) the verification is skipped: it verifies the
-    low-s form of the signature against the key recovered from the same signature,
-    which holds by construction; and the recovery calls coincurve directly after
-    eth-keys' own range checks (``v`` 0 or 1, ``0 <= r, s < n``), which skips
-    eth-keys' signature and key objects -- about a third of the recovery's cost.
-    None leaves the transaction untouched, so that py-evm finds and reports the
-    problem itself, in block order.
-    """
-    try:
-        message_hash = keccak(tx.get_message_for_signing())
-        v, r, s = tx.y_parity, tx.r, tx.s
-        if _coincurve_backend():
-            if type(v) is not int or type(r) is not int or type(s) is not int \
-                    or v not in (0, 1) or not (0 <= r < SECPK1_N and 0 <= s < SECPK1_N):
-                return None  # what eth-keys' Signature refuses: py-evm reports it
-            public = coincurve.PublicKey.from_signature_and_message(
-                r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((v,)),
-                message_hash, hasher=None)
-            return keccak(public.format(compressed=False)[1:])[-20:]
-        signature = keys.Signature(vrs=(v, r, s))
-        public_key = signature.recover_public_key_from_msg_hash(message_hash)
-        if not signature.verify_msg_hash(message_hash, public_key):
-            return None
-        return public_key.to_canonical_address()
-    except Exception:  # noqa: BLE001 - any failure: let py-evm report it
-        return None
-
-
-@functools.cache
-def _coincurve_backend() -> bool:
-    """Whether eth-keys recovers signatures with coincurve in this process."""
-    return isinstance(keys.Signature(vrs=(0, 1, 1)).backend, CoinCurveECCBackend)
 
 
 class BlockContext:
