@@ -70,7 +70,7 @@ read equals what :meth:`MVMemory.read` returns for it now (see
 """
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable, Iterable, Mapping
@@ -227,9 +227,8 @@ class MVMemory:
         self._tx_writes.pop(txn, None)
         for key in self._tx_keys.get(txn, ()):
             entries = self._versions[key]
-            for position, (t, _) in enumerate(entries):
-                if t == txn:
-                    entries[position] = (txn, ESTIMATE)
+            for position in range(*_span_of(entries, txn)):
+                entries[position] = (txn, ESTIMATE)
 
     def add_estimates(self, txn: int, keys: Iterable[Key]) -> None:
         """Expect ``txn`` (not yet executed here) to write ``keys``: mark them ESTIMATE.
@@ -300,7 +299,10 @@ class MVMemory:
             entries = versions.get(key)
             if entries is None:
                 continue
-            entries[:] = [e for e in entries if e[0] != txn]
+            # by position, not by scanning: a hot location (the fee recipient's
+            # balance, a hot wallet's) has a version for most of the block
+            start, end = _span_of(entries, txn)
+            del entries[start:end]
             if not entries:
                 del versions[key]
 
@@ -309,11 +311,8 @@ class MVMemory:
         entries = self._versions.get(key)
         if not entries:
             return None
-        for position in range(len(entries) - 1, -1, -1):
-            entry = entries[position]
-            if entry[0] < txn:
-                return entry
-        return None
+        below = bisect_left(entries, txn, key=_first)
+        return entries[below - 1] if below else None
 
     def _committed_or_base(self, key: Key) -> Any:
         value = self.committed.get(key, _MISSING)
@@ -349,10 +348,8 @@ class MVMemory:
         entries = self._versions.get(key)
         credit = 0
         if entries:
-            for position in range(len(entries) - 1, -1, -1):
+            for position in range(bisect_left(entries, txn, key=_first) - 1, -1, -1):
                 t, value = entries[position]
-                if t >= txn:
-                    continue
                 if value is ESTIMATE:
                     raise Blocked(t)
                 if type(value) is Delta:
@@ -405,6 +402,12 @@ class MVMemory:
             except Blocked:
                 return key
         return None
+
+
+def _span_of(entries: list[tuple[int, Any]], txn: int) -> tuple[int, int]:
+    """Where ``txn``'s entries are in a version list (sorted by transaction)."""
+    return (bisect_left(entries, txn, key=_first),
+            bisect_right(entries, txn, key=_first))
 
 
 def _first(entry: tuple[int, Any]) -> int:
