@@ -229,6 +229,8 @@ class Intent:
     a: int = 0
     b: int = 0
     tip: int = 1
+    #: the gas limit, where not the kind's default
+    gas: int = 0
 
 
 TARGETS = ADDRESSES + [COINBASE, EMPTY, COUNTER, DOOMED] + FRESH
@@ -273,6 +275,7 @@ def build_tx(chain: MiningChain, intent: Intent, nonce: int) -> Any:
         data = target.rjust(32, b"\0") + word(value)
     else:
         raise ValueError(kind)
+    gas = intent.gas or gas
     key = KEYS[intent.sender % len(KEYS)]
     if isinstance(vm, LondonVM):
         # London's builder: typed-transaction methods are not in py-evm's builder API

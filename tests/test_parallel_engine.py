@@ -74,6 +74,24 @@ def test_every_engine_configuration_gives_the_same_result():
         assert other.state_root == results[0].state_root
 
 
+def test_costly_transactions_run_on_workers_with_the_same_result():
+    # a gas limit 10x the block's median marks a transaction costly: at the commit
+    # point right after the fork, ahead of it, and on a slot others write
+    heavy = {0, 3, 9, 20}
+    intents = [Intent(i.kind, i.sender, i.a, i.b, i.tip, gas=3_000_000 if n in heavy else 0)
+               for n, i in enumerate(MIXED)]
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    for options in ENGINE_VARIANTS[1:5]:
+        engine = ParallelEngine(**options)
+        assert_same(want, import_block(CancunVM, block, engine), str(options))
+        assert engine.last_detail.costly >= 1, options
+    off = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0,
+                         costly_to_workers=False)
+    assert_same(want, import_block(CancunVM, block, off))
+    assert off.last_detail.costly == 0
+
+
 def test_beneficiary_traffic_does_not_serialise_fee_payments():
     # 40 transfers among distinct senders all pay fees to the beneficiary; with
     # lazy credits none of them reads its balance, so none conflicts.

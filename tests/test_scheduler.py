@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from pevm.engines.scheduler import (DONE, EXECUTE, VALIDATE, WAIT, Scheduler,
-                                    default_chunk_size)
+                                    costly_transactions, default_chunk_size)
 
 
 @dataclass
@@ -227,3 +227,54 @@ def test_no_chunk_starts_too_far_past_the_commit_point():
         starts.append(chunk[0])
     assert starts and max(starts) < 16 + 4 * 2 * 100   # bounded, not the block
     assert s.next_txn < 1000
+
+
+def test_costly_transactions_stand_out_by_gas_limit():
+    transfers = [21_000] * 50
+    assert costly_transactions(transfers) == frozenset()
+    assert costly_transactions(transfers + [2_000_000, 900_000]) == {50}  # 1M floor
+    swaps = [300_000] * 50
+    assert costly_transactions(swaps + [2_000_000, 3_000_000]) == {51}  # 10x median
+    assert costly_transactions([]) == frozenset()
+
+
+def test_the_coordinator_leaves_costly_transactions_to_workers():
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True, costly={5})
+    assert s.next_chunk(0) == [0, 1, 2, 3]
+    assert s.claim_ahead() == 4
+    assert s.claim_ahead() == 6                # 5 is passed over ...
+    assert s.next_chunk(0) == [5]              # ... and is the next chunk, alone
+    assert s.stats.costly == 1
+
+
+def test_a_costly_transaction_at_the_commit_point_goes_to_a_worker():
+    s = Scheduler(40, workers=1, chunk_size=4, max_outstanding=1,
+                  coordinator_executes=True, costly={0})
+    assert s.next_commit() == (WAIT, 0)        # not run in-process ...
+    assert s.next_chunk(0) == [0]              # ... but sent, exact: it will hold
+    assert s.next_commit() == (WAIT, 0)
+    assert s.claim_ahead() == 1                # the coordinator runs the others
+    s.on_result(R(0), worker=0)
+    s.chunk_done(0)
+    assert s.next_commit() == (VALIDATE, 0)
+
+
+def test_while_a_costly_transaction_runs_the_rest_of_the_block_may_run_ahead():
+    s = Scheduler(1000, workers=1, chunk_size=4, max_outstanding=1,
+                  coordinator_executes=True, costly={0})
+    s.next_commit()
+    assert s.next_chunk(0) == [0]
+    claimed = [s.claim_ahead() for _ in range(999)]
+    assert claimed == list(range(1, 1000))     # not bounded by the lookahead
+
+
+def test_costly_transactions_run_in_process_where_workers_do_not_help():
+    alone = Scheduler(10, workers=0, coordinator_executes=True, costly={0})
+    assert alone.next_commit() == (EXECUTE, 0)
+    validating = Scheduler(10, workers=1, costly={0})   # coordinator only validates
+    assert validating.next_commit() == (EXECUTE, 0)
+    paused = Scheduler(200, workers=1, chunk_size=4, window=8,
+                       coordinator_executes=True, costly={0})
+    for _ in range(8):
+        paused.validated(1, False)
+    assert paused.paused and paused.next_commit() == (EXECUTE, 0)

@@ -91,7 +91,8 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
-from pevm.engines.scheduler import Action, Scheduler, default_chunk_size
+from pevm.engines.scheduler import (Action, Scheduler, costly_transactions,
+                                   default_chunk_size)
 from pevm.engines.timeline import Activity, Timeline, Trace, breakdown
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
                                   ToWorker, WorkerPool, fork_available,
@@ -177,6 +178,8 @@ class ParallelDetail:
     #: transactions the coordinator executed ahead of the commit point instead of
     #: waiting for a worker (validated like a worker's result)
     ahead: int = 0
+    #: times a costly transaction was left to the workers
+    costly: int = 0
     #: worker results that failed validation at the commit point
     validation_failures: int = 0
     #: validated results declared invalid by the ``force_abort`` fault hook
@@ -220,7 +223,9 @@ class ParallelEngine:
     ``workers``: processes that execute transactions: the coordinator and
     ``workers - 1`` forked workers (1: everything in-process, no workers);
     ``coordinator_executes=False`` forks ``workers`` and has the coordinator only
-    validate, commit and re-execute (the design before; kept for comparisons).
+    validate, commit and re-execute (the design before; kept for comparisons);
+    ``costly_to_workers=False`` lets the coordinator execute costly transactions
+    too (:func:`~pevm.engines.scheduler.costly_transactions`).
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
     ``chunk_size`` (longest chunk; default :func:`default_chunk_size`),
     ``max_outstanding`` (chunks queued per worker), ``start_method`` (anything but
@@ -240,7 +245,7 @@ class ParallelEngine:
                  max_outstanding: int = 2, start_method: str | None = None,
                  freeze_gc: bool = True, worker_nice: int = WORKER_NICE,
                  state_backend: StateBackend = StateBackend.FLAT,
-                 coordinator_executes: bool = True,
+                 coordinator_executes: bool = True, costly_to_workers: bool = True,
                  hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -255,6 +260,9 @@ class ParallelEngine:
         #: the coordinator is one of the ``workers`` executing processes (it
         #: forks ``workers - 1``); False: it forks ``workers`` and only validates
         self.coordinator_executes = coordinator_executes
+        #: transactions with a gas limit far above the block's typical one run on
+        #: workers, not on the coordinator (:func:`costly_transactions`)
+        self.costly_to_workers = costly_to_workers
         #: the state layer the blocks it runs are built on (pevm.state.backend)
         self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()
@@ -350,9 +358,11 @@ class _BlockRun:
         start = time.perf_counter()
         cpu_start = time.process_time()
         chunk = engine.chunk_size or default_chunk_size(self.n, max(engine.workers, 1))
-        self.scheduler = Scheduler(self.n, workers, chunk_size=chunk,
-                                   max_outstanding=engine.max_outstanding,
-                                   coordinator_executes=engine.coordinator_executes)
+        self.scheduler = Scheduler(
+            self.n, workers, chunk_size=chunk, max_outstanding=engine.max_outstanding,
+            coordinator_executes=engine.coordinator_executes,
+            costly=costly_transactions([tx.gas for tx in self.transactions])
+            if engine.costly_to_workers else ())
         if eligible:
             self._warm_up(start + engine.fork_after)
             left = self.n - self.scheduler.commit_index
@@ -415,7 +425,8 @@ class _BlockRun:
             in_process_reason=self.in_process_reason)
         engine.last_detail = ParallelDetail(
             chunks=s.chunks, chunk_size=chunk, dispatched=s.dispatched,
-            inline=s.inline, ahead=s.ahead, validation_failures=s.validation_failures,
+            inline=s.inline, ahead=s.ahead, costly=s.costly,
+            validation_failures=s.validation_failures,
             forced_aborts=s.forced_aborts, blocked=s.blocked, crashed=s.crashed,
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
             pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
@@ -640,10 +651,9 @@ class _BlockRun:
         pool = self.pool
         assert pool is not None
         for worker in sched.idle_workers():
-            txns = sched.next_chunk(worker)
-            if txns is None:
-                break
-            self._send(worker, self._run_message(worker, txns))
+            # up to max_outstanding chunks: the next waits in the worker's inbox
+            while (txns := sched.next_chunk(worker)) is not None:
+                self._send(worker, self._run_message(worker, txns))
         if sched.paused:
             self._dispatch_recovery()
 

@@ -52,6 +52,13 @@ the coordinator is not left waiting on one worker's long run of the last
 transactions (mainnet 13217637 ends with ~100 transactions of 10-50 ms: before,
 the coordinator waited 0.8 s there).
 
+Costly transactions (``costly``, guessed by gas limit: :func:`costly_transactions`)
+stay off the coordinator, which cannot dispatch or commit while it executes one:
+:meth:`Scheduler.claim_ahead` passes over them and they become the next chunks, one
+each; one at the commit point that nobody runs is left to a worker (``WAIT``)
+unless speculation is failing; and while the commit point waits on one running on
+a worker the lookahead is open -- the rest of the block may run meanwhile.
+
 Conflict throttle: speculation that keeps failing only burns the cores the
 coordinator needs for re-execution. The scheduler tracks the outcome of the last
 ``window`` worker results -- validated at the commit point, or failed already on
@@ -71,10 +78,12 @@ failures.
 """
 from __future__ import annotations
 
+import statistics
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 class Action(Enum):
     """What :meth:`Scheduler.next_commit` tells the coordinator to do."""
@@ -109,6 +118,7 @@ class SchedulerStats:
     pauses: int = 0
     chunks: int = 0
     ahead: int = 0               # run ahead of the commit point by the coordinator
+    costly: int = 0              # costly transactions left to workers
 
 
 @dataclass
@@ -126,7 +136,8 @@ class Scheduler:
 
     def __init__(self, n: int, workers: int, chunk_size: int = 16,
                  max_outstanding: int = 2, window: int = 16, probe: int = 32,
-                 min_chunk: int = 4, coordinator_executes: bool = False) -> None:
+                 min_chunk: int = 4, coordinator_executes: bool = False,
+                 costly: Iterable[int] = ()) -> None:
         if n < 0 or workers < 0 or chunk_size < 1 or max_outstanding < 1:
             raise ValueError("invalid scheduler parameters")
         self.n = n
@@ -159,6 +170,11 @@ class Scheduler:
         self._probe = probe
         self._probe_base = probe
         self._inline_since_pause = 0
+        #: transactions expected to run long (:func:`costly_transactions`): the
+        #: coordinator leaves them to workers, each in a chunk of its own
+        self.costly = frozenset(costly)
+        #: costly transactions the coordinator passed over, for the next chunks
+        self._for_workers: list[int] = []
         #: the coordinator executes transactions ahead of the commit point itself
         #: whenever it would wait for a worker (:meth:`claim_ahead`)
         self.coordinator_executes = coordinator_executes
@@ -180,6 +196,11 @@ class Scheduler:
             return None
         txns: list[int] = []
         size = self.current_chunk
+        while self._for_workers and not txns:
+            txn = self._for_workers.pop(0)
+            if txn >= self.commit_index and txn not in self.owner \
+                    and txn not in self.results:
+                txns.append(txn)
         while self.redo and len(txns) < size:
             txn = self.redo.pop(0)
             if txn >= self.commit_index and txn not in self.owner:
@@ -221,6 +242,11 @@ class Scheduler:
 
     @property
     def _lookahead(self) -> int:
+        if self.commit_index in self.costly and self.commit_index in self.owner \
+                and not self.conflicted:
+            # the commit point waits on a long transaction: the others may all
+            # run meanwhile (they validate once it commits)
+            return self.n
         return max(16, 2 * self.max_outstanding * max(self._executors, 1)
                    * self.current_chunk)
 
@@ -235,11 +261,18 @@ class Scheduler:
             if txn >= self.commit_index and txn not in self.owner \
                     and txn not in self.results:
                 return self._claimed(txn)
-        txn = self.next_txn
-        if txn >= self.n or txn >= self.commit_index + self._lookahead:
-            return None
-        self.next_txn = txn + 1
-        return self._claimed(txn)
+        while True:
+            txn = self.next_txn
+            if txn >= self.n or txn >= self.commit_index + self._lookahead:
+                return None
+            self.next_txn = txn + 1
+            if txn not in self.costly or not self.alive:
+                return self._claimed(txn)
+            self._leave_to_workers(txn)  # a worker's: the coordinator stays free
+
+    def _leave_to_workers(self, txn: int) -> None:
+        insort(self._for_workers, txn)
+        self.stats.costly += 1
 
     def _claimed(self, txn: int) -> int:
         self.stats.ahead += 1
@@ -330,6 +363,15 @@ class Scheduler:
         if txn in self.owner and self.owner[txn] in self.alive \
                 and (txn in self._exact or not self.conflicted) \
                 and not self._probing:
+            return WAIT, txn
+        if txn in self.costly and self.coordinator_executes and self.alive \
+                and txn not in self.owner and not self.conflicted \
+                and not self._probing:
+            # a worker runs it (the next chunk) while the coordinator keeps
+            # dispatching, running ahead and validating
+            if txn not in self._for_workers:
+                self._leave_to_workers(txn)
+            self.next_txn = max(self.next_txn, txn + 1)
             return WAIT, txn
         # Nobody runs it, or speculation has been failing and its chunk started
         # ahead of the commit point: waiting for a result that is likely invalid
@@ -428,6 +470,27 @@ class Scheduler:
         return sorted(self.alive)
 
 
+#: a transaction is costly when its gas limit is at least this ...
+COSTLY_GAS = 1_000_000
+#: ... and at least this many times the block's median gas limit
+COSTLY_OVER_MEDIAN = 10
+
+
+def costly_transactions(gas_limits: Sequence[int]) -> frozenset[int]:
+    """Transactions likely to run far longer than the block's others, by gas limit.
+
+    The gas limit is the only cost a transaction states before it runs; on the
+    corpus' large mainnet blocks the few transactions that take a third to a half
+    of the block (0.3-1.5 s) are among its highest limits, at 10x the median or more.
+    A wrong guess costs little: a costly transaction runs on a worker instead of
+    the coordinator, and is validated like any other result.
+    """
+    if not gas_limits:
+        return frozenset()
+    floor = max(COSTLY_GAS, COSTLY_OVER_MEDIAN * statistics.median(gas_limits))
+    return frozenset(i for i, gas in enumerate(gas_limits) if gas >= floor)
+
+
 def default_chunk_size(n: int, workers: int) -> int:
     """Chunk length: about 8 chunks per worker per block, between 4 and 48.
 
@@ -440,5 +503,5 @@ def default_chunk_size(n: int, workers: int) -> int:
     return max(4, min(48, -(-n // (workers * 8))))
 
 
-__all__ = ["Scheduler", "SchedulerStats", "default_chunk_size",
+__all__ = ["Scheduler", "SchedulerStats", "costly_transactions", "default_chunk_size",
            "VALIDATE", "EXECUTE", "WAIT", "DONE"]

@@ -9,7 +9,8 @@ from typing import Any
 from pevm.engines.parallel import (RECOVERY_BATCH, parallel_pays,
                                    ParallelEngine)
 from pevm.engines.workers import FLUSH_S
-from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler, default_chunk_size
+from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler, costly_transactions,
+                                   default_chunk_size)
 
 
 Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block
@@ -73,6 +74,8 @@ class BlockProfile:
     writes_load_s: list[float]  # ... unpickling them (worker)
     #: the transaction phase outside the per-transaction loop (set-up, merge)
     fixed_s: float = 0.0
+    #: each transaction's gas limit (what the engine's costly guess reads)
+    gas_limits: list[int] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -156,7 +159,8 @@ class _Simulation:
         chunk = self.engine.chunk_size or default_chunk_size(self.n, self.executors)
         self.sched = Scheduler(self.n, self.workers, chunk_size=chunk,
                                max_outstanding=self.engine.max_outstanding,
-                               coordinator_executes=True)
+                               coordinator_executes=True,
+                               costly=costly_transactions(profile.gas_limits))
         self.now = 0.0
         self.procs: list[_Proc] = []
         self.woken: list[_Proc] = []
@@ -337,18 +341,16 @@ class _Simulation:
     def _dispatch(self) -> Job:
         sched = self.sched
         for w in sched.idle_workers():
-            txns = sched.next_chunk(w)
-            if txns is None:
-                break
-            # commits since the worker's last run message; its own results travel
-            # as None (no write set)
-            commits = [(t, self.committed_by[t] != w)
-                       for t in range(self.synced[w], sched.commit_index)]
-            self.synced[w] = sched.commit_index
-            results = [self._speculate(w, t) for t in txns]
-            yield self.cal.message_s + sum(self.p.writes_dump_s[t]
-                                           for t, shipped in commits if shipped)
-            self._post(self.procs[1 + w], ("run", commits, results))
+            while (txns := sched.next_chunk(w)) is not None:  # as the engine: fill up
+                # commits since the worker's last run message; its own results
+                # travel as None (no write set)
+                commits = [(t, self.committed_by[t] != w)
+                           for t in range(self.synced[w], sched.commit_index)]
+                self.synced[w] = sched.commit_index
+                results = [self._speculate(w, t) for t in txns]
+                yield self.cal.message_s + sum(self.p.writes_dump_s[t]
+                                               for t, shipped in commits if shipped)
+                self._post(self.procs[1 + w], ("run", commits, results))
         if sched.paused:
             yield from self._dispatch_recovery()
 

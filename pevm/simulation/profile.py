@@ -57,6 +57,7 @@ def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
     ctx = BlockContext(vm, txs)
     mv = MVMemory(ctx.pre)
     p = BlockProfile.uniform([0.0] * len(txs))
+    p.gas_limits = [tx.gas for tx in txs]
     # CPU time: the simulation models contention itself (and a busy machine then
     # disturbs the measurement little)
     clock = time.process_time
@@ -108,4 +109,5 @@ def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
         columns = [[statistics.median(v) for v in zip(*(getattr(r, name) for r in items))]
                    for name in _COSTS]
         out[index] = BlockProfile._of(columns, statistics.median(r.fixed_s for r in items))
+        out[index].gas_limits = items[0].gas_limits
     return out
