@@ -278,3 +278,14 @@ def test_costly_transactions_run_in_process_where_workers_do_not_help():
     for _ in range(8):
         paused.validated(1, False)
     assert paused.paused and paused.next_commit() == (EXECUTE, 0)
+
+
+def test_nothing_queues_behind_a_costly_transaction_on_its_worker():
+    s = Scheduler(40, workers=2, chunk_size=4, coordinator_executes=True, costly={0})
+    s.next_commit()
+    assert s.next_chunk(0) == [0]
+    assert s.next_chunk(0) is None             # it would wait behind transaction 0
+    assert s.next_chunk(1) == [1, 2, 3, 4]     # another worker takes the next ones
+    s.on_result(R(0), worker=0)
+    s.chunk_done(0)
+    assert s.next_chunk(0) is not None

@@ -113,6 +113,31 @@ def test_small_blocks_run_in_process() -> None:
     assert predict(BlockProfile.uniform([1e-2] * n), independent(n), [4], FREE)[4] == 1.0
 
 
+def test_a_long_transaction_with_a_high_gas_limit_runs_beside_the_rest() -> None:
+    # mainnet 12520364's shape: one transaction is half the block, and its gas
+    # limit marks it costly -- a worker runs it while the coordinator runs the rest
+    # (this once deadlocked the simulation: the costly transaction was left to the
+    # workers after they had been given their chunks, and nobody sent it)
+    n = 600
+
+    def speedups(heavy: int) -> tuple[float, float]:
+        costs = [4e-4] * n
+        costs[heavy] = 0.25
+        marked = BlockProfile.uniform(costs)
+        marked.gas_limits = [21_000] * n
+        marked.gas_limits[heavy] = 3_000_000
+        unmarked = BlockProfile.uniform(costs)  # no gas limits: nothing is costly
+        return (predict(marked, independent(n), [2], FREE)[2],
+                predict(unmarked, independent(n), [2], FREE)[2])
+
+    early, early_unmarked = speedups(3)
+    assert 1.8 <= early <= 2.0 and early > early_unmarked + 0.3
+    # halfway down the block it starts when the in-order run gets there, so the
+    # first half cannot hide it: no loss, little gain
+    late, late_unmarked = speedups(300)
+    assert late_unmarked <= late <= 2.0
+
+
 def test_profile_and_graph_must_match() -> None:
     with pytest.raises(ValueError):
         simulate(BlockProfile.uniform([1e-3] * 3), independent(4), 2, FREE)

@@ -473,11 +473,13 @@ class _BlockRun:
 
     def _warm_up(self, deadline: float) -> None:
         """Run in-process, in order, until ``deadline``: a block that finishes
-        by then never pays for starting workers."""
+        by then never pays for starting workers. A costly transaction ends it
+        early: a worker should run that one."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
-        while not sched.done and (sched.commit_index < fixed if fixed is not None
-                                  else time.perf_counter() < deadline):
+        while not sched.done and sched.commit_index not in sched.costly and (
+                sched.commit_index < fixed if fixed is not None
+                else time.perf_counter() < deadline):
             txn = sched.commit_index
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
@@ -496,6 +498,7 @@ class _BlockRun:
                 return
             if action is Action.WAIT:
                 assert pool is not None
+                self._dispatch()  # a costly transaction next_commit left to workers
                 ahead = sched.claim_ahead()
                 if ahead is not None:
                     self._execute_ahead(ahead)

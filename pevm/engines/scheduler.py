@@ -194,6 +194,9 @@ class Scheduler:
             return None  # while probing, one chunk at a time
         if len(self.chunks[worker]) >= self.max_outstanding:
             return None
+        if self.costly and any(t in self.costly for chunk in self.chunks[worker]
+                               for t in chunk.txns):
+            return None  # it would wait behind a long transaction: others take it
         txns: list[int] = []
         size = self.current_chunk
         while self._for_workers and not txns:

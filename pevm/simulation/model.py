@@ -246,7 +246,8 @@ class _Simulation:
     def _coordinator(self) -> Job:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
-            while not sched.done and self.now < self.engine.fork_after:
+            while not sched.done and self.now < self.engine.fork_after \
+                    and sched.commit_index not in sched.costly:
                 yield from self._inline(sched.commit_index)
             done = sched.commit_index
             if self.n - done >= max(2, self.engine.min_parallel_txs) and (
@@ -271,6 +272,7 @@ class _Simulation:
             if action == DONE:
                 return
             if action == WAIT:
+                yield from self._dispatch()  # as the engine: what was left to workers
                 ahead = sched.claim_ahead()
                 if ahead is not None:
                     yield from self._ahead(ahead)
