@@ -41,6 +41,8 @@ from eth_keys import keys
 from eth_keys.constants import SECPK1_N
 from eth_utils import int_to_big_endian
 
+from pevm.gpu.trie import _rlp_list  # the project's RLP list header (trie nodes too)
+
 try:
     import coincurve
     from eth_keys.backends.coincurve import CoinCurveECCBackend
@@ -97,7 +99,7 @@ def signing_message(tx: SignedTransactionAPI) -> bytes:
             encoded = rlp.encode(inner)
             items = _item_offsets(encoded)
             if len(items) > 4:  # the fields before y_parity, r, s
-                return bytes((type_id,)) + _list(encoded[items[0]:items[-4]])
+                return bytes((type_id,)) + _rlp_list(encoded[items[0]:items[-4]])
     else:
         build = _LEGACY.get(method)
         if build is not None:
@@ -113,7 +115,7 @@ def _legacy(tx: Any, eip_155_capable: bool) -> bytes:
     payload = encoded[items[0]:items[6]]
     if eip_155_capable and is_eip_155_signed_transaction(tx):
         payload += rlp.encode(int_to_big_endian(tx.chain_id)) + b"\x80\x80"
-    return _list(payload)
+    return _rlp_list(payload)
 
 
 def _item_offsets(encoded: bytes) -> list[int]:
@@ -137,15 +139,6 @@ def _span(encoded: bytes, pos: int) -> tuple[int, int]:
     size_len = prefix - (0xb7 if prefix < 0xc0 else 0xf7)
     start = pos + 1 + size_len
     return start, start + int.from_bytes(encoded[pos + 1:start], "big")
-
-
-def _list(payload: bytes) -> bytes:
-    """The RLP list whose items' encodings are ``payload``."""
-    size = len(payload)
-    if size < 56:
-        return bytes((0xc0 + size,)) + payload
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0xf7 + len(length),)) + length + payload
 
 
 #: py-evm's typed-transaction wrapper delegates to its payload's method
