@@ -34,13 +34,16 @@ def test_a_dying_worker_s_work_is_redone(block, want, kill):
                             hooks=FaultHooks(kill_worker=kill))
     got = import_block(CancunVM, block, engine)
     assert_same(want, got, str(kill))
-    # Only the workers told to die died, and the lowest of them for sure: the
-    # first dispatch round gives every worker a chunk, in worker order, and the
-    # coordinator waits on the lowest one's first. Whether a later one got to its
-    # chunk before the coordinator had redone those transactions in-process
+    # Only the workers told to die died, and worker 0 for sure when it was told
+    # to: the first dispatch fills worker 0's queue first, and the coordinator
+    # waits on its first chunk. Whether it noticed a later one's death before it
+    # had redone that worker's transactions in-process (it does not wait on a
+    # chunk that started ahead of the commit point while speculation conflicts)
     # depends on timing under load: not asserted.
     dead = engine.last_detail.dead_workers
-    assert set(dead) <= set(kill) and min(kill) in dead
+    assert set(dead) <= set(kill)
+    if 0 in kill:
+        assert 0 in dead
 
 
 @pytest.mark.parametrize("kill", [{1: 2}, {0: 3, 1: 2}])
