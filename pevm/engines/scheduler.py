@@ -201,8 +201,7 @@ class Scheduler:
         size = self.current_chunk
         while self._for_workers and not txns:
             txn = self._for_workers.pop(0)
-            if txn >= self.commit_index and txn not in self.owner \
-                    and txn not in self.results:
+            if self._untaken(txn):
                 txns.append(txn)
         while self.redo and len(txns) < size:
             txn = self.redo.pop(0)
@@ -261,8 +260,7 @@ class Scheduler:
             return None
         while self.redo:
             txn = self.redo.pop(0)
-            if txn >= self.commit_index and txn not in self.owner \
-                    and txn not in self.results:
+            if self._untaken(txn):
                 return self._claimed(txn)
         while True:
             txn = self.next_txn
@@ -272,6 +270,11 @@ class Scheduler:
             if txn not in self.costly or not self.alive:
                 return self._claimed(txn)
             self._leave_to_workers(txn)  # a worker's: the coordinator stays free
+
+    def _untaken(self, txn: int) -> bool:
+        """Uncommitted, running nowhere, and without a result to validate."""
+        return txn >= self.commit_index and txn not in self.owner \
+            and txn not in self.results
 
     def _leave_to_workers(self, txn: int) -> None:
         insort(self._for_workers, txn)
