@@ -90,6 +90,10 @@ def test_costly_transactions_run_on_workers_with_the_same_result():
                          costly_to_workers=False)
     assert_same(want, import_block(CancunVM, block, off))
     assert off.last_detail.costly == 0
+    # the fault hooks' fork point is kept exactly, costly transactions before it
+    fixed = ParallelEngine(workers=2, min_parallel_txs=2, hooks=FaultHooks(fork_at_tx=7))
+    assert_same(want, import_block(CancunVM, block, fixed))
+    assert fixed.last_detail.warm_up_txs == 7
 
 
 def test_beneficiary_traffic_does_not_serialise_fee_payments():
