@@ -30,6 +30,20 @@ CALIBRATION_WORKLOAD = ("mixed", 400, 0.0)
 _CALIBRATION: Calibration | None = None
 
 
+def _code_digest() -> str:
+    """A digest of the engine's and the model's source: the calibration fits the
+    overheads of the engine as it is, so any change to either measures again (a
+    package version does not move with every commit)."""
+    import pevm.engines
+    import pevm.simulation
+    digest = hashlib.sha256()
+    for package in (pevm.engines, pevm.simulation):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _cache_path() -> Path:
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -37,7 +51,8 @@ def _cache_path() -> Path:
     except PackageNotFoundError:
         versions = "dev"
     key = "|".join([platform.node(), platform.machine(), platform.processor(),
-                    str(os.cpu_count()), sys.version, versions, str(CALIBRATION_VERSION)])
+                    str(os.cpu_count()), sys.version, versions, str(CALIBRATION_VERSION),
+                    _code_digest()])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(base) / "pevm" / f"simulation-calibration-{digest}.json"
@@ -46,7 +61,8 @@ def _cache_path() -> Path:
 def calibrate(*, use_cache: bool = True, refresh: bool = False,
               status: Callable[[str], None] | None = None) -> Calibration:
     """This machine's :class:`Calibration`, cached per process and in a file under
-    the user cache directory (keyed by machine, Python, pevm and py-evm versions)."""
+    the user cache directory (keyed by machine, Python, pevm and py-evm versions and
+    a digest of the engine's and the model's source)."""
     global _CALIBRATION
     if _CALIBRATION is not None and not refresh:
         return _CALIBRATION
