@@ -34,11 +34,10 @@ def _code_digest() -> str:
     """A digest of the engine's and the model's source: the calibration fits the
     overheads of the engine as it is, so any change to either measures again (a
     package version does not move with every commit)."""
-    import pevm.engines
-    import pevm.simulation
+    here = Path(__file__).resolve().parent          # pevm/simulation
     digest = hashlib.sha256()
-    for package in (pevm.engines, pevm.simulation):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+    for folder in (here.parent / "engines", here):
+        for path in sorted(folder.glob("*.py")):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
