@@ -414,6 +414,69 @@ def replace_precompile(computation_class: type, original: Callable[..., Any],
                 {"_precompiles": precompiles})
 
 
+#: The opcodes that read the running contract's balance before a new frame starts:
+#: CALL, CALLCODE, CREATE and CREATE2 only compare it with the value they send;
+#: DELEGATECALL and STATICCALL read it and drop it.
+VALUE_CHECK_OPCODES = (0xF0, 0xF1, 0xF2, 0xF4, 0xF5, 0xFA)
+
+_WINDOWED: dict[type, type] = {}
+
+
+def with_value_check_windows(computation_class: type) -> type:
+    """A subclass of ``computation_class`` whose call and create opcodes
+    (:data:`VALUE_CHECK_OPCODES`) tell their state whose balance they are about to
+    check: ``state.value_check(address)`` as they start, ``state.value_check(None)``
+    when they are done. The state's class must define ``value_check``.
+
+    Why: from the opcode's balance read to the new frame's first ``touch_account``,
+    py-evm only *compares* the contract's balance with the value (in the opcode,
+    then again in ``apply_message``) and debits it -- but reports each as a plain
+    ``get_balance``. The window lets the parallel engine and the dependency
+    recorder treat those as "can it pay?" (a lazy debit), as they treat a
+    transaction's own sender. py-evm keeps the opcodes in the computation class's
+    ``opcodes`` mapping (number -> callable), its only registry; each entry is
+    called as ``opcode(computation=...)``.
+    """
+    cached = _WINDOWED.get(computation_class)
+    if cached is not None:
+        return cached
+    opcodes = dict(computation_class.opcodes)  # type: ignore[attr-defined]
+    for number in VALUE_CHECK_OPCODES:
+        if number in opcodes:
+            opcodes[number] = _windowed(opcodes[number])
+    cached = _WINDOWED[computation_class] = type(
+        computation_class.__name__, (computation_class,), {"opcodes": opcodes})
+    return cached
+
+
+def report_value_checks(state: StateAPI, report: Callable[[bytes | None], None]
+                        ) -> Callable[[], None]:
+    """Run ``state``'s computations with :func:`with_value_check_windows`, telling
+    ``report`` each window; returns the undo. For py-evm's own ``State`` (the
+    recording engine's), on this instance only."""
+    windowed = with_value_check_windows(state.computation_class)
+    undo = patch_methods(state, {"computation_class": lambda _: windowed})
+    vars(state)["value_check"] = report
+
+    def undo_all() -> None:
+        vars(state).pop("value_check", None)
+        undo()
+    return undo_all
+
+
+def _windowed(opcode: Callable[..., Any]) -> Callable[..., Any]:
+    def run(computation: Any) -> None:
+        state = computation.state
+        state.value_check(computation.msg.storage_address)
+        try:
+            opcode(computation=computation)
+        finally:
+            state.value_check(None)
+    run.mnemonic = getattr(opcode, "mnemonic", "?")  # type: ignore[attr-defined]
+    run.__wrapped__ = opcode  # type: ignore[attr-defined]
+    return run
+
+
 def state_database(state: StateAPI) -> Any:
     """The database a py-evm ``State`` was built on (``State._db``): the engine
     builds the fork's own State class on its flat view with the same database, so

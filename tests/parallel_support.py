@@ -23,6 +23,9 @@ contracts:
               caller
 ``PROBE``     stores BALANCE and EXTCODESIZE (``PROBE_HASH``: and EXTCODEHASH) of
               calldata[0], then calls it with calldata[32] wei
+``VAULT``     holds ether; sends calldata[0] wei to its caller (a deposit sends
+              value and asks for 0) and logs whether that call succeeded
+              (``VAULT_PEEK``: then also stores its own balance in slot 1)
 CHILD         init: slot 0 := 1; runtime: SELFDESTRUCT to the caller
 """
 from __future__ import annotations
@@ -61,7 +64,7 @@ OPS = {
     "CALLER": 0x33, "CALLVALUE": 0x34, "GAS": 0x5A, "CALL": 0xF1, "CREATE": 0xF0,
     "CREATE2": 0xF5, "RETURN": 0xF3, "REVERT": 0xFD, "SELFDESTRUCT": 0xFF,
     "LOG0": 0xA0, "DUP1": 0x80, "DUP6": 0x85, "SWAP1": 0x90,
-    "EXTCODESIZE": 0x3B, "EXTCODEHASH": 0x3F,
+    "EXTCODESIZE": 0x3B, "EXTCODEHASH": 0x3F, "ADDRESS": 0x30,
 }
 
 
@@ -99,6 +102,8 @@ FACTORY = b"\x10" * 19 + b"\x06"
 DOOMED = b"\x10" * 19 + b"\x07"
 PROBE = b"\x10" * 19 + b"\x08"
 PROBE_HASH = b"\x10" * 19 + b"\x09"
+VAULT = b"\x10" * 19 + b"\x0b"
+VAULT_PEEK = b"\x10" * 19 + b"\x0c"
 
 COUNTER_CODE = asm(push(0), "CALLDATALOAD", "DUP1", "SLOAD", push(32), "CALLDATALOAD",
                    "ADD", "DUP1", push(0), "MSTORE", "SWAP1", "SSTORE", push(32),
@@ -138,6 +143,15 @@ def _probe(with_hash: bool) -> bytes:
                       "STOP")
 
 
+def _vault(peek: bool) -> bytes:
+    pay = asm(push(0), push(0), push(0), push(0), push(0), "CALLDATALOAD", "CALLER",
+              "GAS", "CALL", push(0), "MSTORE", push(32), push(0), "LOG0")
+    return pay + (asm("ADDRESS", "BALANCE", push(1), "SSTORE") if peek else b"") \
+        + asm("STOP")
+
+
+VAULT_CODE = _vault(False)
+VAULT_PEEK_CODE = _vault(True)
 PROBE_CODE = _probe(False)
 PROBE_HASH_CODE = _probe(True)
 FACTORY2_CODE = _factory(True)
@@ -175,6 +189,10 @@ FORKS = {
 POS = (ShanghaiVM, CancunVM, PragueVM)
 
 
+#: what each vault holds in the genesis: a few withdrawals of a few wei empty it
+VAULT_FUNDS = 12
+
+
 def genesis_state() -> dict[bytes, dict[str, Any]]:
     def account(balance: int = 0, code: bytes = b"", storage: dict | None = None,
                 nonce: int = 0) -> dict[str, Any]:
@@ -193,6 +211,8 @@ def genesis_state() -> dict[bytes, dict[str, Any]]:
     state[DOOMED] = account(1000, DOOMED_CODE, {0: 3, 9: 4}, nonce=1)
     state[PROBE] = account(0, PROBE_CODE, nonce=1)
     state[PROBE_HASH] = account(0, PROBE_HASH_CODE, nonce=1)
+    state[VAULT] = account(VAULT_FUNDS, VAULT_CODE, nonce=1)
+    state[VAULT_PEEK] = account(VAULT_FUNDS, VAULT_PEEK_CODE, nonce=1)
     return state
 
 
@@ -266,6 +286,9 @@ def build_tx(chain: MiningChain, intent: Intent, nonce: int) -> Any:
         to, value = DOOMED, intent.b % 2
     elif kind == "deploy":
         to, data = b"", deploy_code(COUNTER_CODE)
+    elif kind in ("vault", "vault_peek"):  # deposit a wei, withdraw b wei
+        to = VAULT if kind == "vault" else VAULT_PEEK
+        value, data = intent.a, word(intent.b)
     elif kind in ("probe", "probe_hash"):
         targets = FRESH + [EMPTY, DOOMED, COINBASE, COUNTER, child_address(0),
                            created_address(1)]

@@ -1,11 +1,14 @@
-"""Lazy sender debits: chains of transactions from one sender, against py-evm.
+"""Lazy debits: chains of transactions from one sender, and a contract paying out
+while others pay in, against py-evm.
 
 The parallel engine lets a transaction's sender pay lazily (its debits commute; the
 nonce it assumes and the balance it needs are checked at commit, see
 :mod:`pevm.engines.mv_memory`). Each block is mined by py-evm and imported with the
 reference and with the parallel engine at 1, 2 and 4 workers (worker processes even
 for these small blocks): same receipts, state, and rejection at the same index
-with the same reason -- under legacy and EIP-1559 fees.
+with the same reason -- under legacy and EIP-1559 fees. A contract that sends value
+(``VAULT``, like WETH's withdrawals) pays lazily too: its call opcode and the new
+frame only compare its balance with the value before debiting it.
 """
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from pevm.analysis import DependencyGraph, TxAccess, analyze
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.recording import RecordingEngine
 from tests.parallel_support import (ADDRESSES, FORKS, Intent, assert_same,
-                                    build_block, build_tx, import_block, new_chain,
-                                    reference)
+                                    VAULT_FUNDS, build_block, build_tx, import_block,
+                                    new_chain, reference)
 
 HOT = 1  # the hot wallet: key 1 (key 0 is the beneficiary)
 FUNDED = 10**20  # what every key holds in the genesis
@@ -106,3 +109,53 @@ def test_the_dependency_model_follows_the_engine(fork: str) -> None:
     # a sender that reads its own balance depends on every debit before it
     graph = _graph(fork, WITHDRAWALS[:3] + [Intent("read_sender", HOT)])
     assert graph.deps[3] == (0, 1, 2)
+
+
+def _vault_logs(outcome: Any) -> list[int]:
+    """Whether each transaction's vault payment succeeded (its log), in order."""
+    return [int.from_bytes(log.data, "big") for receipt in outcome.result.receipts
+            for log in receipt.logs]
+
+
+#: six senders withdrawing from the vault, every third transaction a deposit; the
+#: vault never runs dry
+VAULT_TRAFFIC = [Intent("vault", 2 + i % 6, a=9, b=0) if i % 3 == 0
+                 else Intent("vault", 2 + i % 6, a=0, b=1 + i % 2) for i in range(18)]
+
+
+@pytest.mark.parametrize("fork", FEE_FORKS)
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_a_contract_paying_out_and_taking_deposits_equals_reference(
+        fork: str, workers: int) -> None:
+    got = _check(fork, build_block(FORKS[fork], VAULT_TRAFFIC), workers)
+    assert _vault_logs(got) == [1] * len(VAULT_TRAFFIC)
+    if workers > 1:
+        # the vault's balance is only compared and debited: no payment conflicts
+        # with a deposit or another payment
+        assert got.result.stats.aborts == 0, got.result.stats
+
+
+@pytest.mark.parametrize("fork", FEE_FORKS)
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_a_contract_that_runs_dry_fails_the_payments_pyevm_fails(
+        fork: str, workers: int) -> None:
+    # 5 + 5 leaves 2 of 12: the third payment fails, a deposit of 4 lets the next
+    # succeed, 1 is left: 2 fails, 1 succeeds; the same on VAULT_PEEK, which looks
+    # at its own balance after each payment
+    intents = [Intent("vault", 2, b=5), Intent("vault", 3, b=5), Intent("vault", 4, b=5),
+               Intent("vault", 5, a=4), Intent("vault", 6, b=5), Intent("vault", 7, b=2),
+               Intent("vault", 2, b=1),
+               Intent("vault_peek", 3, b=VAULT_FUNDS), Intent("vault_peek", 4, b=1),
+               Intent("vault_peek", 5, a=3, b=2)]
+    got = _check(fork, build_block(FORKS[fork], intents), workers)
+    assert _vault_logs(got) == [1, 1, 0, 1, 1, 0, 1, 1, 0, 1]
+
+
+@pytest.mark.parametrize("fork", ["istanbul", "london"])
+def test_the_dependency_model_follows_a_contract_paying_lazily(fork: str) -> None:
+    graph = _graph(fork, VAULT_TRAFFIC)
+    assert graph.deps == [()] * len(VAULT_TRAFFIC)
+    # a contract looking at its own balance depends on every payment before it
+    peek = [Intent("vault_peek", 2, b=1), Intent("vault_peek", 3, a=2, b=0),
+            Intent("vault_peek", 4, b=0)]
+    assert _graph(fork, peek).deps == [(), (0,), (0, 1)]

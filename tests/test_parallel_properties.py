@@ -28,7 +28,8 @@ from tests.parallel_support import (FORKS, Intent, assert_same, build_block,
 KINDS = ["transfer", "transfer", "transfer", "incr", "incr", "read_coinbase",
          "read_sender",
          "revert", "nested_revert", "create2", "create", "kill_child",
-         "kill_created", "doom", "deploy", "probe", "probe_hash"]
+         "kill_created", "doom", "deploy", "probe", "probe_hash", "vault", "vault",
+         "vault_peek"]
 FORK_NAMES = ["spurious", "byzantium", "istanbul", "berlin", "london", "shanghai",
               "cancun", "prague"]
 

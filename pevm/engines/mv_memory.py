@@ -22,7 +22,7 @@ Locations (:mod:`pevm.engines.locations`; plain tuples, cheap to hash and pickle
 ``(OPENED, address)``      a transaction of the block touched the storage of a
                            DORMANT account (py-evm opened its storage store)
 ``(FLOOR, address)``       in read sets only: "the balance was at least this"
-                           (a lazy sender's debits, see below)
+                           (lazy debits, see below)
 =========================  ===============================================
 
 DORMANT and OPENED exist for one py-evm behaviour (see
@@ -44,9 +44,10 @@ absolute value, so they create no dependency between the crediting transactions
 and only a transaction that really reads the balance depends on them.
 
 Lazy debits: a transaction's sender pays value and gas from a balance it does not
-otherwise look at. Its debits are negative deltas, and what py-evm's checks needed
-of that balance -- enough to pay, at the transaction's position -- is a read of
-``(FLOOR, sender)``: validation requires the balance to be at least that value
+otherwise look at (and so does a contract sending value from its call or create
+opcode). Its debits are negative deltas, and what py-evm's checks needed of that
+balance -- enough to pay, at the transaction's position -- is a read of
+``(FLOOR, address)``: validation requires the balance to be at least that value
 rather than equal to it. Together with the nonce the transaction's own nonce implies
 (a read of ``(NONCE, sender)`` that validation compares as usual), a chain of
 transfers from one sender executes in parallel and commits without re-execution

@@ -15,13 +15,15 @@ A transaction's own sender is modelled as the parallel engine runs it (lazy debi
 until its first frame starts, py-evm's checks of the sender's balance are not reads,
 and the sender's debits and nonce increment are commutative like credits -- whether
 the sequence holds and the balance covers them is checked at commit, in block order,
-not waited for. A later real look at the sender's balance is a read that depends on
-every debit and credit before it. Existence and emptiness are locations of their own,
-written only by a transaction that actually changes them (checked at the end of the
-transaction), so a zero-fee transaction's emptiness check of a busy coinbase is not a
-conflict. Writes inside reverted call frames are kept (an over-approximation: they
-may add dependencies that did not matter). Used by :mod:`pevm.analysis` to build the
-dependency graph.
+not waited for. A contract's call or create opcode opens the same window for the
+contract's balance until the new frame starts (the state runs with
+:func:`pevm.pyevm_compat.with_value_check_windows`). A later real look at a payer's
+balance is a read that depends on every debit and credit before it. Existence and
+emptiness are locations of their own, written only by a transaction that actually
+changes them (checked at the end of the transaction), so a zero-fee transaction's
+emptiness check of a busy coinbase is not a conflict. Writes inside reverted call
+frames are kept (an over-approximation: they may add dependencies that did not
+matter). Used by :mod:`pevm.analysis` to build the dependency graph.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from pevm.engines.locations import (BALANCE, CODE, EMPTY, EXISTS, NONCE, STORAGE
                                     Location)
 from pevm.engines.reference import ReferenceEngine
 from pevm.engines.state_view import LAZY_DEBIT_TYPES
-from pevm.pyevm_compat import Field, StateObserver, observe_state, patch_methods
+from pevm.pyevm_compat import (Field, StateObserver, observe_state, patch_methods,
+                               report_value_checks)
 from pevm.result import EngineStats
 
 #: The locations a reported py-evm read or write is about. TOUCH (a frame starts)
@@ -78,11 +81,12 @@ class _Recorder(StateObserver):
         self.index = 0
         #: the sender of the transaction being applied, while its debits are lazy
         self.sender: bytes | None = None
-        #: before the sender's first frame starts: its balance checks are "can it
-        #: pay?", checked at commit
-        self.window = True
-        #: the transaction really looked at its sender's balance
-        self.balance_read = False
+        #: the payer whose balance checks are "can it pay?" (checked at commit)
+        #: until the next frame starts: the sender before its first frame, a
+        #: contract in its call or create opcode (:meth:`value_check`)
+        self.window: bytes | None = None
+        #: the accounts whose balance the transaction really looked at
+        self.balance_read: set[bytes] = set()
         self.start_debits()
 
     def start_debits(self) -> None:
@@ -92,7 +96,12 @@ class _Recorder(StateObserver):
             tx = self.transactions[self.index]
             if getattr(tx, "type_id", None) in LAZY_DEBIT_TYPES:
                 self.sender = bytes(tx.sender)
-        self.window, self.balance_read = True, False
+        self.window, self.balance_read = self.sender, set()
+
+    def value_check(self, address: bytes | None) -> None:
+        """A contract's call or create opcode starts (None: it ended); see
+        :func:`pevm.pyevm_compat.with_value_check_windows`."""
+        self.window = None if address is None else bytes(address)
 
     def current(self) -> Access | None:
         """The access log of the transaction being applied."""
@@ -111,18 +120,17 @@ class _Recorder(StateObserver):
         if access is None:
             return
         address = bytes(address)
-        if address == self.sender:
-            if NONCE in kinds:  # the sequence implies it: commutative
-                if target == "writes":
-                    access.credits.add((NONCE, address))
-                kinds = tuple(k for k in kinds if k != NONCE)
-            if BALANCE in kinds and target == "reads" and not self.balance_read:
-                if self.window:  # "can it pay?": checked at commit
-                    kinds = tuple(k for k in kinds if k != BALANCE)
-                else:
-                    self.balance_read = True  # a real look at the balance
-            if not kinds:
-                return
+        if address == self.sender and NONCE in kinds:  # the sequence implies it
+            if target == "writes":
+                access.credits.add((NONCE, address))
+            kinds = tuple(k for k in kinds if k != NONCE)
+        if BALANCE in kinds and target == "reads" and address not in self.balance_read:
+            if address == self.window:  # "can it pay?": checked at commit
+                kinds = tuple(k for k in kinds if k != BALANCE)
+            else:
+                self.balance_read.add(address)  # a real look at the balance
+        if not kinds:
+            return
         if target != "reads" and address not in access.before:
             access.before[address] = self.status(address)
         bucket = getattr(access, target)
@@ -141,15 +149,18 @@ class _Recorder(StateObserver):
     def write(self, address: bytes, what: Field, slot: int | None) -> None:
         """A write; a touch only marks that the transaction's first frame started."""
         if what is Field.TOUCH:
-            self.window = False  # a frame starts
+            self.window = None  # a frame starts
         elif what is not Field.RECORD:
             self.log(_LOCATIONS[what], "writes", address, slot)
 
     def balance_delta(self, address: bytes, delta: int) -> None:
-        """A credit (a delta >= 0, or the lazy sender's debit), else a read and a
-        write of the balance."""
-        lazy_sender = bytes(address) == self.sender and not self.balance_read
-        if delta >= 0 or lazy_sender:  # credits and lazy debits
+        """A credit (a delta >= 0, or a lazy debit: of the sender or the payer in
+        the window, whose balance the transaction has not looked at), else a read
+        and a write of the balance."""
+        address = bytes(address)
+        lazy = (address == self.sender or address == self.window) \
+            and address not in self.balance_read
+        if delta >= 0 or lazy:  # credits and lazy debits
             self.log((BALANCE,), "credits", address)
             access = self.current()
             if delta > 0 and access is not None:
@@ -197,8 +208,10 @@ class RecordingEngine(ReferenceEngine):
             return call
 
         undo_hook = patch_methods(vm, {"transaction_applied_hook": transaction_applied_hook})
+        undo_windows = report_value_checks(vm.state, recorder.value_check)
         try:
             return super().apply_transactions(vm, transactions, base_header)
         finally:
+            undo_windows()
             undo_hook()
             observation.close()

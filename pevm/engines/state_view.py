@@ -28,9 +28,12 @@ and moves its value (:meth:`StateView.open_sender_window` until the first frame
 starts), the sender's balance is only *compared* -- "can it pay?" -- and debited.
 The view answers those comparisons with "yes" and records what they required as a
 ``(FLOOR, sender)`` read; the debits stay deltas; the sender's nonce reads as the
-transaction's own nonce (a read validation checks). A transaction that goes on to
-look at its sender's balance (BALANCE, SELFBALANCE, an emptiness check) reads it
-for real, folding its own debits in, and depends on it as usual.
+transaction's own nonce (a read validation checks). The same window opens for a
+contract in its call or create opcode until the new frame starts
+(:meth:`StateView.value_check`): the opcode and ``apply_message`` only compare the
+contract's balance with the value and debit it. A transaction that goes on to look
+at a payer's balance (BALANCE, SELFBALANCE, an emptiness check) reads it for real,
+folding its own debits in, and depends on it as usual.
 
 Existence: every account write of py-evm's ``AccountDB`` (balance, nonce, code,
 touch, storage-root reset) makes the account exist; the view writes
@@ -54,7 +57,8 @@ from eth_typing import Hash32
 from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
                                     OPENED, ORIGINAL, STORAGE)
 from pevm.engines.mv_memory import Key, TxWrites
-from pevm.pyevm_compat import account_db, state_class_on_account_db
+from pevm.pyevm_compat import (account_db, state_class_on_account_db,
+                               with_value_check_windows)
 
 _MISSING = object()
 _MEMBER = object()  # journal marker: "this member was added to a set"
@@ -75,18 +79,20 @@ def code_hash(code: bytes) -> bytes:
 
 
 class _Floor(int):
-    """The lazy sender's balance inside its window: an unknown value of which only
+    """A balance inside its payer's window: an unknown value of which only
     comparisons are asked. Each comparison answers "it can pay" and records what
     that requires; any other use reads the real balance (see module doc)."""
 
-    def __new__(cls, view: StateView, delta: int) -> _Floor:
+    def __new__(cls, view: StateView, address: bytes, delta: int) -> _Floor:
         obj = super().__new__(cls, 0)
         obj._view = view  # type: ignore[attr-defined]
+        obj._address = address  # type: ignore[attr-defined]
         obj._delta = delta  # type: ignore[attr-defined]
         return obj
 
     def _require(self, amount: int) -> None:
-        self._view._require_balance(amount - self._delta)  # type: ignore[attr-defined]
+        self._view._require_balance(self._address,  # type: ignore[attr-defined]
+                                    amount - self._delta)  # type: ignore[attr-defined]
 
     def __lt__(self, other: Any) -> bool:
         self._require(other)
@@ -105,7 +111,8 @@ class _Floor(int):
         return False
 
     def _value(self) -> int:
-        return self._view._materialize_balance() + self._delta  # type: ignore[attr-defined]
+        return (self._view._external((BALANCE, self._address))  # type: ignore[attr-defined]
+                + self._delta)  # type: ignore[attr-defined]
 
 
 def _materializing(name: str) -> Callable[..., Any]:
@@ -151,10 +158,11 @@ class StateView(AccountDatabaseAPI):
         self._warm_slots: set[tuple[bytes, int]] = set()
         self._journal: list[tuple[Any, Any, Any]] = []
         self._checkpoints: dict[int, int] = {}
-        # lazy debits (see open_sender_window)
+        # lazy debits (see open_sender_window, value_check)
         self._sender: bytes | None = None
-        self._window = False
         self._nonce = 0
+        #: the payer whose balance is only compared until the next frame starts
+        self._window: bytes | None = None
 
     # ------------------------------------------------------------ internals
     def _external(self, key: Key) -> Any:
@@ -285,23 +293,28 @@ class StateView(AccountDatabaseAPI):
         first frame begins (the first ``touch_account``), its sender's balance is
         only compared and debited -- lazily (see module doc)."""
         self._sender = sender
-        self._window = True
+        self._window = sender
         self._nonce = nonce
 
-    def _lazy_sender(self, address: bytes) -> bool:
-        """Whether ``address`` is the sender and its balance is still unread."""
-        return address == self._sender and (BALANCE, address) not in self._w \
-            and (BALANCE, address) not in self.reads
+    def value_check(self, address: bytes | None) -> None:
+        """A call or create opcode of the contract at ``address`` starts (None: it
+        ended): until the new frame begins, that contract's balance is only
+        compared with the value it sends and debited -- lazily, in speculative
+        executions (see module doc and
+        :func:`pevm.pyevm_compat.with_value_check_windows`)."""
+        if self.lazy_debits:
+            self._window = address
 
-    def _require_balance(self, amount: int) -> None:
-        key = (FLOOR, self._sender)
+    def _lazy_debit(self, address: bytes) -> bool:
+        """Whether a debit of ``address`` may stay a delta: it is the sender or the
+        payer in the window, and its balance is still unread and unwritten."""
+        return (address == self._window or address == self._sender) \
+            and (BALANCE, address) not in self._w and (BALANCE, address) not in self.reads
+
+    def _require_balance(self, address: bytes, amount: int) -> None:
+        key = (FLOOR, address)
         if amount > self.reads.get(key, 0):
             self.reads[key] = amount
-
-    def _materialize_balance(self) -> int:
-        """The sender's real balance before this transaction (a read)."""
-        self._window = False
-        return self._external((BALANCE, self._sender))
 
     # ------------------------------------------------------------- balance
     def get_balance(self, address: bytes) -> int:
@@ -309,8 +322,8 @@ class StateView(AccountDatabaseAPI):
         value = self._w.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        if self._window and address == self._sender and key not in self.reads:
-            return _Floor(self, self._lazy.get(address, 0))
+        if address == self._window and key not in self.reads:
+            return _Floor(self, address, self._lazy.get(address, 0))
         return self._external(key) + self._lazy.get(address, 0)
 
     def set_balance(self, address: bytes, balance: int) -> None:
@@ -326,7 +339,7 @@ class StateView(AccountDatabaseAPI):
         current = self._w.get(key, _MISSING)
         if current is not _MISSING:
             self._put(key, current + delta)
-        elif delta >= 0 or self._lazy_sender(address):
+        elif delta >= 0 or self._lazy_debit(address):
             self._set_lazy(address, self._lazy.get(address, 0) + delta)
         else:
             self.set_balance(address, self.get_balance(address) + delta)
@@ -379,7 +392,7 @@ class StateView(AccountDatabaseAPI):
         return self._get((EXISTS, address))
 
     def touch_account(self, address: bytes) -> None:
-        self._window = False  # a frame starts: the sender's balance is real again
+        self._window = None  # a frame starts: the payer's balance is real again
         self._exists_now(address)
 
     def account_is_empty(self, address: bytes) -> bool:
@@ -476,7 +489,9 @@ def state_class_for(state_class: Any) -> type:
 
     Everything -- transaction validation, the executor, the interpreter, gas rules --
     stays the fork's own; only ``delta_balance`` is routed to the view's
-    :meth:`StateView.add_balance` and the constructor takes a ready view.
+    :meth:`StateView.add_balance`, the call and create opcodes say whose balance
+    they check (:meth:`StateView.value_check`) and the constructor takes a ready
+    view.
     """
     cached = _STATE_CLASSES.get(state_class)
     if cached is not None:
@@ -491,9 +506,14 @@ def state_class_for(state_class: Any) -> type:
             view.open_sender_window(transaction.sender, transaction.nonce)
         state_class.validate_transaction(self, transaction)
 
+    def value_check(self: Any, address: bytes | None) -> None:
+        account_db(self).value_check(address)
+
     cls = state_class_on_account_db(
         state_class, f"PevmView{state_class.__name__}",
         {"delta_balance": delta_balance, "validate_transaction": validate_transaction,
+         "value_check": value_check,
+         "computation_class": with_value_check_windows(state_class.computation_class),
          "__module__": __name__})
     _STATE_CLASSES[state_class] = cls
     return cls
