@@ -24,7 +24,7 @@ from pevm.state.backend import backend_of
 #: Bump when the calibration procedure changes (invalidates cached calibrations).
 CALIBRATION_VERSION = 8
 #: The generated block the worker factor is measured on (mainnet-like, no conflicts).
-CALIBRATION_WORKLOAD = ("mixed", 400, 0.0)
+CALIBRATION_WORKLOAD = ("mixed", 800, 0.0)
 
 
 _CALIBRATION: Calibration | None = None
@@ -74,7 +74,7 @@ def calibrate(*, use_cache: bool = True, refresh: bool = False,
             pass  # unreadable, or another layout: measure again
     if status:
         status("calibrating the parallel engine's overheads on this machine "
-               "(once, then cached; about half a minute)...")
+               "(once per engine version, then cached; under a minute)...")
     _CALIBRATION = measure_calibration()
     if use_cache:
         try:
@@ -85,7 +85,7 @@ def calibrate(*, use_cache: bool = True, refresh: bool = False,
     return _CALIBRATION
 
 
-def measure_calibration(repeat: int = 2) -> Calibration:
+def measure_calibration(repeat: int = 4) -> Calibration:
     """Measure this machine's constants (never on a block being predicted).
 
     Message and start-up costs: forked echo processes shaped like a worker (a
