@@ -396,12 +396,14 @@ class _BlockRun:
         executed = time.perf_counter()
         self.seconds["execute"] = executed - mark
         used = engine.workers if self.pool is not None else 1
-        self.close()
+        if self.pool is not None:
+            self.pool.stop()  # they exit while the coordinator merges
 
         mark = time.perf_counter()
         header, receipts = merge_block(self.vm, self.base_header, self.transactions,
                                        self.committed, self.before_last, self.ctx.pre)
         self.seconds["merge"] = self.timeline.add(Activity.MERGE, mark) - mark
+        self.close()
         recover = Activity.RECOVER.value
         recover_coordinator = self.timeline.seconds.get(recover, 0.0)
         recover_workers = sum(t.seconds.get(recover, 0.0)
