@@ -323,12 +323,6 @@ class WorkerPool:
     def _lost(self, worker: int) -> None:
         self.alive.discard(worker)
 
-    def kill(self, worker: int) -> None:
-        """Terminate a worker (tests)."""
-        process = self.processes.get(worker)
-        if process is not None and process.is_alive():
-            process.kill()
-
     def stop(self) -> None:
         """Kill every worker, without waiting for them to go (see :meth:`close`).
 
