@@ -289,3 +289,49 @@ def test_nothing_queues_behind_a_costly_transaction_on_its_worker():
     s.on_result(R(0), worker=0)
     s.chunk_done(0)
     assert s.next_chunk(0) is not None
+
+
+def test_costly_transactions_beyond_the_lookahead_start_with_the_workers():
+    s = Scheduler(400, workers=2, chunk_size=4, max_outstanding=1,
+                  coordinator_executes=True, costly={2, 300})
+    s.start_ahead()
+    assert s.next_chunk(0) == [300]            # far ahead: it starts right away
+    assert s.next_chunk(1) == [8, 9, 10, 11]   # near: as before (2 by the others)
+    s.chunk_done(1)
+    for txn in range(296):
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert s.next_chunk(1) == [296, 297, 298, 299]
+    s.chunk_done(1)
+    assert s.next_chunk(1) == [301, 302, 303]  # 300 is never run twice ...
+    assert s.claim_ahead() == 304
+
+
+def test_the_coordinator_passes_over_a_costly_transaction_started_early():
+    s = Scheduler(400, workers=1, chunk_size=4, coordinator_executes=True,
+                  costly={300})
+    s.start_ahead()
+    assert s.next_chunk(0) == [300]
+    for txn in range(298):
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert [s.claim_ahead() for _ in range(3)] == [298, 299, 301]
+
+
+def test_a_costly_transaction_waits_for_no_worker_busy_with_another():
+    s = Scheduler(400, workers=1, chunk_size=4, coordinator_executes=True,
+                  costly={0, 300})
+    s.start_ahead()
+    assert s.next_chunk(0) == [300]            # the worker runs a long one
+    assert s.next_commit() == (EXECUTE, 0)     # so the coordinator runs this one
+    s.executed_inline(0)
+    s.committed(0)
+    assert s.claim_ahead() == 1
+
+
+def test_the_coordinator_runs_a_costly_transaction_no_worker_is_free_for():
+    s = Scheduler(400, workers=1, chunk_size=4, coordinator_executes=True,
+                  costly={5, 300})
+    s.start_ahead()
+    assert s.next_chunk(0) == [300]
+    assert [s.claim_ahead() for _ in range(6)] == [0, 1, 2, 3, 4, 5]
