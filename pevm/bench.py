@@ -50,7 +50,7 @@ class Timing:
     peak: MemoryPeak | None = None
     #: the parallel engine's per-process seconds by activity in the last timed
     #: round, summed over the case's blocks (:attr:`ParallelDetail.breakdown
-    #: <pevm.engines.parallel.ParallelDetail>`)
+    #: <pevm.engines.detail.ParallelDetail>`)
     breakdown: dict[str, dict[str, float]] | None = None
 
     @property

@@ -8,7 +8,7 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import parallel
+from pevm.engines import cost_model, parallel
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -258,8 +258,8 @@ def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
 
 
 def test_workers_start_only_when_the_warm_up_says_they_pay():
-    pays = parallel.parallel_pays
-    c, w, s = parallel.COORDINATOR_TX_S, parallel.WORKER_TX_S, parallel.PARALLEL_FIXED_S
+    pays = cost_model.parallel_pays
+    c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S
     assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
     assert not pays(300, 0.37e-3, workers=2, cores=2)    # 0.11 s of cheap ones
     # at 2 the forked worker runs half the transactions: a transaction costing

@@ -75,10 +75,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import random
 import time
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import cast
 from collections.abc import Sequence
@@ -86,6 +84,8 @@ from collections.abc import Sequence
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth_utils import ValidationError
 
+from pevm.engines.cost_model import parallel_pays, usable_cores
+from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.locations import BALANCE, NONCE
@@ -109,112 +109,11 @@ MIN_PARALLEL_TXS = 24
 RECOVERY_BATCH = 64
 #: Seconds a block runs in-process before workers are started (module docstring).
 FORK_AFTER_S = 0.03
-#: What going parallel costs on top of the transactions' own work, per transaction
-#: a forked worker runs, measured on the 2-core machine (generated
-#: 1,000-transaction transfer blocks at 2 workers against 1, per-process
-#: breakdowns): the coordinator's CPU -- messages, validation, commit,
-#: bookkeeping -- and the worker's messages and replica upkeep; the coordinator's
-#: also bounds the commit rate. Plus a cost that does not shrink with workers: the
-#: fork, the first round trip, the tail where one worker is still busy. See
-#: :func:`parallel_pays`.
-COORDINATOR_TX_S = 190e-6
-WORKER_TX_S = 140e-6
-PARALLEL_FIXED_S = 0.04
 #: How far below the coordinator's CPU priority workers run (``nice`` steps; see
 #: :class:`~pevm.engines.workers.WorkerPool`). Measured on the 2-core machine,
 #: transaction phase at 2 workers over 1, six large mainnet blocks interleaved:
 #: 1.04x at 0, 1.13x at 5, 1.15x at 10.
 WORKER_NICE = 10
-
-
-def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
-                  cores: int | None = None) -> bool:
-    """Whether running the rest of a block on ``workers`` executing processes (the
-    coordinator and ``workers - 1`` forked workers) should finish it sooner than
-    the coordinator alone (the engine decides when parallelism pays).
-
-    ``remaining`` transactions are left, each costing about ``seconds_per_tx`` (the
-    warm-up's mean) in-process: the work ``R``. The forked workers run about a
-    share ``f = (workers - 1) / workers`` of them, and each of those costs ``w``
-    (:data:`WORKER_TX_S`) more in the worker and ``c`` (:data:`COORDINATOR_TX_S`)
-    in the coordinator, which also commits them one after the other; plus the
-    fixed cost ``S`` (:data:`PARALLEL_FIXED_S`). On ``p = min(workers, cores)``
-    cores the estimate is ``max((R + n f (w + c)) / p, n f c) + S``, and the
-    workers start when it is below ``R``. It ignores conflicts (the scheduler's
-    throttle limits what they cost), so it errs towards parallel on a block that
-    conflicts.
-    """
-    cores = cores or os.cpu_count() or 1
-    parallel = min(workers, cores)
-    if parallel < 2 or remaining < 2:
-        return False
-    work = remaining * seconds_per_tx
-    shipped = remaining * (workers - 1) / workers
-    estimate = max((work + shipped * (WORKER_TX_S + COORDINATOR_TX_S)) / parallel,
-                   shipped * COORDINATOR_TX_S)
-    return estimate + PARALLEL_FIXED_S < work
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
-
-
-@dataclass
-class ParallelDetail:
-    """The last block's counters beyond :class:`~pevm.result.EngineStats`
-    (``ParallelEngine.last_detail``): where the work went, for tests and research."""
-
-    #: chunks sent to workers, and the longest chunk the scheduler allowed
-    chunks: int = 0
-    chunk_size: int = 0
-    #: transaction incarnations sent to workers
-    dispatched: int = 0
-    #: transactions the coordinator executed itself
-    inline: int = 0
-    #: transactions the coordinator executed ahead of the commit point instead of
-    #: waiting for a worker (validated like a worker's result)
-    ahead: int = 0
-    #: times a costly transaction was left to the workers
-    costly: int = 0
-    #: worker results that failed validation at the commit point
-    validation_failures: int = 0
-    #: validated results declared invalid by the ``force_abort`` fault hook
-    forced_aborts: int = 0
-    #: worker results that met an ESTIMATE marker (a dependency) or crashed
-    blocked: int = 0
-    crashed: int = 0
-    #: in-flight transactions of workers that died
-    lost: int = 0
-    #: results that arrived after their transaction was committed
-    stale: int = 0
-    #: times the conflict throttle paused speculation
-    pauses: int = 0
-    #: pre-state entries read by the block
-    pre_state_entries: int = 0
-    #: transactions committed in-process before the workers were forked
-    warm_up_txs: int = 0
-    #: why the block ran without workers although more were asked for ("" if not)
-    in_process_reason: str = ""
-    #: seconds of sender recovery in the coordinator and in the workers
-    recover_coordinator_s: float = 0.0
-    recover_workers_s: float = 0.0
-    #: CPU seconds of the coordinator for the block, and of each worker
-    coordinator_cpu_s: float = 0.0
-    worker_cpu_s: list[float] = field(default_factory=list)
-    #: times the coordinator waited for a worker's message, and for how long
-    waits: int = 0
-    wait_s: float = 0.0
-    #: workers that died during the block
-    dead_workers: list[int] = field(default_factory=list)
-    #: per process ("coordinator", "worker 0", ...): seconds by activity
-    #: (:class:`~pevm.engines.timeline.Activity`) and the rest of its time in the
-    #: block (a worker's, from its start to the last commit: ``idle``; the
-    #: coordinator's: ``other``, see :func:`~pevm.engines.timeline.breakdown`)
-    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class ParallelEngine:

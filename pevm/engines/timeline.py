@@ -6,7 +6,7 @@ clock reads per transaction against a transaction's ~0.3-1.5 ms), and, when the
 engine is asked to trace, every slice with its transaction index and incarnation.
 Workers send theirs back with each chunk's results, so the coordinator ends a block
 with a timeline per process: :class:`ParallelDetail.breakdown
-<pevm.engines.parallel.ParallelDetail>` (``pevm bench --json``) and, when tracing,
+<pevm.engines.detail.ParallelDetail>` (``pevm bench --json``) and, when tracing,
 a :class:`Trace` -- Chrome's trace-event format, which Perfetto
 (https://ui.perfetto.dev) and chrome://tracing open: one track per process, one
 slice per activity (``pevm run --trace`` / ``pevm bench --trace``).

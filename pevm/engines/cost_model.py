@@ -1,0 +1,63 @@
+"""When workers pay: the parallel engine's estimate for starting worker processes.
+
+After its in-process warm-up the engine knows what a transaction of the block costs
+here; :func:`parallel_pays` weighs finishing the block in-process against starting
+workers, with the per-transaction overheads of going parallel measured on the
+project's 2-core machine (below). The simulation (:mod:`pevm.simulation`) makes
+the same decision with the same function.
+"""
+from __future__ import annotations
+
+import os
+
+#: What going parallel costs on top of the transactions' own work, per transaction
+#: a forked worker runs, measured on the 2-core machine (generated
+#: 1,000-transaction transfer blocks at 2 workers against 1, per-process
+#: breakdowns): the coordinator's CPU -- messages, validation, commit,
+#: bookkeeping -- and the worker's messages and replica upkeep; the coordinator's
+#: also bounds the commit rate. Plus a cost that does not shrink with workers: the
+#: fork, the first round trip, the tail where one worker is still busy. See
+#: :func:`parallel_pays`.
+COORDINATOR_TX_S = 190e-6
+WORKER_TX_S = 140e-6
+PARALLEL_FIXED_S = 0.04
+
+
+def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
+                  cores: int | None = None) -> bool:
+    """Whether running the rest of a block on ``workers`` executing processes (the
+    coordinator and ``workers - 1`` forked workers) should finish it sooner than
+    the coordinator alone (the engine decides when parallelism pays).
+
+    ``remaining`` transactions are left, each costing about ``seconds_per_tx`` (the
+    warm-up's mean) in-process: the work ``R``. The forked workers run about a
+    share ``f = (workers - 1) / workers`` of them, and each of those costs ``w``
+    (:data:`WORKER_TX_S`) more in the worker and ``c`` (:data:`COORDINATOR_TX_S`)
+    in the coordinator, which also commits them one after the other; plus the
+    fixed cost ``S`` (:data:`PARALLEL_FIXED_S`). On ``p = min(workers, cores)``
+    cores the estimate is ``max((R + n f (w + c)) / p, n f c) + S``, and the
+    workers start when it is below ``R``. It ignores conflicts (the scheduler's
+    throttle limits what they cost), so it errs towards parallel on a block that
+    conflicts.
+    """
+    cores = cores or usable_cores()
+    parallel = min(workers, cores)
+    if parallel < 2 or remaining < 2:
+        return False
+    work = remaining * seconds_per_tx
+    shipped = remaining * (workers - 1) / workers
+    estimate = max((work + shipped * (WORKER_TX_S + COORDINATOR_TX_S)) / parallel,
+                   shipped * COORDINATOR_TX_S)
+    return estimate + PARALLEL_FIXED_S < work
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS
+        return os.cpu_count() or 1
+
+
+__all__ = ["COORDINATOR_TX_S", "PARALLEL_FIXED_S", "WORKER_TX_S", "parallel_pays",
+           "usable_cores"]
