@@ -5,6 +5,8 @@
     python benchmarks/report.py bench.json --plot out.png    # pevm bench's plot again
     python benchmarks/report.py bench.json --memory          # peak memory (--memory runs)
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
+    python benchmarks/report.py bench.json --model sim.jsonl # the model against it
+    python benchmarks/report.py bench.json --model sim.jsonl --plot out.png
 
 The README's numbers come from this script, never typed by hand.
 """
@@ -111,6 +113,83 @@ def render_analysis(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured(document: dict) -> dict[str, dict[int, tuple[float, float]]]:
+    """Block name -> workers -> transaction-phase speedup over one process, by the
+    median and by the fastest run."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for block in document["blocks"]:
+        rows = {row["workers"]: row["transaction_phase"]["seconds"]
+                for row in block["engine"]}
+        if 1 not in rows:
+            continue
+        out[block["name"]] = {w: (rows[1]["median"] / s["median"], rows[1]["min"] / s["min"])
+                              for w, s in sorted(rows.items())}
+    return out
+
+
+def render_model(document: dict, simulated: list[dict]) -> str:
+    """``pevm analyze --simulate`` rows against a bench document of the same
+    blocks: predicted and measured speedup at 2 workers, the error, and the
+    predictions beyond."""
+    measured = _measured(document)
+    lines = ["| block | ideal 2 | simulated 2 | measured 2 (fastest) | error | "
+             "simulated 4 / 8 / 16 / 64 | ideal 16 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    errors = []
+    for row in simulated:
+        sim, ideal = row["simulated_speedup"], row["ideal_speedup"]
+        got = measured.get(row["case"], {}).get(2)
+        error = sim["2"] / got[0] - 1 if got else None
+        if error is not None:
+            errors.append(error)
+        beyond = " / ".join(f"{sim[k]:.2f}" for k in ("4", "8", "16", "64") if k in sim)
+        lines.append(f"| {row['case']} | {ideal['2']:.2f} | {sim['2']:.2f} | "
+                     + (f"{got[0]:.2f} ({got[1]:.2f}) | {error:+.0%}" if got else "- | -")
+                     + f" | {beyond} | {ideal['16']:.2f} |")
+    if errors:
+        within = sum(abs(e) <= 0.15 for e in errors)
+        mean = sum(abs(e) for e in errors) / len(errors)
+        lines += ["", f"Within 15% on {within} of {len(errors)} blocks; mean absolute "
+                  f"error {mean:.0%}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_model(document: dict, simulated: list[dict], path: str) -> None:
+    """Per block: the ideal, the simulated and the measured speedup against workers."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = _measured(document)
+    cols = min(4, len(simulated)) or 1
+    rows = -(-len(simulated) // cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows),
+                             sharey=True, squeeze=False)
+    for ax, row in zip(axes.flat, simulated):
+        ideal = {int(k): v for k, v in row["ideal_speedup"].items() if k.isdigit()}
+        sim = {int(k): v for k, v in row["simulated_speedup"].items()}
+        ax.plot(sorted(ideal), [ideal[k] for k in sorted(ideal)], "--", color="C2",
+                label="ideal (dependency graph)")
+        ax.plot(sorted(sim), [sim[k] for k in sorted(sim)], "o-", color="C0",
+                markersize=3, label="simulated")
+        got = measured.get(row["case"], {})
+        ax.plot(sorted(got), [got[k][0] for k in sorted(got)], "s", color="C3",
+                label="measured (median)")
+        ax.set_title(row["case"], fontsize=9)
+        ax.set_xscale("log", base=2)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.flat[len(simulated):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("executing processes")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("speedup over 1")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 if __name__ == "__main__":
     with open(sys.argv[1]) as handle:
         text = handle.read()
@@ -118,7 +197,14 @@ if __name__ == "__main__":
         sys.stdout.write(render_analysis([json.loads(line) for line in text.splitlines() if line]))
     else:
         document = json.loads(text)
-        if "--plot" in sys.argv[2:]:
+        if "--model" in sys.argv[2:]:
+            with open(sys.argv[sys.argv.index("--model") + 1]) as handle:
+                simulated = [json.loads(line) for line in handle if line.strip()]
+            if "--plot" in sys.argv[2:]:
+                plot_model(document, simulated, sys.argv[sys.argv.index("--plot") + 1])
+            else:
+                sys.stdout.write(render_model(document, simulated))
+        elif "--plot" in sys.argv[2:]:
             from pevm.bench import BlockBench, plot
             plot([BlockBench.from_json(b) for b in document["blocks"]],
                  sys.argv[sys.argv.index("--plot") + 1])

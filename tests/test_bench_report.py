@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report import render
+from benchmarks.report import render, render_model
 
 
 def _block(name: str, ref: float, ref_phase: float, engine: dict[int, tuple[float, float]]
@@ -89,3 +89,28 @@ def test_memory_table_lists_each_configuration_with_a_peak() -> None:
     rows = [line for line in render_memory(document).splitlines()[2:]]
     assert len(rows) == 2                  # the one-process run had no peak recorded
     assert rows[1].split("|")[2:7] == [" pevm ", " 4 ", " 5 ", " 1,012 ", " 2,556 "]
+
+
+def test_the_model_against_the_measurement() -> None:
+    def block(name: str, one: tuple[float, float], two: tuple[float, float]) -> dict:
+        return {"name": name, "engine": [
+            {"workers": w, "transaction_phase": {"seconds": {"median": m, "min": f}}}
+            for w, (m, f) in ((1, one), (2, two))]}
+
+    document = {"blocks": [block("a", (1.0, 0.9), (0.5, 0.5)),    # 2.00x (1.80x)
+                           block("b", (2.0, 2.0), (2.5, 2.0))]}   # 0.80x (1.00x)
+    simulated = [{"case": "a", "ideal_speedup": {"2": 2.0, "16": 10.0},
+                  "simulated_speedup": {"1": 1.0, "2": 1.8, "4": 2.5, "8": 3.0,
+                                        "16": 3.2, "64": 3.0}},
+                 {"case": "b", "ideal_speedup": {"2": 1.5, "16": 1.5},
+                  "simulated_speedup": {"1": 1.0, "2": 1.0, "4": 1.0}},
+                 {"case": "c", "ideal_speedup": {"2": 2.0, "16": 2.0},
+                  "simulated_speedup": {"1": 1.0, "2": 1.5}}]   # not measured
+    text = render_model(document, simulated)
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[1] == ["a", "2.00", "1.80", "2.00 (1.80)", "-10%", "2.50 / 3.00 / 3.20 / 3.00",
+                       "10.00"]
+    assert rows[2][3:5] == ["0.80 (1.00)", "+25%"]
+    assert rows[3][3:5] == ["-", "-"]
+    assert "Within 15% on 1 of 2 blocks; mean absolute error 18%." in text
