@@ -9,6 +9,7 @@ from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
 from pevm.engines import cost_model, parallel
+from pevm.engines.timeline import Trace
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -97,6 +98,30 @@ def test_costly_transactions_run_on_workers_with_the_same_result():
     fixed = ParallelEngine(workers=2, min_parallel_txs=2, hooks=FaultHooks(fork_at_tx=7))
     assert_same(want, import_block(CancunVM, block, fixed))
     assert fixed.last_detail.warm_up_txs == 7
+
+
+def test_costly_transactions_deep_in_the_block_start_first_with_the_same_result():
+    # beyond the lookahead when the workers start, they are queued before any chunk:
+    # 48 increments a slot many transactions below write (its early run reads the
+    # pre-state: it fails validation and runs again), 60 and 85 are transfers
+    heavy = {0, 48, 60, 85}
+    intents = [Intent(i.kind, i.sender, i.a, i.b, i.tip, gas=3_000_000 if n in heavy else 0)
+               for n, i in enumerate(MIXED * 2)]
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    for options in ENGINE_VARIANTS[1:5]:
+        engine = ParallelEngine(**options)
+        engine.trace = Trace()
+        assert_same(want, import_block(CancunVM, block, engine), str(options))
+        # the first transaction each worker executes is one of them
+        events = engine.trace.events
+        workers = {e["pid"] for e in events
+                   if e["name"] == "process_name" and "worker " in e["args"]["name"]}
+        first: dict[int, int] = {}
+        for event in events:
+            if event["ph"] == "X" and event["name"] == "execute" and event["pid"] in workers:
+                first.setdefault(event["pid"], event["args"]["tx"])
+        assert first and set(first.values()) <= {48, 60, 85}, (options, first)
 
 
 def test_beneficiary_traffic_does_not_serialise_fee_payments():
