@@ -30,6 +30,7 @@ from contextlib import ExitStack
 from types import ModuleType
 from typing import Any
 
+from pevm.engines.cost_model import usable_cores
 from pevm.errors import PevmError
 from pevm.inputs.discover import CaseRef
 from pevm.runner import ERROR, BlockReport, run_case_ref
@@ -71,7 +72,7 @@ def parse_address(address: str) -> tuple[str, int | None]:
     if not text:
         raise PevmError("--cluster: empty address (use local, local:N or tcp://host:port)")
     if text == "local":
-        return "local", max(1, os.cpu_count() or 1)
+        return "local", usable_cores()
     if text.startswith("local:"):
         count = text[len("local:"):]
         if not count.isdigit() or int(count) < 1:

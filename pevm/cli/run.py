@@ -23,6 +23,7 @@ from rich.table import Table
 from pevm.cli.arguments import positive_int
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
 from pevm.state.backend import StateBackend
+from pevm.engines.cost_model import usable_cores
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
@@ -58,7 +59,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="processes that execute transactions in the parallel "
                              "engine: the coordinator and N-1 forked workers "
-                             "(default: CPU count, at most 4; 1 = in-process)")
+                             "(default: the CPUs this process may use, at most 4; "
+                             "1 = in-process)")
     parser.add_argument("--state", choices=[b.value for b in StateBackend],
                         default=StateBackend.FLAT.value,
                         help="the parallel engine's state layer: pevm's flat layers with "
@@ -91,7 +93,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--cluster", metavar="ADDRESS",
                         help="run the cases on a Dask cluster, one task per case: "
                              "'local' or 'local:N' starts N worker processes on this "
-                             "machine (default: CPU count); anything else is the "
+                             "machine (default: the CPUs this process may use); "
+                             "anything else is the "
                              "address of a running Dask scheduler (e.g. "
                              "tcp://host:8786) whose workers have pevm installed with "
                              "the 'cluster' extra and the inputs at the same absolute "
@@ -103,7 +106,7 @@ def register(subparsers: Any) -> None:
 
 
 def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, usable_cores()))
 
 
 def _network_key(name: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pevm.engines.cost_model import usable_cores
 from pevm.engines.parallel import ParallelEngine
 
 from pevm.simulation.model import BlockProfile, Calibration, predict, simulate
@@ -50,7 +51,7 @@ def _cache_path() -> Path:
     except PackageNotFoundError:
         versions = "dev"
     key = "|".join([platform.node(), platform.machine(), platform.processor(),
-                    str(os.cpu_count()), sys.version, versions, str(CALIBRATION_VERSION),
+                    str(usable_cores()), sys.version, versions, str(CALIBRATION_VERSION),
                     _code_digest()])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -102,7 +103,7 @@ def measure_calibration(repeat: int = 4) -> Calibration:
     from pevm.workloads import generate, write_fixture
 
     message_s, fork_s, ready_s, stop_s = _echo_benchmark()
-    cal = Calibration(cores=os.cpu_count() or 1, message_s=message_s, fork_s=fork_s,
+    cal = Calibration(cores=usable_cores(), message_s=message_s, fork_s=fork_s,
                       ready_s=ready_s, stop_s=stop_s, source="measured")
     workload, txs, conflict = CALIBRATION_WORKLOAD
     fits: list[tuple[float, float, float, float]] = []
