@@ -84,7 +84,7 @@ from collections.abc import Sequence
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth_utils import ValidationError
 
-from pevm.engines.cost_model import parallel_pays, usable_cores
+from pevm.engines.cost_model import parallel_pays
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
@@ -363,8 +363,7 @@ class _BlockRun:
         if done == 0 or self.engine.hooks.fork_at_tx is not None:
             return True
         remaining = self.n - done
-        if parallel_pays(remaining, warm_up_seconds / done, self.engine.workers,
-                         usable_cores()):
+        if parallel_pays(remaining, warm_up_seconds / done, self.engine.workers):
             return True
         # a routine decision, not a problem: reported in the detail, not logged
         self.in_process_reason = (

@@ -403,8 +403,7 @@ class Scheduler:
                 and not self._probing:
             # a worker runs it (the next chunk) while the coordinator keeps
             # dispatching, running ahead and validating
-            if txn not in self._for_workers:
-                self._leave_to_workers(txn)
+            self._leave_to_workers(txn)
             self.next_txn = max(self.next_txn, txn + 1)
             return WAIT, txn
         # Nobody runs it, or speculation has been failing and its chunk started

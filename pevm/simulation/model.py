@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pevm.engines.cost_model import parallel_pays
-from pevm.engines.parallel import (RECOVERY_BATCH,
-                                   ParallelEngine)
+from pevm.engines.parallel import RECOVERY_BATCH, ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler, costly_transactions,
                                    default_chunk_size)
