@@ -282,6 +282,26 @@ def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
     assert got.result.stats.workers == 1       # done before workers were worth it
 
 
+def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch):
+    settled = cost_model.warm_up_settled
+    k, work = cost_model.SETTLED_AFTER_TXS, cost_model.SETTLED_WORK_S
+    assert not settled(k - 1, 1.0, 10_000)          # too few to judge by
+    assert settled(k, k * 1e-3, int(work / 1e-3))   # the rest: exactly the bar
+    assert not settled(k, k * 1e-3, int(work / 1e-3) - 1)
+    # in the engine: with the bar at zero, a warm-up that would run for a minute
+    # stops after the first k transactions, and the workers take the rest (this
+    # small block's rest would not pay for them: that verdict is not tested here)
+    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
+    monkeypatch.setattr(parallel, "parallel_pays", lambda *args, **kwargs: True)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert engine.last_detail.warm_up_txs == k
+    assert got.result.stats.workers == 2
+    assert got.result.stats.seconds["warm_up"] < 60
+
+
 def test_workers_start_only_when_the_warm_up_says_they_pay():
     pays = cost_model.parallel_pays
     c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S

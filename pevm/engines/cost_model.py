@@ -22,6 +22,14 @@ COORDINATOR_TX_S = 190e-6
 WORKER_TX_S = 140e-6
 PARALLEL_FIXED_S = 0.04
 
+#: The warm-up ends early once this many transactions ran and the rest of the
+#: block is clearly long (:func:`warm_up_settled`).
+SETTLED_AFTER_TXS = 8
+#: ... clearly long: at least this much in-process work left, by the warm-up's
+#: mean -- several times what starting workers costs, so that a mean off by half
+#: still leaves parallelism paying.
+SETTLED_WORK_S = 0.25
+
 
 def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
                   cores: int | None = None) -> bool:
@@ -51,6 +59,18 @@ def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
     return estimate + PARALLEL_FIXED_S < work
 
 
+def warm_up_settled(done: int, elapsed: float, remaining: int) -> bool:
+    """Whether the in-process warm-up has seen enough to start workers now.
+
+    The warm-up runs until ``fork_after`` so that a short block never pays for
+    workers; a block whose rest is long by the first transactions' mean (``done``
+    of them in ``elapsed`` seconds, ``remaining`` left) has nothing to gain from
+    waiting, and every millisecond more of it runs in one process. Whether workers
+    pay is still :func:`parallel_pays`'s to say.
+    """
+    return done >= SETTLED_AFTER_TXS and remaining * elapsed / done >= SETTLED_WORK_S
+
+
 def usable_cores() -> int:
     """CPUs this process may run on (its affinity mask where the platform has one)."""
     try:
@@ -59,5 +79,5 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-__all__ = ["COORDINATOR_TX_S", "PARALLEL_FIXED_S", "WORKER_TX_S", "parallel_pays",
-           "usable_cores"]
+__all__ = ["COORDINATOR_TX_S", "PARALLEL_FIXED_S", "SETTLED_AFTER_TXS", "SETTLED_WORK_S",
+           "WORKER_TX_S", "parallel_pays", "usable_cores", "warm_up_settled"]

@@ -56,8 +56,10 @@ reads the sum and depends on every credit below it, as it must.
 Small blocks: every block starts in-process, committing transaction after
 transaction; workers are forked only once it has run for ``fork_after`` seconds
 (default :data:`FORK_AFTER_S`) with at least ``min_parallel_txs`` transactions
-(default :data:`MIN_PARALLEL_TXS`) left. Starting workers (the fork, a first
-message round trip, each worker warming its own pre-state cache) costs roughly
+(default :data:`MIN_PARALLEL_TXS`) left -- or sooner, once the first transactions
+say the rest is long (:func:`~pevm.engines.cost_model.warm_up_settled`). Starting
+workers (the fork, a first message round trip, each worker warming its own
+pre-state cache) costs roughly
 10-30 ms here; a block that is done sooner never pays it, and a longer one loses
 at most ``fork_after`` of parallel time. Forked after the warm-up, the workers
 inherit the committed prefix (and the pre-state cache) with the rest of memory.
@@ -84,7 +86,7 @@ from collections.abc import Sequence
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth_utils import ValidationError
 
-from pevm.engines.cost_model import parallel_pays
+from pevm.engines.cost_model import parallel_pays, warm_up_settled
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
@@ -264,6 +266,7 @@ class _BlockRun:
             if engine.costly_to_workers else ())
         if eligible:
             self._warm_up(start + engine.fork_after)
+            self.seconds["warm_up"] = time.perf_counter() - start
             left = self.n - self.scheduler.commit_index
             if left < max(2, engine.min_parallel_txs):
                 self.in_process_reason = \
@@ -374,14 +377,18 @@ class _BlockRun:
     def _warm_up(self, deadline: float) -> None:
         """Run in-process, in order, until ``deadline``: a block that finishes
         by then never pays for starting workers. A costly transaction ends it
-        early (a worker should run that one), unless the fault hooks fix the
-        fork point: tests ask for that point exactly."""
+        early (a worker should run that one), and so does a rest of the block
+        that is clearly long (:func:`warm_up_settled`), unless the fault hooks
+        fix the fork point: tests ask for that point exactly."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
+        start = time.perf_counter()
         while not sched.done and (
                 sched.commit_index < fixed if fixed is not None
-                else time.perf_counter() < deadline
-                and sched.commit_index not in sched.costly):
+                else (now := time.perf_counter()) < deadline
+                and sched.commit_index not in sched.costly
+                and not warm_up_settled(sched.commit_index, now - start,
+                                        self.n - sched.commit_index)):
             txn = sched.commit_index
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))

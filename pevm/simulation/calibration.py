@@ -162,9 +162,10 @@ def _fit(cal: Calibration, profile: BlockProfile, engine: ParallelEngine,
                       dataclasses.replace(cal, worker_factor=factor))
     extra = detail.coordinator_cpu_s - priced.coordinator_cpu_s
     coordinator = max(0.0, extra) / (dispatched * mean(profile.result_load_s))
-    # the phase: warm-up (fork_after) + start + execute + stop + merge
+    # the phase: warm-up + start + execute + stop + merge
     stop = seconds.get("total", 0.0) - seconds.get("execute", 0.0) - \
-        seconds.get("merge", 0.0) - seconds.get("start_workers", 0.0) - engine.fork_after
+        seconds.get("merge", 0.0) - seconds.get("start_workers", 0.0) - \
+        seconds.get("warm_up", engine.fork_after)
     return (min(3.0, max(0.8, factor)), coordinator, seconds.get("start_workers", 0.0),
             max(0.0, stop))
 

@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.cost_model import parallel_pays
+from pevm.engines.cost_model import parallel_pays, warm_up_settled
 from pevm.engines.parallel import RECOVERY_BATCH, ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler, costly_transactions,
@@ -247,7 +247,9 @@ class _Simulation:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
             while not sched.done and self.now < self.engine.fork_after \
-                    and sched.commit_index not in sched.costly:
+                    and sched.commit_index not in sched.costly \
+                    and not warm_up_settled(sched.commit_index, self.now,
+                                            self.n - sched.commit_index):
                 yield from self._inline(sched.commit_index)
             done = sched.commit_index
             if self.n - done >= max(2, self.engine.min_parallel_txs) and (
