@@ -207,21 +207,30 @@ class MVMemory:
         old_keys = set(self._tx_keys.get(txn, ()))
         self._remove_versions(txn)
         keys: list[Key] = []
-        versions = self._versions
+        add = self._add_version
         for key, value in writes.values.items():
-            insort(versions.setdefault(key, []), (txn, value), key=_first)
+            add(key, txn, value)
             keys.append(key)
         for address, amount in writes.deltas.items():
             key = (BALANCE, address)
-            insort(versions.setdefault(key, []), (txn, Delta(amount)), key=_first)
+            add(key, txn, Delta(amount))
             keys.append(key)
         for address in writes.wiped:
             key = (WIPE, address)
-            insort(versions.setdefault(key, []), (txn, True), key=_first)
+            add(key, txn, True)
             keys.append(key)
         self._tx_keys[txn] = keys
         self._tx_writes[txn] = (incarnation, writes)
         return not old_keys.issuperset(keys)
+
+    def _add_version(self, key: Key, txn: int, value: Any) -> None:
+        entries = self._versions.get(key)
+        if entries is None:
+            self._versions[key] = [(txn, value)]
+        elif entries[-1][0] < txn:
+            entries.append((txn, value))  # the usual order: executions ascend
+        else:
+            insort(entries, (txn, value), key=_first)
 
     def mark_estimate(self, txn: int) -> None:
         """Turn ``txn``'s recorded writes into ESTIMATE markers (it was aborted)."""
@@ -302,8 +311,11 @@ class MVMemory:
                 continue
             # by position, not by scanning: a hot location (the fee recipient's
             # balance, a hot wallet's) has a version for most of the block
-            start, end = _span_of(entries, txn)
-            del entries[start:end]
+            if entries[0][0] == txn and (len(entries) == 1 or entries[1][0] != txn):
+                del entries[0]  # the usual case: a commit, the lowest version
+            else:
+                start, end = _span_of(entries, txn)
+                del entries[start:end]
             if not entries:
                 del versions[key]
 
