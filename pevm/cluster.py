@@ -30,7 +30,7 @@ from contextlib import ExitStack
 from types import ModuleType
 from typing import Any
 
-from pevm.engines.cost_model import usable_cores
+from pevm.host import usable_cores
 from pevm.errors import PevmError
 from pevm.inputs.discover import CaseRef
 from pevm.runner import ERROR, BlockReport, run_case_ref

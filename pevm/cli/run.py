@@ -23,7 +23,7 @@ from rich.table import Table
 from pevm.cli.arguments import positive_int
 from pevm.engines import ENGINE_NAMES, default_engine_name, make_engine
 from pevm.state.backend import StateBackend
-from pevm.engines.cost_model import usable_cores
+from pevm.host import usable_cores
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace

@@ -8,7 +8,7 @@ the same decision with the same function.
 """
 from __future__ import annotations
 
-import os
+from pevm.host import usable_cores
 
 #: What going parallel costs on top of the transactions' own work, per transaction
 #: a forked worker runs, measured on the 2-core machine (generated
@@ -71,13 +71,5 @@ def warm_up_settled(done: int, elapsed: float, remaining: int) -> bool:
     return done >= SETTLED_AFTER_TXS and remaining * elapsed / done >= SETTLED_WORK_S
 
 
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        return os.cpu_count() or 1
-
-
 __all__ = ["COORDINATOR_TX_S", "PARALLEL_FIXED_S", "SETTLED_AFTER_TXS", "SETTLED_WORK_S",
-           "WORKER_TX_S", "parallel_pays", "usable_cores", "warm_up_settled"]
+           "WORKER_TX_S", "parallel_pays", "warm_up_settled"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pevm.engines.cost_model import usable_cores
+from pevm.host import usable_cores
 from pevm.engines.parallel import ParallelEngine
 
 from pevm.simulation.model import BlockProfile, Calibration, predict, simulate
