@@ -265,13 +265,13 @@ class _BlockRun:
             costly=costly_transactions([tx.gas for tx in self.transactions])
             if engine.costly_to_workers else ())
         if eligible:
-            self._warm_up(start + engine.fork_after)
-            self.seconds["warm_up"] = time.perf_counter() - start
+            self._warm_up(start)
+            warm_up = self.seconds["warm_up"] = time.perf_counter() - start
             left = self.n - self.scheduler.commit_index
             if left < max(2, engine.min_parallel_txs):
                 self.in_process_reason = \
                     f"{left} transactions left after the warm-up: too few for workers"
-            elif self._parallel_pays(time.perf_counter() - start):
+            elif self._parallel_pays(warm_up):
                 mark = time.perf_counter()
                 if engine._gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
@@ -374,15 +374,17 @@ class _BlockRun:
             f"{warm_up_seconds / done * 1e3:.2f} ms each: workers would not pay")
         return False
 
-    def _warm_up(self, deadline: float) -> None:
-        """Run in-process, in order, until ``deadline``: a block that finishes
-        by then never pays for starting workers. A costly transaction ends it
-        early (a worker should run that one), and so does a rest of the block
-        that is clearly long (:func:`warm_up_settled`), unless the fault hooks
-        fix the fork point: tests ask for that point exactly."""
+    def _warm_up(self, start: float) -> None:
+        """Run in-process, in order, until ``fork_after`` seconds from the block's
+        ``start``: a block that finishes by then never pays for starting workers.
+        A costly transaction ends it early (a worker should run that one), and so
+        does a rest of the block that is clearly long by the mean since ``start``
+        -- the mean :meth:`_parallel_pays` weighs -- (:func:`warm_up_settled`),
+        unless the fault hooks fix the fork point: tests ask for that point
+        exactly."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
-        start = time.perf_counter()
+        deadline = start + self.engine.fork_after
         while not sched.done and (
                 sched.commit_index < fixed if fixed is not None
                 else (now := time.perf_counter()) < deadline

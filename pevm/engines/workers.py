@@ -313,11 +313,9 @@ class WorkerPool:
                 except (EOFError, OSError):
                     dead.add(worker)
             for worker in dead:
-                self._unwatch(worker)
+                self._lost(worker)  # unwatched: the next poll passes over it
             ready = self._poller.poll(0)
-        for worker in sorted(dead):
-            self._lost(worker)
-            out.append(Dead(worker))
+        out.extend(Dead(worker) for worker in sorted(dead))
         self.timeline.add(Activity.MESSAGE, start)
         return out
 
