@@ -5,7 +5,8 @@ transaction has committed in the multi-version memory, the block's writes go int
 ``vm.state`` (py-evm's ``AccountDB``) through py-evm's own state API, and the
 receipts and header are made by the fork's own ``vm.make_receipt``,
 ``vm.add_receipt_to_header`` and ``vm.increment_blob_gas_used`` -- folded into one
-header copy where the fork uses py-evm's stock steps.
+header copy where the fork uses py-evm's stock steps (Frontier's, whose header step
+also computes the state root once more per transaction, or Byzantium's).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
         apply_writes(state, last.writes, pre)
     header = base_header
     receipts = []
-    fold = _foldable_header_steps(type(vm)) and not per_tx_roots
+    fold = _foldable_header_steps(type(vm))
     check = not _receipts_valid_by_construction(type(vm))
     for txn, tx in enumerate(transactions):
         result = committed[txn]
@@ -66,7 +67,7 @@ def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
             header = vm.increment_blob_gas_used(header, tx)
         receipts.append(receipt)
     if fold:
-        header = _fold_header(base_header, receipts, transactions, type(vm))
+        header = _fold_header(base_header, receipts, transactions, type(vm), state)
     return header, tuple(receipts)
 
 
@@ -86,36 +87,45 @@ class _RunningHeader:
 
 def _foldable_header_steps(vm_class: Any) -> bool:
     """Whether the fork's per-transaction header updates are py-evm's stock ones
-    (bloom OR, gas used; blob gas sum), which fold into one header copy."""
+    (bloom OR, gas used, and before Byzantium the state root; blob gas sum), which
+    fold into one header copy."""
     from eth.vm.forks.cancun import CancunVM
     from eth.vm.forks.frontier import FrontierVM
-    return (vm_class.add_receipt_to_header is ByzantiumVM.add_receipt_to_header
+    return (_stock_steps(vm_class) is not None
             and vm_class.increment_blob_gas_used in (
                 FrontierVM.increment_blob_gas_used,
-                CancunVM.increment_blob_gas_used)
-            and _stock_make_receipt(vm_class))
+                CancunVM.increment_blob_gas_used))
 
 
-def _stock_make_receipt(vm_class: Any) -> bool:
-    """Whether the fork makes receipts with py-evm's Byzantium ``make_receipt``."""
-    return getattr(vm_class.make_receipt, "__func__", None) \
-        is getattr(ByzantiumVM.make_receipt, "__func__", None)
+def _stock_steps(vm_class: Any) -> type | None:
+    """The py-evm VM (FrontierVM or ByzantiumVM) whose ``make_receipt`` and
+    ``add_receipt_to_header`` the fork uses unchanged, or None if it overrides
+    either."""
+    from eth.vm.forks.frontier import FrontierVM
+    for stock in (ByzantiumVM, FrontierVM):
+        if (getattr(vm_class.make_receipt, "__func__", None)
+                is getattr(stock.make_receipt, "__func__", None)
+                and vm_class.add_receipt_to_header is stock.add_receipt_to_header):
+            return stock
+    return None
 
 
 def _receipts_valid_by_construction(vm_class: Any) -> bool:
     """Whether ``validate_receipt`` cannot fail on what ``make_receipt`` makes:
-    both are py-evm's Byzantium ones, whose receipt computes its bloom from its own
-    logs and its status from the computation -- exactly what the check re-derives
-    (a third of the merge's time on a 1,000-transaction ERC-20 block). A fork that
-    overrides either keeps the check."""
-    return (getattr(vm_class.validate_receipt, "__func__", None)
-            is ByzantiumVM.validate_receipt.__func__  # type: ignore[attr-defined]
-            and _stock_make_receipt(vm_class))
+    both are py-evm's stock ones (Frontier's or Byzantium's), whose receipt computes
+    its bloom from its own logs (and from Byzantium on its status from the
+    computation) -- exactly what the check re-derives (a third of the merge's time
+    on a 1,000-transaction ERC-20 block). A fork that overrides either keeps the
+    check."""
+    stock = _stock_steps(vm_class)
+    return (stock is not None
+            and getattr(vm_class.validate_receipt, "__func__", None)
+            is stock.validate_receipt.__func__)  # type: ignore[attr-defined]
 
 
 def _fold_header(base: BlockHeaderAPI, receipts: list[ReceiptAPI],
                  transactions: Sequence[SignedTransactionAPI],
-                 vm_class: Any) -> BlockHeaderAPI:
+                 vm_class: Any, state: Any) -> BlockHeaderAPI:
     """What py-evm's per-transaction header updates add up to, in one copy."""
     if not receipts:
         return base
@@ -125,6 +135,9 @@ def _fold_header(base: BlockHeaderAPI, receipts: list[ReceiptAPI],
     for receipt in receipts:
         bloom |= int(receipt.bloom)
     fields: dict[str, Any] = {"bloom": bloom, "gas_used": receipts[-1].gas_used}
+    if _stock_steps(vm_class) is not ByzantiumVM:
+        # Frontier's step sets the state root after each receipt: the last one counts
+        fields["state_root"] = state.make_state_root()
     if vm_class.increment_blob_gas_used is CancunVM.increment_blob_gas_used:
         fields["blob_gas_used"] = base.blob_gas_used + sum(
             get_total_blob_gas(tx) for tx in transactions)
