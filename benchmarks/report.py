@@ -129,23 +129,27 @@ def _measured(document: dict) -> dict[str, dict[int, tuple[float, float]]]:
 
 def render_model(document: dict, simulated: list[dict]) -> str:
     """``pevm analyze --simulate`` rows against a bench document of the same
-    blocks: predicted and measured speedup at 2 workers, the error, and the
-    predictions beyond."""
+    blocks: predicted and measured speedup at 2 workers, the error, the
+    predictions beyond, and the measured share of the ideal by gas and by time."""
     measured = _measured(document)
-    lines = ["| block | ideal 2 | simulated 2 | measured 2 (fastest) | error | "
-             "simulated 4 / 8 / 16 / 64 | ideal 16 |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| block | ideal 2 by gas / time | simulated 2 | measured 2 (fastest) | "
+             "error | of ideal by gas / time | simulated 4 / 8 / 16 / 64 | ideal 16 |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     errors = []
     for row in simulated:
         sim, ideal = row["simulated_speedup"], row["ideal_speedup"]
+        by_time = (row.get("ideal_speedup_by_time") or {}).get("2")
         got = measured.get(row["case"], {}).get(2)
         error = sim["2"] / got[0] - 1 if got else None
         if error is not None:
             errors.append(error)
         beyond = " / ".join(f"{sim[k]:.2f}" for k in ("4", "8", "16", "64") if k in sim)
-        lines.append(f"| {row['case']} | {ideal['2']:.2f} | {sim['2']:.2f} | "
+        ideals = f"{ideal['2']:.2f} / " + (f"{by_time:.2f}" if by_time else "-")
+        shares = (f"{got[0] / ideal['2']:.0%} / "
+                  + (f"{got[0] / by_time:.0%}" if by_time else "-")) if got else "-"
+        lines.append(f"| {row['case']} | {ideals} | {sim['2']:.2f} | "
                      + (f"{got[0]:.2f} ({got[1]:.2f}) | {error:+.0%}" if got else "- | -")
-                     + f" | {beyond} | {ideal['16']:.2f} |")
+                     + f" | {shares} | {beyond} | {ideal['16']:.2f} |")
     if errors:
         within = sum(abs(e) <= 0.15 for e in errors)
         mean = sum(abs(e) for e in errors) / len(errors)
@@ -155,7 +159,8 @@ def render_model(document: dict, simulated: list[dict]) -> str:
 
 
 def plot_model(document: dict, simulated: list[dict], path: str) -> None:
-    """Per block: the ideal, the simulated and the measured speedup against workers."""
+    """Per block: the ideals (by gas, by time), the simulated and the measured
+    speedup against workers."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -169,7 +174,12 @@ def plot_model(document: dict, simulated: list[dict], path: str) -> None:
         ideal = {int(k): v for k, v in row["ideal_speedup"].items() if k.isdigit()}
         sim = {int(k): v for k, v in row["simulated_speedup"].items()}
         ax.plot(sorted(ideal), [ideal[k] for k in sorted(ideal)], "--", color="C2",
-                label="ideal (dependency graph)")
+                label="ideal (dependency graph, gas)")
+        timed = {int(k): v for k, v in (row.get("ideal_speedup_by_time") or {}).items()
+                 if k.isdigit()}
+        if timed:
+            ax.plot(sorted(timed), [timed[k] for k in sorted(timed)], ":", color="C1",
+                    label="ideal (measured time)")
         ax.plot(sorted(sim), [sim[k] for k in sorted(sim)], "o-", color="C0",
                 markersize=3, label="simulated")
         got = measured.get(row["case"], {})

@@ -11,7 +11,12 @@ reads a credited balance depends on every credit since that balance's last write
 From the graph: the critical path (by gas and by count), the ideal speedup at W
 workers -- total gas over the makespan of greedy list scheduling in block order on W
 workers, with each transaction starting when its dependencies have finished -- the
-conflict rate and the hottest locations.
+conflict rate and the hottest locations. Gas is what the block says of its costs;
+``pevm analyze --simulate`` also weighs the same schedule by each transaction's
+measured time (:meth:`DependencyGraph.ideal_speedups` with weights), which differs
+where py-evm's time per gas does -- one contract's transaction can be most of a
+block's time for a fraction of its gas. Neither is a bound on every schedule: an
+engine that starts a long transaction before its turn can beat the in-order one.
 """
 from __future__ import annotations
 
@@ -73,14 +78,21 @@ class DependencyGraph:
     def size(self) -> int:
         return len(self.accesses)
 
-    def _weights(self) -> list[int]:
-        # A transaction costs at least 1 so that empty ones still take a slot.
-        return [max(1, a.gas) for a in self.accesses]
+    def _weights(self, weights: Sequence[float] | None = None) -> Sequence[float]:
+        if weights is None:
+            # A transaction costs at least 1 so that empty ones still take a slot.
+            return [max(1, a.gas) for a in self.accesses]
+        if len(weights) != self.size:
+            raise ValueError(f"{len(weights)} weights for {self.size} transactions")
+        return weights
 
     def critical_path(self, by: str = "gas") -> tuple[int, list[int]]:
         """Length and transactions of the longest dependency chain."""
-        weights = self._weights() if by == "gas" else [1] * self.size
-        best: list[int] = []
+        length, chain = self._longest(self._weights() if by == "gas" else [1] * self.size)
+        return int(length), chain
+
+    def _longest(self, weights: Sequence[float]) -> tuple[float, list[int]]:
+        best: list[float] = []
         parent: list[int] = []
         for i, d in enumerate(self.deps):
             prev = max(d, key=lambda j: best[j], default=-1)
@@ -95,26 +107,40 @@ class DependencyGraph:
             end = parent[end]
         return max(best), chain[::-1]
 
-    def makespan(self, workers: int | None) -> int:
-        """Greedy list schedule in block order; ``None`` means unlimited workers."""
-        weights = self._weights()
+    def makespan(self, workers: int | None,
+                 weights: Sequence[float] | None = None) -> float:
+        """Greedy list schedule in block order; ``None`` means unlimited workers.
+
+        ``weights``: each transaction's cost (default: its gas, at least 1).
+        """
+        costs = self._weights(weights)
         if workers is None:
-            return self.critical_path("gas")[0]
-        finish = [0] * self.size
-        free = [0] * workers  # a heap of times at which each worker is free
-        heapq.heapify(free)
+            return self._longest(costs)[0]
+        finish = [0.0] * self.size
+        free = [0.0] * workers  # a heap of times at which each worker is free
         for i in range(self.size):
             ready = max((finish[j] for j in self.deps[i]), default=0)
             worker_free = heapq.heappop(free)
             start = max(ready, worker_free)
-            finish[i] = start + weights[i]
+            finish[i] = start + costs[i]
             heapq.heappush(free, finish[i])
         return max(finish, default=0)
 
-    def ideal_speedup(self, workers: int | None) -> float:
-        total = sum(self._weights())
-        span = self.makespan(workers)
-        return total / span if span else 1.0
+    def ideal_speedup(self, workers: int | None,
+                      weights: Sequence[float] | None = None) -> float:
+        """Total cost over the makespan at ``workers`` (see :meth:`makespan`)."""
+        costs = self._weights(weights)
+        span = self.makespan(workers, costs)
+        return sum(costs) / span if span else 1.0
+
+    def ideal_speedups(self, weights: Sequence[float] | None = None,
+                       counts: Sequence[int] = ()) -> dict[str, float]:
+        """:meth:`ideal_speedup` at each of :data:`WORKER_COUNTS` (and ``counts``)
+        and at unlimited workers, ``"inf"``."""
+        ideal = {str(w): round(self.ideal_speedup(w, weights), 4)
+                 for w in sorted(set(WORKER_COUNTS) | set(counts))}
+        ideal["inf"] = round(self.ideal_speedup(None, weights), 4)
+        return ideal
 
     def conflict_rate(self) -> float:
         """Share of transactions that depend on at least one earlier transaction."""
@@ -146,15 +172,13 @@ class Analysis:
 
 
 def analyze(graph: DependencyGraph) -> Analysis:
-    ideal = {str(w): round(graph.ideal_speedup(w), 4) for w in WORKER_COUNTS}
-    ideal["inf"] = round(graph.ideal_speedup(None), 4)
     return Analysis(
         txs=graph.size, edges=sum(len(d) for d in graph.deps),
         conflict_rate=round(graph.conflict_rate(), 4),
         critical_path_gas=graph.critical_path("gas")[0],
         critical_path_count=graph.critical_path("count")[0],
         total_gas=sum(a.gas for a in graph.accesses),
-        ideal_speedup=ideal, hottest=graph.hottest(),
+        ideal_speedup=graph.ideal_speedups(), hottest=graph.hottest(),
     )
 
 

@@ -55,6 +55,27 @@ def test_mixed_block_by_hand() -> None:
     assert result.edges == 4
 
 
+def test_the_ideal_weighed_by_measured_time() -> None:
+    # the block of test_mixed_block_by_hand, where gas and time disagree: tx1
+    # costs 100 gas but most of the time; it depends on nothing
+    accesses = [tx(set(), {X}, 100), tx(set(), {Y}, 100),
+                tx({X}, {X}, 300), tx({Y, X}, set(), 100),
+                tx({X}, set(), 100)]
+    graph = DependencyGraph.build(accesses)
+    seconds = [1.0, 6.0, 1.0, 1.0, 1.0]
+    # two workers: t0 0-1 | t1 0-6; t2 1-2; t3 waits t1: 6-7; t4 2-3 -> makespan 7
+    assert graph.makespan(2, seconds) == 7
+    assert graph.ideal_speedup(2, seconds) == pytest.approx(10 / 7)
+    # unlimited: the longest chain by time is t1 -> t3, 7
+    assert graph.ideal_speedup(None, seconds) == pytest.approx(10 / 7)
+    ideal = graph.ideal_speedups(seconds, counts=(3,))
+    assert set(ideal) == {"1", "2", "3", "4", "8", "16", "inf"}
+    assert ideal["1"] == 1.0 and ideal["2"] == pytest.approx(10 / 7, abs=1e-4)
+    assert graph.ideal_speedups() == analyze(graph).ideal_speedup  # gas by default
+    with pytest.raises(ValueError, match="4 weights for 5 transactions"):
+        graph.ideal_speedup(2, seconds[:4])
+
+
 def test_credits_do_not_serialise_but_readers_wait_for_them() -> None:
     coinbase: Location = (BALANCE, COINBASE)
     accesses = [TxAccess(frozenset({(STORAGE, TOKEN, i)}), frozenset({(STORAGE, TOKEN, i)}),

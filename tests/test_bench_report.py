@@ -100,6 +100,7 @@ def test_the_model_against_the_measurement() -> None:
     document = {"blocks": [block("a", (1.0, 0.9), (0.5, 0.5)),    # 2.00x (1.80x)
                            block("b", (2.0, 2.0), (2.5, 2.0))]}   # 0.80x (1.00x)
     simulated = [{"case": "a", "ideal_speedup": {"2": 2.0, "16": 10.0},
+                  "ideal_speedup_by_time": {"2": 1.6},
                   "simulated_speedup": {"1": 1.0, "2": 1.8, "4": 2.5, "8": 3.0,
                                         "16": 3.2, "64": 3.0}},
                  {"case": "b", "ideal_speedup": {"2": 1.5, "16": 1.5},
@@ -109,8 +110,9 @@ def test_the_model_against_the_measurement() -> None:
     text = render_model(document, simulated)
     rows = [[c.strip() for c in line.strip("|").split("|")]
             for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[1] == ["a", "2.00", "1.80", "2.00 (1.80)", "-10%", "2.50 / 3.00 / 3.20 / 3.00",
-                       "10.00"]
-    assert rows[2][3:5] == ["0.80 (1.00)", "+25%"]
-    assert rows[3][3:5] == ["-", "-"]
+    assert rows[1] == ["a", "2.00 / 1.60", "1.80", "2.00 (1.80)", "-10%", "100% / 125%",
+                       "2.50 / 3.00 / 3.20 / 3.00", "10.00"]
+    assert rows[2][1] == "1.50 / -"        # an analysis without measured times
+    assert rows[2][3:6] == ["0.80 (1.00)", "+25%", "53% / -"]
+    assert rows[3][3:6] == ["-", "-", "-"]
     assert "Within 15% on 1 of 2 blocks; mean absolute error 18%." in text

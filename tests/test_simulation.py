@@ -176,6 +176,11 @@ def test_cli_simulate_json(monkeypatch: pytest.MonkeyPatch,
         assert set(simulated) == {"1", "2"}
         assert simulated["1"] == 1.0
         assert all(isinstance(v, float) and v > 0 for v in simulated.values())
+        # the graph's ideal again, weighed by measured times: keys as the ideal's
+        by_time = row["ideal_speedup_by_time"]
+        assert set(by_time) == set(row["ideal_speedup"])
+        assert by_time["1"] == 1.0
+        assert 1.0 <= by_time["2"] <= 2.0 and by_time["inf"] >= by_time["16"]
 
 
 def test_cli_simulate_table(monkeypatch: pytest.MonkeyPatch,
@@ -185,7 +190,7 @@ def test_cli_simulate_table(monkeypatch: pytest.MonkeyPatch,
     assert main(["analyze", str(fixture), "--simulate", "2,32",
                  "--profile-repeat", "1"]) == 0
     out = capsys.readouterr().out
-    assert "simulated" in out and "32 w" in out
+    assert "simulated" in out and "32 w" in out and "ideal by time" in out
 
 
 @pytest.mark.parametrize("value", ["0", "1,x", "", "-2", "two"])

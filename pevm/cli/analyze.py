@@ -48,7 +48,9 @@ def register(subparsers: Any) -> None:
              "(a forked echo process and a generated block; about half a minute, "
              "then cached under the user cache directory); the coordinator and the "
              "workers share this machine's cores. JSON: key simulated_speedup "
-             "(worker count -> predicted speedup)")
+             "(worker count -> predicted speedup), and ideal_speedup_by_time: the "
+             "ideal speedup's schedule with each transaction weighed by its measured "
+             "time instead of its gas")
     parser.add_argument("--cores", type=int, metavar="N",
                         help="with --simulate: assume N cores instead of this "
                              "machine's (the per-process costs stay this machine's)")
@@ -118,8 +120,9 @@ def _calibration(args: argparse.Namespace) -> Any:
 
 
 def _simulated(args: argparse.Namespace, ref: Any, items: list[BlockAnalysis],
-               calibration: Any) -> dict[int, dict[str, float]]:
-    """Predicted speedups per block index of the case."""
+               calibration: Any) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
+    """Per block index of the case: the predicted speedups, and the graph's ideal
+    with each transaction weighed by its measured time instead of its gas."""
     from pevm.simulation import predict, profile_case
     if not items:
         return {}
@@ -132,7 +135,8 @@ def _simulated(args: argparse.Namespace, ref: Any, items: list[BlockAnalysis],
         profile = profiles.get(item.block)
         if profile is not None and profile.size == item.graph.size:
             predicted = predict(profile, item.graph.deps, args.simulate, calibration)
-            out[item.block] = {str(w): v for w, v in predicted.items()}
+            out[item.block] = ({str(w): v for w, v in predicted.items()},
+                               item.graph.ideal_speedups(profile.exec_s, args.simulate))
     if sys.stderr.isatty() and time.perf_counter() - start > 2:
         _status(f"simulated {ref.name} in {time.perf_counter() - start:.1f} s")
     return out
@@ -160,14 +164,15 @@ def analyze_command(args: argparse.Namespace) -> int:
             continue
         for item in items:
             found += 1
-            predicted = simulated.get(item.block)
+            predicted, by_time = simulated.get(item.block, (None, None))
             if args.json:
                 row = analysis_json(item)
                 if args.simulate:
                     row["simulated_speedup"] = predicted
+                    row["ideal_speedup_by_time"] = by_time
                 print(json.dumps(row))
             else:
-                _print(console, item, predicted)
+                _print(console, item, predicted, by_time)
             if args.dot and not dot_written:
                 with open(args.dot, "w") as handle:
                     handle.write(to_dot(item))
@@ -181,7 +186,8 @@ def analyze_command(args: argparse.Namespace) -> int:
 
 
 def _print(console: Console, item: BlockAnalysis,
-           simulated: dict[str, float] | None = None) -> None:
+           simulated: dict[str, float] | None = None,
+           by_time: dict[str, float] | None = None) -> None:
     s = item.summary
     console.print(f"[bold]{item.case}[/bold] block {item.block}: {s.txs} txs, "
                   f"{s.edges} dependencies, conflict rate {s.conflict_rate:.1%}, "
@@ -196,8 +202,8 @@ def _print(console: Console, item: BlockAnalysis,
         # the simulated worker counts beside the graph's ideal at the same counts
         counts = sorted({int(w) for w in simulated} |
                         {int(key) for key in s.ideal_speedup if key != "inf"})
-        table = Table(title="speedup over one process: ideal (dependency graph) and "
-                            "simulated (this machine)")
+        table = Table(title="speedup over one process: ideal (dependency graph, by gas "
+                            "and by measured time) and simulated (this machine)")
         table.add_column("")
         for count in counts:
             table.add_column(f"{count} w", justify="right")
@@ -206,6 +212,10 @@ def _print(console: Console, item: BlockAnalysis,
                  for w in counts]
         table.add_row("ideal", *(f"{v:.2f}" for v in ideal),
                       f"{s.ideal_speedup['inf']:.2f}")
+        if by_time is not None:
+            timed = [by_time.get(str(w)) for w in counts]
+            table.add_row("ideal by time", *(f"{v:.2f}" if v is not None else ""
+                                             for v in timed), f"{by_time['inf']:.2f}")
         table.add_row("simulated", *(f"{simulated[str(w)]:.2f}" if str(w) in simulated
                                      else "" for w in counts), "")
     console.print(table)
