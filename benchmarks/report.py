@@ -175,8 +175,9 @@ def plot_model(document: dict, simulated: list[dict], path: str) -> None:
         sim = {int(k): v for k, v in row["simulated_speedup"].items()}
         ax.plot(sorted(ideal), [ideal[k] for k in sorted(ideal)], "--", color="C2",
                 label="ideal (dependency graph, gas)")
+        # at the gas ideal's worker counts, so that both lines span the same range
         timed = {int(k): v for k, v in (row.get("ideal_speedup_by_time") or {}).items()
-                 if k.isdigit()}
+                 if k.isdigit() and int(k) in ideal}
         if timed:
             ax.plot(sorted(timed), [timed[k] for k in sorted(timed)], ":", color="C1",
                     label="ideal (measured time)")
