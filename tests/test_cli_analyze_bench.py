@@ -101,3 +101,30 @@ def test_bench_refuses_to_time_an_engine_that_differs_from_py_evm(
     assert code == 1                     # a mismatch, as in pevm run
     assert "differs from py-evm" in capsys.readouterr().err
     assert calls and calls[0][0] is not calls[0][1]
+
+
+def test_bench_alternates_the_engines_order_after_py_evm(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # whichever engine runs right after py-evm's import runs slower: the engines'
+    # order is reversed every other timed round, py-evm's reference always first
+    import pevm.bench
+    from pevm.inputs.discover import list_cases
+
+    runs: list[tuple[str, int]] = []
+    original = pevm.bench._run_once
+
+    def recorded(ref, engine, results=None, breakdown=None):
+        runs.append((engine.name, getattr(engine, "workers", 1)))
+        return original(ref, engine, results, breakdown)
+
+    monkeypatch.setattr(pevm.bench, "_run_once", recorded)
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    [ref] = list_cases([str(fixture)]).cases
+    pevm.bench.bench_case(ref, [1, 2], repeat=3, warmup=1)
+    rounds = [runs[i:i + 3] for i in range(0, len(runs), 3)]
+    assert len(rounds) == 4
+    reference = ("reference", 1)
+    one, two = ("parallel", 1), ("parallel", 2)
+    # warm-up round, then three timed rounds: 1 and 2 workers, reversed, again
+    assert rounds == [[reference, two, one], [reference, one, two],
+                      [reference, two, one], [reference, one, two]]

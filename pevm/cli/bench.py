@@ -42,7 +42,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=positive_ints("worker counts"), default="1,2",
                         metavar="LIST",
                         help="comma-separated worker counts (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed rounds (default 3); the engines' order after "
+                             "py-evm's run is reversed every other round, so an even "
+                             "count gives each engine each place equally")
     parser.add_argument("--state", choices=[b.value for b in StateBackend],
                         default=StateBackend.FLAT.value,
                         help="the parallel engine's state layer (default: %(default)s; "
