@@ -105,8 +105,8 @@ def test_bench_refuses_to_time_an_engine_that_differs_from_py_evm(
 
 def test_bench_alternates_the_engines_order_after_py_evm(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # whichever engine runs right after py-evm's import runs slower: the engines'
-    # order is reversed every other timed round, py-evm's reference always first
+    # a run's place in the round moves its time: the engines' order is reversed
+    # every other timed round, py-evm's reference always first
     import pevm.bench
     from pevm.inputs.discover import list_cases
 

@@ -59,6 +59,7 @@ def test_the_folded_header_carries_the_last_state_root_before_byzantium():
     # what py-evm's importer later overwrites, but Frontier's step sets: the merge's
     # header is the one py-evm's steps would have made
     block = build_block(SpuriousDragonVM, [Intent("transfer", 1, 2, 5)])
+
     class State:
         def make_state_root(self):
             return b"\x11" * 32
