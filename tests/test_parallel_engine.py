@@ -8,7 +8,7 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import cost_model, parallel
+from pevm.engines import block_run, cost_model
 from pevm.engines.timeline import Trace
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
@@ -255,9 +255,9 @@ def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
 
 
 def _in_process_import(monkeypatch, name, replacement, **options):
-    """Import MIXED at 2 workers with ``parallel.<name>`` replaced; it must run
+    """Import MIXED at 2 workers with ``block_run.<name>`` replaced; it must run
     in one process and equal py-evm."""
-    monkeypatch.setattr(parallel, name, replacement)
+    monkeypatch.setattr(block_run, name, replacement)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, **options)
     got = import_block(CancunVM, block, engine)
@@ -292,7 +292,7 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
     # stops after the first k transactions, and the workers take the rest (this
     # small block's rest would not pay for them: that verdict is not tested here)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(parallel, "parallel_pays", lambda *args, **kwargs: True)
+    monkeypatch.setattr(block_run, "parallel_pays", lambda *args, **kwargs: True)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
     got = import_block(CancunVM, block, engine)

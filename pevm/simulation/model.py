@@ -6,8 +6,9 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pevm.engines.block_run import RECOVERY_BATCH
 from pevm.engines.cost_model import parallel_pays, warm_up_settled
-from pevm.engines.parallel import RECOVERY_BATCH, ParallelEngine
+from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler, costly_transactions,
                                    default_chunk_size)

@@ -1,0 +1,460 @@
+"""One block on the coordinator: the warm-up, the commit loop, the workers' messages.
+
+:class:`BlockRun` is what :meth:`ParallelEngine.apply_transactions
+<pevm.engines.parallel.ParallelEngine.apply_transactions>` runs for each block; the
+engine's docstring (:mod:`pevm.engines.parallel`) describes the steps -- senders,
+execution, commit, merge -- and the small-block warm-up. This module holds the
+state that lives for one block only (the multi-version memory, the scheduler, the
+worker pool, the committed results) and the loop that drives them: the engine is
+its configuration, the run is its work. What to run next is the scheduler's
+policy (:mod:`pevm.engines.scheduler`); this loop carries it out.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import random
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
+
+from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
+
+from pevm.engines.cost_model import parallel_pays, warm_up_settled
+from pevm.engines.detail import ParallelDetail
+from pevm.engines.executor import BlockContext, TxResult
+from pevm.engines.locations import BALANCE, NONCE
+from pevm.engines.merge import apply_writes, final_writes, merge_block
+from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
+from pevm.engines.scheduler import (Action, Scheduler, costly_transactions,
+                                   default_chunk_size)
+from pevm.engines.timeline import Activity, Timeline, breakdown
+from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
+                                  ToWorker, WorkerPool, fork_available,
+                                  unavailable_reason)
+from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
+from pevm.result import EngineStats
+
+if TYPE_CHECKING:  # the engine imports this module to run its blocks
+    from pevm.engines.parallel import ParallelEngine
+
+LOG = logging.getLogger("pevm.engine")
+
+#: Senders per recovery task handed to an idle worker while speculation is paused.
+RECOVERY_BATCH = 64
+
+
+class BlockRun:
+    """One block's execution on the coordinator (state that lives for the block
+    only); :meth:`run` is the whole of it."""
+
+    def __init__(self, engine: ParallelEngine, vm: VirtualMachineAPI,
+                 transactions: tuple[SignedTransactionAPI, ...],
+                 base_header: BlockHeaderAPI) -> None:
+        self.engine = engine
+        self.vm = vm
+        self.transactions = transactions
+        self.base_header = base_header
+        self.n = len(transactions)
+        self.seconds: dict[str, float] = {}
+        self.ctx = BlockContext(vm, transactions)
+        #: the coordinator's time by activity (and slices, when tracing)
+        self.timeline = self.ctx.timeline
+        self.timeline.tracing = engine.trace is not None
+        #: each worker's, as its messages bring them
+        self.worker_timelines: dict[int, Timeline] = {}
+        self.mv = MVMemory(self.ctx.pre)
+        self.pool: WorkerPool | None = None
+        self.rng = random.Random(engine.hooks.seed * 7919 + engine._blocks)
+        self.committed: list[TxResult | None] = [None] * self.n
+        self.executions = 0
+        self.cumulative_gas = 0
+        self.worker_cpu: dict[int, float] = {}
+        self.waits = 0
+        self.before_last: TxWrites | None = None
+        self.synced: dict[int, int] = {}
+        self.warm_up_txs = 0
+        self.recovering: set[int] = set()
+        self.recovery_frontier = 0
+        self.pool_started = False
+        self.pool_started_at = 0.0
+        #: why the block ran without workers although more were asked for
+        self.in_process_reason = ""
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+    # -------------------------------------------------------------- phases
+    def run(self) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
+        engine = self.engine
+        eligible = engine.workers > 1 and self.n >= max(2, engine.min_parallel_txs)
+        if engine.workers > 1 and not eligible:
+            self.in_process_reason = f"{self.n} transactions: too few for workers"
+        if eligible and not fork_available(engine.start_method):
+            self._in_process(unavailable_reason(engine.start_method))
+            eligible = False
+        workers = engine.workers - engine.coordinator_executes if eligible else 0
+        start = time.perf_counter()
+        cpu_start = time.process_time()
+        chunk = engine.chunk_size or default_chunk_size(self.n, max(engine.workers, 1))
+        self.scheduler = Scheduler(
+            self.n, workers, chunk_size=chunk, max_outstanding=engine.max_outstanding,
+            coordinator_executes=engine.coordinator_executes,
+            costly=costly_transactions([tx.gas for tx in self.transactions])
+            if engine.costly_to_workers else ())
+        if eligible:
+            self._warm_up(start)
+            warm_up = self.seconds["warm_up"] = time.perf_counter() - start
+            left = self.n - self.scheduler.commit_index
+            if left < max(2, engine.min_parallel_txs):
+                self.in_process_reason = \
+                    f"{left} transactions left after the warm-up: too few for workers"
+            elif self._parallel_pays(warm_up):
+                mark = time.perf_counter()
+                if engine._gc_frozen:
+                    gc.freeze()  # what the warm-up created, too, before the fork
+                try:
+                    self.pool = WorkerPool(self.ctx, workers, engine.hooks, self.mv,
+                                           nice=engine.worker_nice)
+                except (OSError, AssertionError, ValueError) as exc:
+                    # e.g. out of processes or memory: the block goes on in-process
+                    self._in_process(f"starting workers failed: {exc}")
+                self.seconds["start_workers"] = \
+                    self.timeline.add(Activity.START, mark) - mark
+            if self.pool is not None:
+                self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
+                                         for w in range(workers)}
+                self.pool_started = True
+                self.pool_started_at = time.perf_counter()
+                self.synced = {w: self.scheduler.commit_index for w in range(workers)}
+                self.scheduler.start_ahead()
+            else:
+                for worker in range(workers):
+                    self.scheduler.worker_lost(worker)
+        mark = time.perf_counter()
+        self._execute_all()
+        executed = time.perf_counter()
+        self.seconds["execute"] = executed - mark
+        used = engine.workers if self.pool is not None else 1
+        if self.pool is not None:
+            self.pool.stop()  # they exit while the coordinator merges
+
+        mark = time.perf_counter()
+        header, receipts = merge_block(self.vm, self.base_header, self.transactions,
+                                       self.committed, self.before_last, self.ctx.pre)
+        self.seconds["merge"] = self.timeline.add(Activity.MERGE, mark) - mark
+        self.close()
+        recover = Activity.RECOVER.value
+        recover_coordinator = self.timeline.seconds.get(recover, 0.0)
+        recover_workers = sum(t.seconds.get(recover, 0.0)
+                              for t in self.worker_timelines.values())
+        self.seconds["recover_senders"] = recover_coordinator + recover_workers
+        end = time.perf_counter()
+        self.seconds["total"] = end - start
+        tracks = {"coordinator": self.timeline} | {
+            f"worker {w}": t for w, t in sorted(self.worker_timelines.items())}
+        walls = {"coordinator": end - start} | {
+            f"worker {w}": executed - self.pool_started_at for w in self.worker_timelines}
+        if engine.trace is not None:
+            engine.trace.add_block(f"block {self.base_header.block_number}", used,
+                                   tracks)
+        s = self.scheduler.stats
+        stats = EngineStats(
+            engine=engine.name, workers=used,
+            executions=self.executions,
+            aborts=self.executions - self.n,
+            validations=s.validations, seconds=self.seconds,
+            in_process_reason=self.in_process_reason)
+        engine.last_detail = ParallelDetail(
+            chunks=s.chunks, chunk_size=chunk, dispatched=s.dispatched,
+            inline=s.inline, ahead=s.ahead, costly=s.costly,
+            validation_failures=s.validation_failures,
+            forced_aborts=s.forced_aborts, blocked=s.blocked, crashed=s.crashed,
+            lost=s.lost, stale=s.stale_results, pauses=s.pauses,
+            pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
+            in_process_reason=self.in_process_reason,
+            recover_coordinator_s=round(recover_coordinator, 4),
+            recover_workers_s=round(recover_workers, 4),
+            coordinator_cpu_s=time.process_time() - cpu_start,
+            worker_cpu_s=[round(self.worker_cpu.get(w, 0.0), 4)
+                          for w in range(workers if self.pool_started else used)],
+            waits=self.waits,
+            wait_s=round(self.timeline.seconds.get(Activity.WAIT.value, 0.0), 4),
+            dead_workers=sorted(set(range(workers)) - self.scheduler.alive)
+            if self.pool_started else [],
+            breakdown={name: breakdown(timeline, walls[name],
+                                       "other" if name == "coordinator" else "idle")
+                       for name, timeline in tracks.items()})
+        return header, receipts, stats
+
+    def _in_process(self, reason: str) -> None:
+        """Run the block without workers (it stays correct, only not parallel)."""
+        self.in_process_reason = reason
+        if reason not in self.engine._warned:
+            self.engine._warned.add(reason)
+            LOG.warning("parallel engine: running in-process: %s", reason)
+
+    def _parallel_pays(self, warm_up_seconds: float) -> bool:
+        """After the warm-up: are workers worth starting (:func:`parallel_pays`)?
+
+        Only a warm-up that ran transactions is evidence; with none (``fork_after``
+        0, or a fixed fork point from the fault hooks) the workers start as asked.
+        """
+        done = self.scheduler.commit_index
+        if done == 0 or self.engine.hooks.fork_at_tx is not None:
+            return True
+        remaining = self.n - done
+        if parallel_pays(remaining, warm_up_seconds / done, self.engine.workers):
+            return True
+        # a routine decision, not a problem: reported in the detail, not logged
+        self.in_process_reason = (
+            f"{remaining} transactions left after the warm-up at "
+            f"{warm_up_seconds / done * 1e3:.2f} ms each: workers would not pay")
+        return False
+
+    def _warm_up(self, start: float) -> None:
+        """Run in-process, in order, until ``fork_after`` seconds from the block's
+        ``start``: a block that finishes by then never pays for starting workers.
+        A costly transaction ends it early (a worker should run that one), and so
+        does a rest of the block that is clearly long by the mean since ``start``
+        -- the mean :meth:`_parallel_pays` weighs -- (:func:`warm_up_settled`),
+        unless the fault hooks fix the fork point: tests ask for that point
+        exactly."""
+        sched = self.scheduler
+        fixed = self.engine.hooks.fork_at_tx
+        deadline = start + self.engine.fork_after
+        while not sched.done and (
+                sched.commit_index < fixed if fixed is not None
+                else (now := time.perf_counter()) < deadline
+                and sched.commit_index not in sched.costly
+                and not warm_up_settled(sched.commit_index, now - start,
+                                        self.n - sched.commit_index)):
+            txn = sched.commit_index
+            self._check_header(txn)
+            self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
+        self.warm_up_txs = sched.commit_index
+
+    # ----------------------------------------------------------- execution
+    def _execute_all(self) -> None:
+        sched = self.scheduler
+        pool = self.pool
+        force = self.engine.hooks.force_abort
+        while True:
+            if pool is not None:
+                self._dispatch()
+            action, txn = sched.next_commit()
+            if action is Action.DONE:
+                return
+            if action is Action.WAIT:
+                assert pool is not None
+                self._dispatch()  # a costly transaction next_commit left to workers
+                ahead = sched.claim_ahead()
+                if ahead is not None:
+                    self._execute_ahead(ahead)
+                    self._handle(pool.receive(0))
+                    continue
+                self._handle(pool.receive(1.0))
+                self.waits += 1
+                continue
+            self._check_header(txn)
+            result: TxResult | None = None
+            if action is Action.VALIDATE:
+                result = cast(TxResult, sched.results[txn])
+                mark = time.perf_counter()
+                ok = self.mv.validate(txn, result.reads)
+                self.timeline.add(Activity.VALIDATE, mark, txn=txn,
+                                  incarnation=result.incarnation)
+                forced = ok and force > 0 and self.rng.random() < force
+                sched.validated(txn, ok and not forced, forced=forced)
+                if not ok or forced:
+                    result = None
+            if result is None:
+                incarnation = sched.executed_inline(txn)
+                result = self._execute_inline(txn, incarnation)
+                if pool is not None:
+                    self._handle(pool.receive(0))
+            self._commit(txn, result)
+
+    def _execute_inline(self, txn: int, incarnation: int) -> TxResult:
+        mv = self.mv
+        self.executions += 1
+        result = self.ctx.execute(txn, incarnation, lambda key: mv.read(key, txn))
+        if result.crash is not None or result.blocked_on is not None:
+            self._confirm_natively(txn, result.crash or "blocked on committed state")
+        return result
+
+    def _execute_ahead(self, txn: int) -> None:
+        """Execute ``txn`` speculatively (the coordinator would otherwise wait for
+        a worker); validated like a worker's result.
+
+        It reads the committed state and the coordinator's own earlier executions
+        ahead, recorded in its memory as a worker records its results: a run of
+        dependent transactions it executes ahead then holds, as in a worker's
+        chunk. Validation at the commit point reads only committed values (every
+        version below is committed by then), so a recorded execution that turns
+        out wrong costs a re-execution, never a result.
+        """
+        mv = self.mv
+        incarnation = self.scheduler.incarnation[txn]
+        self.executions += 1
+        result = self.ctx.execute(txn, incarnation, lambda key: mv.read(key, txn),
+                                  speculative=True)
+        if result.outcome is not None and result.outcome.valid:
+            mv.record(txn, incarnation, result.writes)
+        self.scheduler.on_result(result)
+
+    def _confirm_natively(self, txn: int, engine_saw: str) -> None:
+        """Re-run ``txn`` through py-evm's own state and raise what py-evm says.
+
+        Called where the engine found ``txn`` invalid (or its execution failed) on
+        the committed state. py-evm's ``vm.state`` gets the committed prefix and
+        runs the transaction itself: a rejection py-evm raises rejects the block
+        with py-evm's own reason; if py-evm executes the transaction, the engine
+        disagreed with its reference -- an engine failure, never a rejection. The
+        state is not restored: either outcome ends this block's import.
+        """
+        state = self.vm.state
+        apply_writes(state, final_writes(self.mv), self.ctx.pre)
+        state.lock_changes()
+        try:
+            state.apply_transaction(self.transactions[txn])
+        except REJECTION_ERRORS as exc:
+            raise BlockRejected(f"{type(exc).__name__}: {exc}", txn) from exc
+        raise EngineFailure(
+            f"transaction {txn}: the engine found it invalid or failing "
+            f"({engine_saw.strip().splitlines()[-1] if engine_saw.strip() else '?'}) "
+            f"but py-evm executes it on the same state")
+
+    def _check_header(self, txn: int) -> None:
+        """py-evm's check before each transaction (cumulative gas vs the limit)."""
+        cumulative = self.cumulative_gas
+        vm = self.vm
+        tx = self.transactions[txn]
+        check = SimpleNamespace(gas_used=self.base_header.gas_used + cumulative,
+                                gas_limit=self.base_header.gas_limit)
+        try:
+            try:
+                vm.validate_transaction_against_header(check, tx)  # type: ignore
+            except AttributeError:  # a fork that looks at more of the header
+                vm.validate_transaction_against_header(
+                    self.base_header.copy(gas_used=check.gas_used), tx)
+        except REJECTION_ERRORS as exc:
+            raise BlockRejected(f"{type(exc).__name__}: {exc}", txn) from exc
+
+    def _commit(self, txn: int, result: TxResult) -> None:
+        outcome = result.outcome
+        assert outcome is not None
+        if not outcome.valid:
+            self._confirm_natively(txn, outcome.reason)
+        mark = time.perf_counter()
+        if txn == self.n - 1:
+            # py-evm locks the journal before each transaction, so after the block
+            # the last transaction's changes are the only unlocked ones: keep the
+            # state before it to reproduce that at merge.
+            self.before_last = final_writes(self.mv)
+        try:
+            self.mv.commit(txn, result.writes)
+        except CreditOverflow as exc:  # the commit changed nothing
+            self._confirm_natively(txn, f"balance of 0x{exc.address.hex()} past uint256")
+        self.committed[txn] = result
+        self.cumulative_gas += self.ctx.gas_used(txn, outcome)
+        self.scheduler.committed(txn)
+        self.timeline.add(Activity.COMMIT, mark, txn=txn, incarnation=result.incarnation)
+
+    # ------------------------------------------------------------ messages
+    def _handle(self, messages: list[FromWorker]) -> None:
+        if not messages:
+            return
+        mark = time.perf_counter()
+        sched = self.scheduler
+        for message in messages:
+            if not isinstance(message, Dead):
+                self.worker_timelines[message.worker].absorb(*message.timeline)
+            if isinstance(message, Results):
+                worker = message.worker
+                self.ctx.pre.absorb(message.pre_state_loads)
+                self.worker_cpu[worker] = self.worker_cpu.get(worker, 0.0) + \
+                    message.cpu_seconds
+                if message.final:
+                    sched.chunk_done(worker)
+                self.executions += len(message.results)
+                for result in message.results:
+                    self.ctx.adopt_sender(result.txn, result.sender)
+                    if not sched.on_result(result, worker):
+                        done = self.committed[result.txn] \
+                            if result.txn < sched.commit_index else None
+                        if done is not None and result.outcome is not None:
+                            # plain equality, knowingly conservative: see
+                            # docs/architecture.md, "Throttle and late verdicts"
+                            sched.late_verdict(result.reads == done.reads)
+            elif isinstance(message, Senders):
+                self.recovering.discard(message.worker)
+                for txn, sender in message.senders:
+                    self.ctx.adopt_sender(txn, sender)
+            elif isinstance(message, Dead):
+                self.recovering.discard(message.worker)
+                sched.worker_lost(message.worker)
+                if not sched.alive:
+                    raise EngineFailure("every worker process died mid-block")
+        self.timeline.add(Activity.MESSAGE, mark)
+
+    def _dispatch(self) -> None:
+        sched = self.scheduler
+        pool = self.pool
+        assert pool is not None
+        for worker in sched.idle_workers():
+            # up to max_outstanding chunks: the next waits in the worker's inbox
+            while (txns := sched.next_chunk(worker)) is not None:
+                self._send(worker, self._run_message(worker, txns))
+        if sched.paused:
+            self._dispatch_recovery()
+
+    def _send(self, worker: int, message: ToWorker) -> None:
+        assert self.pool is not None
+        if not self.pool.send(worker, message):
+            self.scheduler.worker_lost(worker)
+            if not self.scheduler.alive:
+                raise EngineFailure("every worker process died mid-block")
+
+    def _dispatch_recovery(self) -> None:
+        """While speculation is paused the coordinator runs transaction after
+        transaction itself; idle workers recover the senders ahead of it, which
+        takes a large share of each (cheap) transaction's cost off that
+        sequential path."""
+        sched = self.scheduler
+        for worker in sched.live_workers():
+            if sched.outstanding(worker) or worker in self.recovering:
+                continue
+            # far enough ahead that the batch is done before the coordinator
+            # gets there (nearer ones it recovers itself)
+            start = max(self.recovery_frontier, sched.commit_index + RECOVERY_BATCH // 2)
+            batch: list[int] = []
+            txn = start
+            while txn < self.n and len(batch) < RECOVERY_BATCH:
+                if self.ctx.known_sender(txn) is None:
+                    batch.append(txn)
+                txn += 1
+            self.recovery_frontier = txn
+            if not batch:
+                return
+            self.recovering.add(worker)
+            self._send(worker, Recover(batch))
+
+    def _run_message(self, worker: int, txns: list[int]) -> Run:
+        sched = self.scheduler
+        commits = []
+        for txn in range(self.synced[worker], sched.commit_index):
+            result = self.committed[txn]
+            assert result is not None
+            commits.append((txn, None if result.worker == worker else result.writes))
+        self.synced[worker] = sched.commit_index
+        end = max(txns) + 1
+        estimates: list[tuple[int, tuple[Key, ...]]] = []
+        for txn in sched.in_flight_below(end, worker):
+            if txn < txns[0]:
+                sender = self.ctx.known_sender(txn)
+                if sender is not None:
+                    estimates.append((txn, ((BALANCE, sender), (NONCE, sender))))
+        return Run(txns, [sched.incarnation[t] for t in txns], commits, estimates)
