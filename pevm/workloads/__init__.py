@@ -6,9 +6,10 @@
 
 ``pevm gen`` is the command-line face of :func:`generate`. The contracts live in
 :mod:`pevm.workloads.contracts` (sources assembled by :mod:`pevm.workloads.asm`),
-transactions and genesis state in :mod:`pevm.workloads.scenario`, the fixture
-layout in :mod:`pevm.workloads.fixture`, the workloads in
-:mod:`pevm.workloads.generate`.
+transactions and genesis state in :mod:`pevm.workloads.scenario`, the block built
+from them in :mod:`pevm.workloads.builder`, the fixture layout in
+:mod:`pevm.workloads.fixture`, the workloads in :mod:`pevm.workloads.generate`
+and what each one's block holds in :mod:`pevm.workloads.plans`.
 """
 from pevm.workloads.fixture import dumps, fixture_case, write_fixture
 from pevm.workloads.generate import (
