@@ -1,0 +1,117 @@
+"""Receipts' log blooms from one block-wide cache, for the merge's receipts.
+
+py-evm's ``Receipt`` computes its bloom when it is made, item by item through
+eth-bloom: a Keccak-256 of the log's address and of each topic (serialised to 32
+bytes), three bits from each hash. A block's logs repeat the same items -- the
+token contract's address, the ``Transfer`` event's topic, a hot wallet's address in
+every transfer it sends -- and each receipt hashes them again. On mainnet block
+15537394 (80 transactions, one of them an airdrop with thousands of logs) that was
+86% of a 266 ms merge, serial on the coordinator at every worker count.
+
+:class:`BloomCache` keeps each item's three bits for the block, so an item is
+hashed once; :func:`with_cached_bloom` hands py-evm's stock ``make_receipt`` (the
+VM's, which computes the cumulative gas and the status) a transaction whose own
+receipt step passes that bloom to ``Receipt``, which then skips computing it. The
+bits are eth-bloom's: the low 11 bits of each of the hash's first three big-endian
+16-bit words. Only the transaction classes whose ``make_receipt`` is py-evm's stock
+one (logs, then ``Receipt(state_root=status, gas_used, logs)``, wrapped for a typed
+transaction) are replaced; any other keeps its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eth.abc import ReceiptAPI, SignedTransactionAPI
+from eth.rlp.logs import Log
+from eth.rlp.receipts import Receipt
+from eth_hash.auto import keccak
+
+LogEntry = tuple[bytes, tuple[int, ...], bytes]
+
+
+def _stock_receipt_steps() -> tuple[frozenset[Any], Any]:
+    """py-evm's transaction-level ``make_receipt`` functions that build a plain
+    ``Receipt`` from the logs, and the typed wrapper's (which wraps its payload's)."""
+    from eth.vm.forks.berlin.transactions import AccessListTransaction, TypedTransaction
+    from eth.vm.forks.cancun.transactions import BlobTransaction
+    from eth.vm.forks.frontier.transactions import FrontierTransaction
+    from eth.vm.forks.london.transactions import DynamicFeeTransaction
+    from eth.vm.forks.prague.transactions import SetCodeTransaction
+    plain = frozenset(cls.make_receipt for cls in (
+        FrontierTransaction, AccessListTransaction, DynamicFeeTransaction,
+        BlobTransaction, SetCodeTransaction))
+    return plain, TypedTransaction.make_receipt
+
+
+_PLAIN, _TYPED = _stock_receipt_steps()
+
+
+def _item_bits(item: bytes) -> int:
+    digest = keccak(item)
+    return (1 << (((digest[0] << 8) | digest[1]) & 2047)
+            | 1 << (((digest[2] << 8) | digest[3]) & 2047)
+            | 1 << (((digest[4] << 8) | digest[5]) & 2047))
+
+
+class BloomCache:
+    """Each log item's bloom bits, computed once per block."""
+
+    def __init__(self) -> None:
+        #: address (bytes) or topic (int) -> its three bits; the two key types
+        #: never compare equal, so one dict serves both
+        self._bits: dict[bytes | int, int] = {}
+
+    def bloom(self, log_entries: Iterable[LogEntry]) -> int:
+        """The bloom of a receipt with these logs (eth-bloom's value)."""
+        bits = self._bits
+        value = 0
+        for address, topics, _data in log_entries:
+            found = bits.get(address)
+            if found is None:
+                found = bits[address] = _item_bits(address)
+            value |= found
+            for topic in topics:
+                found = bits.get(topic)
+                if found is None:
+                    found = bits[topic] = _item_bits(topic.to_bytes(32, "big"))
+                value |= found
+        return value
+
+
+def with_cached_bloom(tx: SignedTransactionAPI, cache: BloomCache) -> SignedTransactionAPI:
+    """``tx`` for ``vm.make_receipt``: where its receipt step is py-evm's stock one,
+    a stand-in whose receipt takes its bloom from ``cache``; otherwise ``tx``."""
+    step = type(tx).make_receipt
+    if step in _PLAIN:
+        typed = False
+    elif step is _TYPED and type(tx._inner).make_receipt in _PLAIN:  # type: ignore[attr-defined]
+        typed = True
+    else:
+        return tx
+    return _BloomedTransaction(tx, cache, typed)  # type: ignore[return-value]
+
+
+class _BloomedTransaction:
+    """The transaction as ``make_receipt`` sees it, its own receipt step aside."""
+
+    __slots__ = ("_tx", "_cache", "_typed")
+
+    def __init__(self, tx: SignedTransactionAPI, cache: BloomCache, typed: bool) -> None:
+        self._tx = tx
+        self._cache = cache
+        self._typed = typed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def make_receipt(self, status: bytes, gas_used: int,
+                     log_entries: tuple[LogEntry, ...]) -> ReceiptAPI:
+        receipt = Receipt(
+            state_root=status, gas_used=gas_used,
+            logs=[Log(address, topics, data) for address, topics, data in log_entries],
+            bloom=self._cache.bloom(log_entries))
+        if not self._typed:
+            return receipt
+        tx: Any = self._tx
+        return tx.receipt_builder.typed_receipt_class(tx.type_id, receipt)
