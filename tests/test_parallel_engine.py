@@ -306,7 +306,7 @@ def test_workers_start_only_when_the_warm_up_says_they_pay():
     pays = cost_model.parallel_pays
     c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S
     assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
-    assert not pays(300, 0.37e-3, workers=2, cores=2)    # 0.11 s of cheap ones
+    assert not pays(300, 0.2e-3, workers=2, cores=2)     # 0.06 s of cheap ones
     # at 2 the forked worker runs half the transactions: a transaction costing
     # what shipping half of one costs gains nothing
     assert not pays(10_000, (w + c) / 2, workers=2, cores=2)

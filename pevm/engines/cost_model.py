@@ -11,15 +11,20 @@ from __future__ import annotations
 from pevm.host import usable_cores
 
 #: What going parallel costs on top of the transactions' own work, per transaction
-#: a forked worker runs, measured on the 2-core machine (generated
-#: 1,000-transaction transfer blocks at 2 workers against 1, per-process
-#: breakdowns): the coordinator's CPU -- messages, validation, commit,
-#: bookkeeping -- and the worker's messages and replica upkeep; the coordinator's
-#: also bounds the commit rate. Plus a cost that does not shrink with workers: the
-#: fork, the first round trip, the tail where one worker is still busy. See
-#: :func:`parallel_pays`.
-COORDINATOR_TX_S = 190e-6
-WORKER_TX_S = 140e-6
+#: a forked worker runs, measured on the 2-core machine (per-process breakdowns at
+#: 2 workers against 1, five imports each, generated 1,000-transaction transfer,
+#: withdrawal and ERC-20 blocks, session 11): the coordinator's CPU -- messages,
+#: validation, bookkeeping beyond 1 worker's -- 60-78 us; the worker's messages
+#: ~30 us and its slowdown beside the coordinator (execution and sender recovery,
+#: against the same work alone) ~27 us, with as much again for the coordinator's own
+#: transactions. The coordinator's also bounds the commit rate. Plus a cost that
+#: does not shrink with workers: the fork, the first round trip, the tail where one
+#: worker is still busy. See :func:`parallel_pays`. (Sessions 5-10 used 190 and 140
+#: us, measured before the overheads were cut: mainnet 11814555 -- an exchange's
+#: withdrawals at ~0.3 ms a transaction -- then stayed in-process, 1.00x at 2
+#: workers against 1.21x with these, 6 alternating rounds.)
+COORDINATOR_TX_S = 80e-6
+WORKER_TX_S = 80e-6
 PARALLEL_FIXED_S = 0.04
 
 #: The warm-up ends early once this many transactions ran and the rest of the
