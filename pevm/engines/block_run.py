@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from types import SimpleNamespace
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
@@ -42,6 +43,24 @@ LOG = logging.getLogger("pevm.engine")
 
 #: Senders per recovery task handed to an idle worker while speculation is paused.
 RECOVERY_BATCH = 64
+
+
+def recovery_batch(frontier: int, commit_index: int, n: int,
+                   known: Callable[[int], bool]) -> tuple[list[int], int]:
+    """The next senders for an idle worker to recover while speculation is paused
+    (the engine's policy; the simulation follows it): up to :data:`RECOVERY_BATCH`
+    transactions whose sender the coordinator does not ``known``, from the
+    ``frontier`` of earlier batches but at least half a batch past the commit
+    point -- far enough ahead that the batch is done before the coordinator gets
+    there (nearer ones it recovers itself). Returns the batch and the new frontier.
+    """
+    txn = max(frontier, commit_index + RECOVERY_BATCH // 2)
+    batch: list[int] = []
+    while txn < n and len(batch) < RECOVERY_BATCH:
+        if not known(txn):
+            batch.append(txn)
+        txn += 1
+    return batch, txn
 
 
 class BlockRun:
@@ -427,16 +446,9 @@ class BlockRun:
         for worker in sched.live_workers():
             if sched.outstanding(worker) or worker in self.recovering:
                 continue
-            # far enough ahead that the batch is done before the coordinator
-            # gets there (nearer ones it recovers itself)
-            start = max(self.recovery_frontier, sched.commit_index + RECOVERY_BATCH // 2)
-            batch: list[int] = []
-            txn = start
-            while txn < self.n and len(batch) < RECOVERY_BATCH:
-                if self.ctx.known_sender(txn) is None:
-                    batch.append(txn)
-                txn += 1
-            self.recovery_frontier = txn
+            batch, self.recovery_frontier = recovery_batch(
+                self.recovery_frontier, sched.commit_index, self.n,
+                lambda txn: self.ctx.known_sender(txn) is not None)
             if not batch:
                 return
             self.recovering.add(worker)

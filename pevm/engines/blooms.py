@@ -25,26 +25,22 @@ from typing import Any
 from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
+from eth.vm.forks.berlin.transactions import AccessListTransaction, TypedTransaction
+from eth.vm.forks.cancun.transactions import BlobTransaction
+from eth.vm.forks.frontier.transactions import FrontierTransaction
+from eth.vm.forks.london.transactions import DynamicFeeTransaction
+from eth.vm.forks.prague.transactions import SetCodeTransaction
 from eth_hash.auto import keccak
 
 LogEntry = tuple[bytes, tuple[int, ...], bytes]
 
 
-def _stock_receipt_steps() -> tuple[frozenset[Any], Any]:
-    """py-evm's transaction-level ``make_receipt`` functions that build a plain
-    ``Receipt`` from the logs, and the typed wrapper's (which wraps its payload's)."""
-    from eth.vm.forks.berlin.transactions import AccessListTransaction, TypedTransaction
-    from eth.vm.forks.cancun.transactions import BlobTransaction
-    from eth.vm.forks.frontier.transactions import FrontierTransaction
-    from eth.vm.forks.london.transactions import DynamicFeeTransaction
-    from eth.vm.forks.prague.transactions import SetCodeTransaction
-    plain = frozenset(cls.make_receipt for cls in (
-        FrontierTransaction, AccessListTransaction, DynamicFeeTransaction,
-        BlobTransaction, SetCodeTransaction))
-    return plain, TypedTransaction.make_receipt
-
-
-_PLAIN, _TYPED = _stock_receipt_steps()
+#: py-evm's transaction-level ``make_receipt`` steps that build a plain ``Receipt``
+#: from the logs, and the typed wrapper's (which wraps its payload's)
+_PLAIN = frozenset(cls.make_receipt for cls in (
+    FrontierTransaction, AccessListTransaction, DynamicFeeTransaction, BlobTransaction,
+    SetCodeTransaction))
+_TYPED = TypedTransaction.make_receipt
 
 
 def _item_bits(item: bytes) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.block_run import RECOVERY_BATCH
+from pevm.engines.block_run import recovery_batch
 from pevm.engines.cost_model import parallel_pays, warm_up_settled
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
@@ -371,13 +371,9 @@ class _Simulation:
         for w in sched.live_workers():
             if sched.outstanding(w) or w in self.recovering:
                 continue
-            txn = max(self.recovery_frontier, sched.commit_index + RECOVERY_BATCH // 2)
-            batch: list[int] = []
-            while txn < self.n and len(batch) < RECOVERY_BATCH:
-                if not self.coordinator_knows[txn]:
-                    batch.append(txn)
-                txn += 1
-            self.recovery_frontier = txn
+            batch, self.recovery_frontier = recovery_batch(
+                self.recovery_frontier, sched.commit_index, self.n,
+                self.coordinator_knows.__getitem__)
             if not batch:
                 return
             self.recovering.add(w)
