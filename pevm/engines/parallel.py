@@ -7,7 +7,8 @@ post-transaction state there, and returns the header (gas used, bloom, blob gas,
 before Byzantium the state root), py-evm's own receipt objects and
 :class:`~pevm.result.EngineStats`.
 
-How a block runs (the parts are modules of their own):
+How a block runs (the parts are modules of their own; the coordinator's loop that
+drives them is :class:`~pevm.engines.block_run.BlockRun`):
 
 1. **Senders** are recovered once, by the process that first executes the
    transaction (so in parallel, by the workers), and pinned on the transaction
