@@ -358,6 +358,22 @@ def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders
     assert detail.recover_workers_s > 0      # idle workers recovered ahead
 
 
+def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
+    batch_size = block_run.RECOVERY_BATCH
+    recovery_batch = block_run.recovery_batch
+    # from half a batch past the commit point, a whole batch, the frontier after it
+    batch, frontier = recovery_batch(0, 10, 1000, lambda txn: False)
+    assert batch == list(range(10 + batch_size // 2, 10 + batch_size // 2 + batch_size))
+    assert frontier == batch[-1] + 1
+    # the next batch goes on from the frontier; senders already known are skipped
+    even = recovery_batch(frontier, 10, 1000, lambda txn: txn % 2 == 0)[0]
+    assert even[0] == frontier + (frontier % 2 == 0) and all(t % 2 for t in even)
+    assert len(even) == batch_size
+    # at the block's end: what is left, then nothing
+    assert recovery_batch(990, 10, 1000, lambda txn: False) == (list(range(990, 1000)), 1000)
+    assert recovery_batch(1000, 10, 1000, lambda txn: False) == ([], 1000)
+
+
 def test_forced_aborts_and_delays_keep_the_result():
     block = build_block(BerlinVM, MIXED)
     want = reference(BerlinVM, block)
