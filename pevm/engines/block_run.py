@@ -15,8 +15,8 @@ import gc
 import logging
 import random
 import time
-from types import SimpleNamespace
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
@@ -65,12 +65,21 @@ def recovery_batch(frontier: int, commit_index: int, n: int,
 
 class BlockRun:
     """One block's execution on the coordinator (state that lives for the block
-    only); :meth:`run` is the whole of it."""
+    only); :meth:`run` is the whole of it.
+
+    From the engine besides its options: ``block_index`` (its blocks so far, which
+    seeds the fault hooks' randomness), ``gc_frozen`` (whether the engine froze the
+    collector for this block, so that the run freezes the warm-up's objects too
+    before the fork) and ``warned`` (the in-process reasons the engine has logged).
+    """
 
     def __init__(self, engine: ParallelEngine, vm: VirtualMachineAPI,
                  transactions: tuple[SignedTransactionAPI, ...],
-                 base_header: BlockHeaderAPI) -> None:
+                 base_header: BlockHeaderAPI, *, block_index: int, gc_frozen: bool,
+                 warned: set[str]) -> None:
         self.engine = engine
+        self.gc_frozen = gc_frozen
+        self.warned = warned
         self.vm = vm
         self.transactions = transactions
         self.base_header = base_header
@@ -84,7 +93,7 @@ class BlockRun:
         self.worker_timelines: dict[int, Timeline] = {}
         self.mv = MVMemory(self.ctx.pre)
         self.pool: WorkerPool | None = None
-        self.rng = random.Random(engine.hooks.seed * 7919 + engine._blocks)
+        self.rng = random.Random(engine.hooks.seed * 7919 + block_index)
         self.committed: list[TxResult | None] = [None] * self.n
         self.executions = 0
         self.cumulative_gas = 0
@@ -132,7 +141,7 @@ class BlockRun:
                     f"{left} transactions left after the warm-up: too few for workers"
             elif self._parallel_pays(warm_up):
                 mark = time.perf_counter()
-                if engine._gc_frozen:
+                if self.gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
                 try:
                     self.pool = WorkerPool(self.ctx, workers, engine.hooks, self.mv,
@@ -211,8 +220,8 @@ class BlockRun:
     def _in_process(self, reason: str) -> None:
         """Run the block without workers (it stays correct, only not parallel)."""
         self.in_process_reason = reason
-        if reason not in self.engine._warned:
-            self.engine._warned.add(reason)
+        if reason not in self.warned:
+            self.warned.add(reason)
             LOG.warning("parallel engine: running in-process: %s", reason)
 
     def _parallel_pays(self, warm_up_seconds: float) -> bool:

@@ -153,7 +153,7 @@ class ParallelEngine:
         #: while it runs (see apply_transactions)
         self.freeze_gc = freeze_gc
         self._blocks = 0
-        self._gc_frozen = False
+        #: in-process reasons already logged (each once per engine)
         self._warned: set[str] = set()
         self.last_detail = ParallelDetail()
         #: when set, every block's per-process slices are added to it
@@ -175,10 +175,10 @@ class ParallelEngine:
         # collections -- which py-evm's allocation rate triggers often -- from
         # walking it again and again (and, in forked workers, from copying it).
         frozen = self.freeze_gc and gc.get_freeze_count() == 0  # not someone else's
-        self._gc_frozen = frozen
         if frozen:
             gc.freeze()
-        run = BlockRun(self, vm, tuple(transactions), base_header)
+        run = BlockRun(self, vm, tuple(transactions), base_header,
+                       block_index=self._blocks, gc_frozen=frozen, warned=self._warned)
         try:
             return run.run()
         finally:
