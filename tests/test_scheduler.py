@@ -318,15 +318,28 @@ def test_the_coordinator_passes_over_a_costly_transaction_started_early():
     assert [s.claim_ahead() for _ in range(3)] == [298, 299, 301]
 
 
-def test_a_costly_transaction_waits_for_no_worker_busy_with_another():
+def test_a_costly_transaction_at_the_commit_point_starts_before_any_chunk():
     s = Scheduler(400, workers=1, chunk_size=4, coordinator_executes=True,
                   costly={0, 300})
     s.start_ahead()
+    assert s.next_chunk(0) == [0]              # the commit point's first ...
+    assert s.next_chunk(0) is None             # ... with nothing queued behind it
+    assert s.next_commit() == (WAIT, 0)
+    assert s.claim_ahead() == 1                # the coordinator runs the others
+
+
+def test_a_costly_transaction_waits_for_no_worker_busy_with_another():
+    s = Scheduler(400, workers=1, chunk_size=4, coordinator_executes=True,
+                  costly={2, 300})
+    s.start_ahead()
     assert s.next_chunk(0) == [300]            # the worker runs a long one
-    assert s.next_commit() == (EXECUTE, 0)     # so the coordinator runs this one
-    s.executed_inline(0)
-    s.committed(0)
-    assert s.claim_ahead() == 1
+    for txn in range(2):
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert s.next_commit() == (EXECUTE, 2)     # so the coordinator runs this one
+    s.executed_inline(2)
+    s.committed(2)
+    assert s.claim_ahead() == 3
 
 
 def test_the_coordinator_runs_a_costly_transaction_no_worker_is_free_for():
