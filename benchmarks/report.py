@@ -16,6 +16,8 @@ import json
 import sys
 from collections import Counter
 
+from pevm.cli.bench import paired_cell
+
 
 def _fmt(value: float | None, pct: bool = False) -> str:
     if value is None:
@@ -32,9 +34,9 @@ def render(document: dict, totals_only: bool = False) -> str:
              f"repeat {document['repeat']} (median shown).", "",
              "| block | txs | workers | import s (py-evm) | import s (pevm) | "
              "vs py-evm | vs 1 process | ideal | efficiency | tx phase s (py-evm) | "
-             "tx phase s (pevm) | vs py-evm | vs 1 process |",
+             "tx phase s (pevm) | vs py-evm | vs 1 process | paired (range) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-             "| ---: | ---: |"]
+             "| ---: | ---: | ---: |"]
     blocks = document["blocks"]
     # the machine's ceiling (pevm bench --ceiling), where it was measured
     bounded = any(block.get("ceiling") for block in blocks)
@@ -63,7 +65,8 @@ def render(document: dict, totals_only: bool = False) -> str:
                 f"{_fmt(row['efficiency'], True)} | {ref_phase:.3f} | "
                 f"{phase['seconds']['median']:.3f} | "
                 f"{_fmt(phase['speedup_vs_reference'])} | "
-                f"{_fmt(phase['speedup_vs_one_process'])} |" +
+                f"{_fmt(phase['speedup_vs_one_process'])} | "
+                f"{paired_cell(phase.get('paired_vs_one_process'))} |" +
                 (f" {_fmt(phase.get('ceiling'))} | {_fmt(phase.get('of_ceiling'), True)} |"
                  if bounded else ""))
     if len(blocks) > 1:
@@ -74,7 +77,7 @@ def render(document: dict, totals_only: bool = False) -> str:
                 f"{_fmt(t['one'] / t['eng'] if t['one'] else None)} | - | - | "
                 f"{t['ref_phase']:.2f} | {t['phase']:.2f} | "
                 f"{t['ref_phase'] / t['phase']:.2f} | "
-                f"{_fmt(t['one_phase'] / t['phase'] if t['one_phase'] else None)} |" +
+                f"{_fmt(t['one_phase'] / t['phase'] if t['one_phase'] else None)} | - |" +
                 (" - | - |" if bounded else ""))
     return "\n".join(lines) + "\n"
 

@@ -12,8 +12,9 @@ import (header checks, py-evm's state root, the state diff) is the same code for
 every engine. The first round also compares every
 engine's results with the reference's, field by field: a block where they differ
 stops the measurement with the difference.
-Ratios are computed from medians within the same run; the ideal speedup comes from
-the block's dependency graph (:mod:`pevm.analysis`).
+Ratios are computed from medians within the same run, and over 1 worker also round
+by round (:func:`paired_ratios`); the ideal speedup comes from the block's
+dependency graph (:mod:`pevm.analysis`).
 """
 from __future__ import annotations
 
@@ -71,6 +72,21 @@ def _summary(samples: list[float]) -> dict[str, Any]:
             "max": max(samples), "samples": samples}
 
 
+def paired_ratios(base: list[float], samples: list[float]) -> dict[str, float] | None:
+    """Round-by-round ratios ``base[i] / samples[i]``: median, fastest and slowest.
+
+    The two runs of one round sit side by side in time, so a slow spell of the
+    machine -- this project's VM drifts by 20-30% over minutes -- slows both and
+    cancels in their ratio, where the ratio of the two medians takes each median
+    from whichever rounds it falls in. Reported beside that ratio, never instead:
+    the targets are stated on medians. None without samples to pair.
+    """
+    ratios = [b / s for b, s in zip(base, samples) if s > 0]
+    if not ratios:
+        return None
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+
+
 @dataclass
 class BlockBench:
     """All timings of one block, and what its dependency graph allows."""
@@ -94,6 +110,7 @@ class BlockBench:
             ideal = (self.ideal_speedup or {}).get(str(timing.workers))
             vs_one = one.median / timing.median if one else None
             phase_vs_one = one.phase_median / timing.phase_median if one else None
+            paired = paired_ratios(one.phase_samples, timing.phase_samples) if one else None
             ceiling = (self.ceiling or {}).get(str(timing.workers))
             out.append({
                 "workers": timing.workers, "seconds": timing.to_json(),
@@ -107,6 +124,7 @@ class BlockBench:
                     "speedup_vs_reference":
                         self.reference.phase_median / timing.phase_median,
                     "speedup_vs_one_process": phase_vs_one,
+                    "paired_vs_one_process": paired,
                     "ceiling": ceiling,
                     "of_ceiling": (phase_vs_one / ceiling)
                     if (phase_vs_one and ceiling) else None},

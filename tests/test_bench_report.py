@@ -1,6 +1,7 @@
 """benchmarks/report.py renders what pevm bench measured (the README's tables)."""
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from benchmarks.report import render, render_model
@@ -75,6 +76,32 @@ def test_a_bench_document_round_trips() -> None:
     assert row["speedup_vs_reference"] == 3.0 / 1.5
     assert row["transaction_phase"]["speedup_vs_one_process"] == 1.0 / 0.6
     assert row["transaction_phase"]["of_ceiling"] == 1.0 / 0.6 / 1.5
+    # round by round: 1.0/0.6, 0.9/0.5, 1.1/0.7
+    assert row["transaction_phase"]["paired_vs_one_process"] == {
+        "median": 1.0 / 0.6, "min": 1.1 / 0.7, "max": 0.9 / 0.5}
+
+
+def test_paired_ratios_cancel_a_slow_spell_that_the_medians_keep() -> None:
+    from pevm.bench import paired_ratios
+
+    # the machine runs at half speed in the middle round: both engines slow down
+    one, two = [1.0, 2.0, 1.2], [0.5, 1.0, 1.0]
+    assert statistics.median(one) / statistics.median(two) == 1.2
+    assert paired_ratios(one, two) == {"median": 2.0, "min": 1.2, "max": 2.0}
+    assert paired_ratios([], []) is None
+
+
+def test_the_paired_column_shows_median_and_range() -> None:
+    import copy
+
+    document: Any = copy.deepcopy(DOCUMENT)
+    document["blocks"][0]["engine"][1]["transaction_phase"]["paired_vs_one_process"] = {
+        "median": 1.9, "min": 1.5, "max": 2.25}
+    rows = [line for line in render(document).splitlines()
+            if line.startswith("| ") and "---" not in line]
+    assert rows[0].endswith("| vs 1 process | paired (range) |")
+    assert rows[2].endswith("| 1.90 (1.50-2.25) |")
+    assert rows[3].endswith("| - |")   # a document without it (an older run)
 
 
 def test_memory_table_lists_each_configuration_with_a_peak() -> None:

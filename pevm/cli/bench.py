@@ -30,7 +30,10 @@ def register(subparsers: Any) -> None:
         description="Run py-evm's reference, the engine in one process and the engine "
                     "at each worker count on the same blocks, interleaved, after a "
                     "warm-up, and report wall-clock times, throughput, speedups and "
-                    "the ideal speedup the block's dependency graph allows.")
+                    "the ideal speedup the block's dependency graph allows. Speedups "
+                    "are ratios of medians; 'paired (range)' is the transaction "
+                    "phase's ratio over 1 worker taken round by round (the two runs "
+                    "of a round share the machine's state): median (fastest-slowest).")
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="fixture files / snapshot directories to measure")
     parser.add_argument("--workload", metavar="W",
@@ -94,7 +97,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise PevmError("--repeat must be at least 1")
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     benches: list[BlockBench] = []
     failed: list[BaseException] = []
     trace = Trace() if args.trace else None
@@ -147,7 +150,7 @@ def _print(console: Console, bench: BlockBench) -> None:
     table = Table(title=f"{bench.name}: {bench.txs} txs, {bench.gas:,} gas")
     for column in ("engine", "workers", "median s", "min s", "max s", "tx/s", "Mgas/s",
                    "vs reference", "vs 1 process", "ideal", "efficiency",
-                   "tx phase s", "phase vs ref", "phase vs 1"):
+                   "tx phase s", "phase vs ref", "phase vs 1", "paired (range)"):
         table.add_column(column, justify="right")
     if bench.ceiling:
         table.add_column("ceiling", justify="right")
@@ -159,7 +162,7 @@ def _print(console: Console, bench: BlockBench) -> None:
     table.add_row("reference", "1", f"{ref.median:.3f}", f"{min(ref.samples):.3f}",
                   f"{max(ref.samples):.3f}", f"{bench.txs / ref.median:,.0f}",
                   f"{bench.gas / ref.median / 1e6:.2f}", "1.00", "", "", "",
-                  f"{ref.phase_median:.3f}", "1.00", "", *blank, *_memory(ref.peak))
+                  f"{ref.phase_median:.3f}", "1.00", "", "", *blank, *_memory(ref.peak))
     for timing, row in zip(bench.engine, bench.rows()):
         table.add_row(
             "parallel", str(row["workers"]), f"{timing.median:.3f}",
@@ -170,11 +173,19 @@ def _print(console: Console, bench: BlockBench) -> None:
             _fmt(row["efficiency"], percent=True), f"{timing.phase_median:.3f}",
             _fmt(row["transaction_phase"]["speedup_vs_reference"]),
             _fmt(row["transaction_phase"]["speedup_vs_one_process"]),
+            paired_cell(row["transaction_phase"]["paired_vs_one_process"]),
             *([] if not bench.ceiling else
               [_fmt(row["transaction_phase"]["ceiling"]),
                _fmt(row["transaction_phase"]["of_ceiling"], percent=True)]),
             *_memory(timing.peak))
     console.print(table)
+
+
+def paired_cell(paired: dict[str, float] | None) -> str:
+    """``median (fastest-slowest)`` of the round-by-round ratios, or ``-``."""
+    if not paired:
+        return "-"
+    return f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})"
 
 
 def _memory(peak: Any) -> list[str]:
