@@ -16,7 +16,7 @@ import json
 import sys
 from collections import Counter
 
-from pevm.cli.bench import paired_cell
+from pevm.bench import paired_cell
 
 
 def _fmt(value: float | None, pct: bool = False) -> str:

@@ -87,6 +87,13 @@ def paired_ratios(base: list[float], samples: list[float]) -> dict[str, float] |
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
+def paired_cell(paired: dict[str, float] | None) -> str:
+    """:func:`paired_ratios` as a table cell, ``median (fastest-slowest)``, or ``-``."""
+    if not paired:
+        return "-"
+    return f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})"
+
+
 @dataclass
 class BlockBench:
     """All timings of one block, and what its dependency graph allows."""

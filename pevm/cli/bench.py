@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
-from pevm.bench import BlockBench, bench_case, plot
+from pevm.bench import BlockBench, bench_case, paired_cell, plot
 from pevm.cli.arguments import positive_ints
 from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
@@ -179,13 +179,6 @@ def _print(console: Console, bench: BlockBench) -> None:
                _fmt(row["transaction_phase"]["of_ceiling"], percent=True)]),
             *_memory(timing.peak))
     console.print(table)
-
-
-def paired_cell(paired: dict[str, float] | None) -> str:
-    """``median (fastest-slowest)`` of the round-by-round ratios, or ``-``."""
-    if not paired:
-        return "-"
-    return f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})"
 
 
 def _memory(peak: Any) -> list[str]:
