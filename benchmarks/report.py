@@ -16,13 +16,7 @@ import json
 import sys
 from collections import Counter
 
-from pevm.bench import paired_cell
-
-
-def _fmt(value: float | None, pct: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0%}" if pct else f"{value:.2f}"
+from pevm.bench import format_ratio as _fmt, paired_cell
 
 
 def render(document: dict, totals_only: bool = False) -> str:

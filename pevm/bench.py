@@ -87,6 +87,14 @@ def paired_ratios(base: list[float], samples: list[float]) -> dict[str, float] |
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
+def format_ratio(value: float | None, percent: bool = False) -> str:
+    """A ratio as a table cell (``1.23``, or ``45%`` with ``percent``), ``-`` for
+    none: ``pevm bench``'s table and ``benchmarks/report.py`` alike."""
+    if value is None:
+        return "-"
+    return f"{value:.0%}" if percent else f"{value:.2f}"
+
+
 def paired_cell(paired: dict[str, float] | None) -> str:
     """:func:`paired_ratios` as a table cell, ``median (fastest-slowest)``, or ``-``."""
     if not paired:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
-from pevm.bench import BlockBench, bench_case, paired_cell, plot
+from pevm.bench import BlockBench, bench_case, format_ratio as _fmt, paired_cell, plot
 from pevm.cli.arguments import positive_ints
 from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
@@ -183,9 +183,3 @@ def _print(console: Console, bench: BlockBench) -> None:
 
 def _memory(peak: Any) -> list[str]:
     return [] if peak is None else [f"{peak.to_json()['pss_mib']:,.0f}"]
-
-
-def _fmt(value: float | None, percent: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0%}" if percent else f"{value:.2f}"
