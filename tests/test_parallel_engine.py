@@ -305,29 +305,6 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
     assert got.result.stats.seconds["warm_up"] < 60
 
 
-def test_workers_start_only_when_the_warm_up_says_they_pay():
-    pays = cost_model.parallel_pays
-    c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S
-    assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
-    assert not pays(300, 0.2e-3, workers=2, cores=2)     # 0.06 s of cheap ones
-    # at 2 the forked worker runs half the transactions: a transaction costing
-    # what shipping half of one costs gains nothing
-    assert not pays(10_000, (w + c) / 2, workers=2, cores=2)
-    assert not pays(1000, 5e-3, workers=2, cores=1)      # one core
-    assert not pays(1000, 5e-3, workers=1, cores=8)
-    # two executors on two cores: break-even at (n (w + c) / 2 + 2 S) / n
-    n = 1000
-    at = (n * (w + c) / 2 + 2 * s) / n
-    assert not pays(n, at * 0.99, workers=2, cores=2)
-    assert pays(n, at * 1.01, workers=2, cores=2)
-    # more workers than cores gain nothing over the cores there are
-    assert not pays(n, at * 0.99, workers=4, cores=2)
-    # the coordinator commits one shipped transaction after the other: at most
-    # 1 / c a second, whatever the workers
-    assert not pays(n, c * 1.1, workers=16, cores=32)
-    assert pays(n, c * 2, workers=16, cores=32)
-
-
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
     asked = []  # (remaining, seconds per transaction, workers) per call
 

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pevm.engines.scheduler import (DONE, EXECUTE, VALIDATE, WAIT, Scheduler,
-                                    costly_transactions, default_chunk_size)
+from pevm.engines.scheduler import DONE, EXECUTE, VALIDATE, WAIT, Scheduler
 
 
 @dataclass
@@ -178,13 +177,6 @@ def test_parameters_are_checked():
         s.committed(1)
 
 
-def test_default_chunk_size_bounds():
-    assert default_chunk_size(10, 2) == 4
-    assert default_chunk_size(10_000, 2) == 48
-    assert default_chunk_size(160, 2) == 10
-    assert default_chunk_size(7, 0) == 7
-
-
 def test_a_probe_is_one_chunk_whose_first_verdict_decides():
     s = Scheduler(500, workers=2, chunk_size=4, window=8, probe=3)
     for _ in range(8):
@@ -227,15 +219,6 @@ def test_no_chunk_starts_too_far_past_the_commit_point():
         starts.append(chunk[0])
     assert starts and max(starts) < 16 + 4 * 2 * 100   # bounded, not the block
     assert s.next_txn < 1000
-
-
-def test_costly_transactions_stand_out_by_gas_limit():
-    transfers = [21_000] * 50
-    assert costly_transactions(transfers) == frozenset()
-    assert costly_transactions(transfers + [2_000_000, 900_000]) == {50}  # 1M floor
-    swaps = [300_000] * 50
-    assert costly_transactions(swaps + [2_000_000, 3_000_000]) == {51}  # 10x median
-    assert costly_transactions([]) == frozenset()
 
 
 def test_the_coordinator_leaves_costly_transactions_to_workers():

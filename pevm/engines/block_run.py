@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.engines.cost_model import parallel_pays, warm_up_settled
+from pevm.engines.cost_model import (costly_transactions, default_chunk_size,
+                                     parallel_pays, warm_up_settled)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
-from pevm.engines.scheduler import (Action, Scheduler, costly_transactions,
-                                   default_chunk_size)
+from pevm.engines.scheduler import Action, Scheduler
 from pevm.engines.timeline import Activity, Timeline, breakdown
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
                                   ToWorker, WorkerPool, fork_available,

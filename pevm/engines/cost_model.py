@@ -1,12 +1,22 @@
-"""When workers pay: the parallel engine's estimate for starting worker processes.
+"""What things cost, as the parallel engine's decisions assume it.
 
-After its in-process warm-up the engine knows what a transaction of the block costs
-here; :func:`parallel_pays` weighs finishing the block in-process against starting
-workers, with the per-transaction overheads of going parallel measured on the
-project's 2-core machine (below). The simulation (:mod:`pevm.simulation`) makes
-the same decision with the same function.
+* When workers pay: after its in-process warm-up the engine knows what a
+  transaction of the block costs here; :func:`parallel_pays` weighs finishing the
+  block in-process against starting workers, with the per-transaction overheads of
+  going parallel measured on the project's 2-core machine (below), and
+  :func:`warm_up_settled` says when the warm-up has seen enough.
+* Which transactions are costly, before any runs: :func:`costly_transactions`
+  guesses by gas limit (the scheduler keeps them off the coordinator).
+* How long a chunk is: :func:`default_chunk_size` weighs a message's cost against
+  the speculative work a conflict wastes.
+
+The simulation (:mod:`pevm.simulation`) makes the same decisions with the same
+functions.
 """
 from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
 
 from pevm.host import usable_cores
 
@@ -76,5 +86,39 @@ def warm_up_settled(done: int, elapsed: float, remaining: int) -> bool:
     return done >= SETTLED_AFTER_TXS and remaining * elapsed / done >= SETTLED_WORK_S
 
 
-__all__ = ["COORDINATOR_TX_S", "PARALLEL_FIXED_S", "SETTLED_AFTER_TXS", "SETTLED_WORK_S",
-           "WORKER_TX_S", "parallel_pays", "warm_up_settled"]
+#: a transaction is costly when its gas limit is at least this ...
+COSTLY_GAS = 1_000_000
+#: ... and at least this many times the block's median gas limit
+COSTLY_OVER_MEDIAN = 10
+
+
+def costly_transactions(gas_limits: Sequence[int]) -> frozenset[int]:
+    """Transactions likely to run far longer than the block's others, by gas limit.
+
+    The gas limit is the only cost a transaction states before it runs; on the
+    corpus' large mainnet blocks the few transactions that take a third to a half
+    of the block (0.3-1.5 s) are among its highest limits, at 10x the median or more.
+    A wrong guess costs little: a costly transaction runs on a worker instead of
+    the coordinator, and is validated like any other result.
+    """
+    if not gas_limits:
+        return frozenset()
+    floor = max(COSTLY_GAS, COSTLY_OVER_MEDIAN * statistics.median(gas_limits))
+    return frozenset(i for i, gas in enumerate(gas_limits) if gas >= floor)
+
+
+def default_chunk_size(n: int, workers: int) -> int:
+    """Chunk length: about 8 chunks per worker per block, between 4 and 48.
+
+    Long enough that a message's cost (tens of microseconds each way plus
+    pickling) is small next to the work it carries, short enough that conflicts
+    found at the commit point waste little speculative work.
+    """
+    if workers <= 0:
+        return max(1, n)
+    return max(4, min(48, -(-n // (workers * 8))))
+
+
+__all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIXED_S",
+           "SETTLED_AFTER_TXS", "SETTLED_WORK_S", "WORKER_TX_S", "costly_transactions",
+           "default_chunk_size", "parallel_pays", "warm_up_settled"]

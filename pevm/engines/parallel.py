@@ -108,9 +108,10 @@ class ParallelEngine:
     ``coordinator_executes=False`` forks ``workers`` and has the coordinator only
     validate, commit and re-execute (the design before; kept for comparisons);
     ``costly_to_workers=False`` lets the coordinator execute costly transactions
-    too (:func:`~pevm.engines.scheduler.costly_transactions`).
+    too (:func:`~pevm.engines.cost_model.costly_transactions`).
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
-    ``chunk_size`` (longest chunk; default :func:`default_chunk_size`),
+    ``chunk_size`` (longest chunk; default
+    :func:`~pevm.engines.cost_model.default_chunk_size`),
     ``max_outstanding`` (chunks queued per worker), ``start_method`` (anything but
     ``"fork"`` runs in-process), ``freeze_gc``, ``worker_nice`` (default
     :data:`WORKER_NICE`; 0: workers at the coordinator's priority),

@@ -52,23 +52,23 @@ the coordinator is not left waiting on one worker's long run of the last
 transactions (mainnet 13217637 ends with ~100 transactions of 10-50 ms: before,
 the coordinator waited 0.8 s there).
 
-Costly transactions (``costly``, guessed by gas limit: :func:`costly_transactions`)
-stay off the coordinator, which cannot dispatch or commit while it executes one:
-:meth:`Scheduler.claim_ahead` passes over them and they become the next chunks, one
-each; one at the commit point that nobody runs is left to a worker (``WAIT``)
-unless speculation is failing; and while the commit point waits on one running on
-a worker the lookahead is open -- the rest of the block may run meanwhile. The one
-at the commit point when the workers start, and those beyond the lookahead, go
-first (:meth:`Scheduler.start_ahead`): queued behind the first chunks, the former
-keeps the commit point waiting on their whole run (mainnet 9069000: 140 ms idle),
-and a long transaction deep in the block otherwise starts only when the commit
-point nears it and ends the block alone (mainnet 17666333's transaction 77 ran 1.9 s of
-the block's 4.1 s from 1.07 s on, the coordinator done with the rest at 2.1 s).
-Started early it may read state that transactions below it change; then it is
-re-executed like any failed result. Chunks and the coordinator pass over
-transactions already taken. A costly transaction goes to a worker only where one
-is free of costly work; with every worker busy on one, it is an ordinary
-transaction (it would otherwise wait behind a long one).
+Costly transactions (``costly``, guessed by gas limit:
+:func:`~pevm.engines.cost_model.costly_transactions`) stay off the coordinator,
+which cannot dispatch or commit while it executes one: :meth:`Scheduler.claim_ahead`
+passes over them and they become the next chunks, one each; one at the commit point
+that nobody runs is left to a worker (``WAIT``) unless speculation is failing; and
+while the commit point waits on one running on a worker the lookahead is open -- the
+rest of the block may run meanwhile. The one at the commit point when the workers
+start, and those beyond the lookahead, go first (:meth:`Scheduler.start_ahead`):
+queued behind the first chunks, the former keeps the commit point waiting on their
+whole run (mainnet 9069000: 140 ms idle), and a long transaction deep in the block
+otherwise starts only when the commit point nears it and ends the block alone
+(mainnet 17666333's transaction 77 ran 1.9 s of the block's 4.1 s from 1.07 s on,
+the coordinator done with the rest at 2.1 s). Started early it may read state that
+transactions below it change; then it is re-executed like any failed result. Chunks
+and the coordinator pass over transactions already taken. A costly transaction goes
+to a worker only where one is free of costly work; with every worker busy on one, it
+is an ordinary transaction (it would otherwise wait behind a long one).
 
 Conflict throttle: speculation that keeps failing only burns the cores the
 coordinator needs for re-execution. The scheduler tracks the outcome of the last
@@ -89,12 +89,11 @@ failures.
 """
 from __future__ import annotations
 
-import statistics
 from bisect import insort
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 class Action(Enum):
     """What :meth:`Scheduler.next_commit` tells the coordinator to do."""
@@ -181,8 +180,9 @@ class Scheduler:
         self._probe = probe
         self._probe_base = probe
         self._inline_since_pause = 0
-        #: transactions expected to run long (:func:`costly_transactions`): the
-        #: coordinator leaves them to workers, each in a chunk of its own
+        #: transactions expected to run long
+        #: (:func:`~pevm.engines.cost_model.costly_transactions`): the coordinator
+        #: leaves them to workers, each in a chunk of its own
         self.costly = frozenset(costly)
         #: costly transactions the coordinator passed over, for the next chunks
         self._for_workers: list[int] = []
@@ -509,38 +509,4 @@ class Scheduler:
         return sorted(self.alive)
 
 
-#: a transaction is costly when its gas limit is at least this ...
-COSTLY_GAS = 1_000_000
-#: ... and at least this many times the block's median gas limit
-COSTLY_OVER_MEDIAN = 10
-
-
-def costly_transactions(gas_limits: Sequence[int]) -> frozenset[int]:
-    """Transactions likely to run far longer than the block's others, by gas limit.
-
-    The gas limit is the only cost a transaction states before it runs; on the
-    corpus' large mainnet blocks the few transactions that take a third to a half
-    of the block (0.3-1.5 s) are among its highest limits, at 10x the median or more.
-    A wrong guess costs little: a costly transaction runs on a worker instead of
-    the coordinator, and is validated like any other result.
-    """
-    if not gas_limits:
-        return frozenset()
-    floor = max(COSTLY_GAS, COSTLY_OVER_MEDIAN * statistics.median(gas_limits))
-    return frozenset(i for i, gas in enumerate(gas_limits) if gas >= floor)
-
-
-def default_chunk_size(n: int, workers: int) -> int:
-    """Chunk length: about 8 chunks per worker per block, between 4 and 48.
-
-    Long enough that a message's cost (tens of microseconds each way plus
-    pickling) is small next to the work it carries, short enough that conflicts
-    found at the commit point waste little speculative work.
-    """
-    if workers <= 0:
-        return max(1, n)
-    return max(4, min(48, -(-n // (workers * 8))))
-
-
-__all__ = ["Scheduler", "SchedulerStats", "costly_transactions", "default_chunk_size",
-           "VALIDATE", "EXECUTE", "WAIT", "DONE"]
+__all__ = ["Scheduler", "SchedulerStats", "VALIDATE", "EXECUTE", "WAIT", "DONE"]

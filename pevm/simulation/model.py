@@ -7,11 +7,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pevm.engines.block_run import recovery_batch
-from pevm.engines.cost_model import parallel_pays, warm_up_settled
+from pevm.engines.cost_model import (costly_transactions, default_chunk_size,
+                                     parallel_pays, warm_up_settled)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
-from pevm.engines.scheduler import (DONE, VALIDATE, WAIT, Scheduler, costly_transactions,
-                                   default_chunk_size)
+from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
 
 
 Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block

@@ -1,0 +1,45 @@
+"""The engine's cost model: when workers pay, which transactions are costly, how
+long a chunk is (pure functions; the engine's use of them is tested with the engine)."""
+from __future__ import annotations
+
+from pevm.engines import cost_model
+from pevm.engines.cost_model import costly_transactions, default_chunk_size
+
+
+def test_workers_pay_only_where_the_work_outweighs_their_overheads():
+    pays = cost_model.parallel_pays
+    c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S
+    assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
+    assert not pays(300, 0.2e-3, workers=2, cores=2)     # 0.06 s of cheap ones
+    # at 2 the forked worker runs half the transactions: a transaction costing
+    # what shipping half of one costs gains nothing
+    assert not pays(10_000, (w + c) / 2, workers=2, cores=2)
+    assert not pays(1000, 5e-3, workers=2, cores=1)      # one core
+    assert not pays(1000, 5e-3, workers=1, cores=8)
+    # two executors on two cores: break-even at (n (w + c) / 2 + 2 S) / n
+    n = 1000
+    at = (n * (w + c) / 2 + 2 * s) / n
+    assert not pays(n, at * 0.99, workers=2, cores=2)
+    assert pays(n, at * 1.01, workers=2, cores=2)
+    # more workers than cores gain nothing over the cores there are
+    assert not pays(n, at * 0.99, workers=4, cores=2)
+    # the coordinator commits one shipped transaction after the other: at most
+    # 1 / c a second, whatever the workers
+    assert not pays(n, c * 1.1, workers=16, cores=32)
+    assert pays(n, c * 2, workers=16, cores=32)
+
+
+def test_costly_transactions_stand_out_by_gas_limit():
+    transfers = [21_000] * 50
+    assert costly_transactions(transfers) == frozenset()
+    assert costly_transactions(transfers + [2_000_000, 900_000]) == {50}  # 1M floor
+    swaps = [300_000] * 50
+    assert costly_transactions(swaps + [2_000_000, 3_000_000]) == {51}  # 10x median
+    assert costly_transactions([]) == frozenset()
+
+
+def test_default_chunk_size_bounds():
+    assert default_chunk_size(10, 2) == 4
+    assert default_chunk_size(10_000, 2) == 48
+    assert default_chunk_size(160, 2) == 10
+    assert default_chunk_size(7, 0) == 7
