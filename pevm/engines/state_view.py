@@ -27,7 +27,7 @@ Lazy debits (speculative executions only): while py-evm validates a transaction
 and moves its value (:meth:`StateView.open_sender_window` until the first frame
 starts), the sender's balance is only *compared* -- "can it pay?" -- and debited.
 The view answers those comparisons with "yes" and records what they required as a
-``(FLOOR, sender)`` read; the debits stay deltas; the sender's nonce reads as the
+``(FLOOR, sender)`` read (:class:`~pevm.engines.balance_floor.BalanceFloor`); the debits stay deltas; the sender's nonce reads as the
 transaction's own nonce (a read validation checks). The same window opens for a
 contract in its call or create opcode until the new frame starts
 (:meth:`StateView.value_check`): the opcode and ``apply_message`` only compare the
@@ -54,6 +54,7 @@ from eth.validation import validate_uint256
 from eth_hash.auto import keccak
 from eth_typing import Hash32
 
+from pevm.engines.balance_floor import BalanceFloor
 from pevm.engines.locations import (BALANCE, CODE, DORMANT, EXISTS, FLOOR, NONCE,
                                     OPENED, ORIGINAL, STORAGE)
 from pevm.engines.mv_memory import Key, TxWrites
@@ -76,59 +77,6 @@ def code_hash(code: bytes) -> bytes:
             _CODE_HASHES.clear()
         digest = _CODE_HASHES[code] = keccak(code)
     return digest
-
-
-class _Floor(int):
-    """A balance inside its payer's window: an unknown value of which only
-    comparisons are asked. Each comparison answers "it can pay" and records what
-    that requires; any other use reads the real balance (see module doc)."""
-
-    def __new__(cls, view: StateView, address: bytes, delta: int) -> _Floor:
-        obj = super().__new__(cls, 0)
-        obj._view = view  # type: ignore[attr-defined]
-        obj._address = address  # type: ignore[attr-defined]
-        obj._delta = delta  # type: ignore[attr-defined]
-        return obj
-
-    def _require(self, amount: int) -> None:
-        self._view._require_balance(self._address,  # type: ignore[attr-defined]
-                                    amount - self._delta)  # type: ignore[attr-defined]
-
-    def __lt__(self, other: Any) -> bool:
-        self._require(other)
-        return False
-
-    def __ge__(self, other: Any) -> bool:
-        self._require(other)
-        return True
-
-    def __gt__(self, other: Any) -> bool:
-        self._require(other + 1)
-        return True
-
-    def __le__(self, other: Any) -> bool:
-        self._require(other + 1)
-        return False
-
-    def _value(self) -> int:
-        return (self._view._external((BALANCE, self._address))  # type: ignore[attr-defined]
-                + self._delta)  # type: ignore[attr-defined]
-
-
-def _materializing(name: str) -> Callable[..., Any]:
-    def method(self: _Floor, *args: Any) -> Any:
-        return getattr(self._value(), name)(*args)
-    method.__name__ = name
-    return method
-
-
-for _name in ("__eq__", "__ne__", "__hash__", "__bool__", "__int__", "__index__",
-              "__float__", "__str__", "__repr__", "__format__", "__add__", "__radd__",
-              "__sub__", "__rsub__", "__mul__", "__rmul__", "__floordiv__",
-              "__rfloordiv__", "__truediv__", "__mod__", "__divmod__", "__pow__",
-              "__neg__", "__abs__", "__and__", "__or__", "__xor__", "__lshift__",
-              "__rshift__", "to_bytes", "bit_length"):
-    setattr(_Floor, _name, _materializing(_name))
 
 
 class StateView(AccountDatabaseAPI):
@@ -323,7 +271,10 @@ class StateView(AccountDatabaseAPI):
         if value is not _MISSING:
             return value
         if address == self._window and key not in self.reads:
-            return _Floor(self, address, self._lazy.get(address, 0))
+            delta = self._lazy.get(address, 0)
+            return BalanceFloor(
+                lambda amount: self._require_balance(address, amount - delta),
+                lambda: self._external(key) + delta)
         return self._external(key) + self._lazy.get(address, 0)
 
     def set_balance(self, address: bytes, balance: int) -> None:
