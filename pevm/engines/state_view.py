@@ -23,17 +23,17 @@ without reading the balance (a positive credit on a non-negative balance is neve
 zero) -- this is what keeps EIP-161's touched-account check of the block beneficiary
 after every fee payment from reading (and so serialising on) its balance.
 
-Lazy debits (speculative executions only): while py-evm validates a transaction
-and moves its value (:meth:`StateView.open_sender_window` until the first frame
-starts), the sender's balance is only *compared* -- "can it pay?" -- and debited.
-The view answers those comparisons with "yes" and records what they required as a
-``(FLOOR, sender)`` read (:class:`~pevm.engines.balance_floor.BalanceFloor`); the debits stay deltas; the sender's nonce reads as the
-transaction's own nonce (a read validation checks). The same window opens for a
-contract in its call or create opcode until the new frame starts
-(:meth:`StateView.value_check`): the opcode and ``apply_message`` only compare the
-contract's balance with the value and debit it. A transaction that goes on to look
-at a payer's balance (BALANCE, SELFBALANCE, an emptiness check) reads it for real,
-folding its own debits in, and depends on it as usual.
+Lazy debits (speculative executions only): while py-evm validates a transaction and
+moves its value (:meth:`StateView.open_sender_window` until the first frame starts),
+the sender's balance is only *compared* -- "can it pay?" -- and debited. The view
+answers those comparisons with "yes" and records what they required as a ``(FLOOR,
+sender)`` read (:class:`~pevm.engines.balance_floor.BalanceFloor`); the debits stay
+deltas; the sender's nonce reads as the transaction's own nonce (a read validation
+checks). The same window opens for a contract in its call or create opcode until the
+new frame starts (:meth:`StateView.value_check`): the opcode and ``apply_message``
+only compare the contract's balance with the value and debit it. A transaction that
+goes on to look at a payer's balance (BALANCE, SELFBALANCE, an emptiness check)
+reads it for real, folding its own debits in, and depends on it as usual.
 
 Existence: every account write of py-evm's ``AccountDB`` (balance, nonce, code,
 touch, storage-root reset) makes the account exist; the view writes
