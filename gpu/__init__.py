@@ -7,7 +7,8 @@ Importing it never needs CuPy: CuPy is only imported when the CUDA backend is
 probed or used (see :mod:`pevm.gpu.backend`, and ``PEVM_GPU=cpu|cuda|auto``).
 
 Modules: :mod:`~pevm.gpu.backend` (which backend), :mod:`~pevm.gpu.keccak`
-(hashing; kernels in ``keccak.cu``), :mod:`~pevm.gpu.trie` (roots),
+(hashing; its CPU methods in :mod:`~pevm.gpu.keccak_loop` and
+:mod:`~pevm.gpu.keccak_numpy`, its kernels in ``keccak.cu``), :mod:`~pevm.gpu.trie` (roots),
 :mod:`~pevm.gpu.diff` (merge and latest-writer), :mod:`~pevm.gpu.bench`
 (``pevm hashbench``).
 """

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pevm.gpu import keccak as K
+from pevm.gpu.keccak_loop import KNOWN_ANSWERS, CLoop, ObjectLoop, loop_impl
 from pevm.gpu.keccak import keccak256, keccak256_batch, keccak256_flat, pack
 
 METHODS = ("loop", "numpy", "auto")
@@ -108,7 +109,7 @@ def test_empty_inputs() -> None:
 
 def test_object_fallback_matches() -> None:
     msgs = messages_of(list(EDGE_LENGTHS), seed=5)
-    fallback = K._ObjectLoop()
+    fallback = ObjectLoop()
     assert fallback.hash_list(msgs) == [keccak(m) for m in msgs]
     data, offsets = pack(msgs)
     out = np.empty((len(msgs), 32), np.uint8)
@@ -118,7 +119,13 @@ def test_object_fallback_matches() -> None:
 
 def test_fast_loop_is_in_use() -> None:
     """The ctypes loop loaded (the fallback is correct but slower)."""
-    assert isinstance(K._loop_impl(), K._CLoop), K.cpu_method_info()
+    assert isinstance(loop_impl(), CLoop), K.cpu_method_info()
+
+
+def test_the_loop_s_self_test_vectors_are_keccak() -> None:
+    """What the loop's implementation is checked against at load time."""
+    assert [keccak(m) for m, _ in KNOWN_ANSWERS] == [d for _, d in KNOWN_ANSWERS]
+    assert any(len(m) > K.RATE for m, _ in KNOWN_ANSWERS)  # a two-block message
 
 
 @pytest.mark.parametrize("offsets", [[0, 5, 3], [0, 99], [-1, 2], []])
