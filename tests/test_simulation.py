@@ -163,14 +163,19 @@ def test_calibration_is_read_from_the_cache_file(tmp_path: Path,
 
 def test_cli_simulate_json(monkeypatch: pytest.MonkeyPatch,
                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(calibration, "_CALIBRATION",
-                        Calibration(cores=2, message_s=3e-5, worker_factor=1.1))
+    used = Calibration(cores=2, message_s=3e-5, worker_factor=1.1,
+                       check_measured=1.5, check_simulated=1.6)
+    monkeypatch.setattr(calibration, "_CALIBRATION", used)
     fixture = FIXTURES / "erc20_small.json"
     assert main(["analyze", str(fixture), "--simulate", "1,2", "--json",
                  "--profile-repeat", "1"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines() if line]
     assert rows
+    # the calibration used goes with every row, and to stderr in words
+    assert "worker factor 1.10" in captured.err and "warning" not in captured.err
     for row in rows:
+        assert Calibration(**row["calibration"]) == used
         assert "ideal_speedup" in row
         simulated = row["simulated_speedup"]
         assert set(simulated) == {"1", "2"}
@@ -191,6 +196,21 @@ def test_cli_simulate_table(monkeypatch: pytest.MonkeyPatch,
                  "--profile-repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "simulated" in out and "32 w" in out and "ideal by time" in out
+
+
+def test_a_calibration_whose_self_check_is_off_is_reported(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    off = Calibration(cores=2, worker_factor=1.73, check_measured=1.11,
+                      check_simulated=1.79)
+    assert off.check_error == pytest.approx(1.79 / 1.11 - 1)
+    assert "measured 1.11x, simulated 1.79x (+61%)" in off.describe()
+    assert Calibration(cores=2).check_error is None  # a fixed one has no self-check
+    monkeypatch.setattr(calibration, "_CALIBRATION", off)
+    assert main(["analyze", str(FIXTURES / "erc20_small.json"), "--simulate", "2",
+                 "--profile-repeat", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "worker factor 1.73" in err
+    assert "warning: the calibration's self-check is off by +61%" in err
 
 
 @pytest.mark.parametrize("value", ["0", "1,x", "", "-2", "two"])

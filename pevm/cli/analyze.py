@@ -22,6 +22,11 @@ from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
 from pevm.inputs.discover import list_cases
 
+#: A calibration whose self-check (its own block's simulated against measured
+#: speedup at 2 workers) is further off than this is reported as untrustworthy:
+#: the agreement ``pevm analyze --simulate`` aims at with ``pevm bench``.
+CHECK_TOLERANCE = 0.15
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -50,7 +55,10 @@ def register(subparsers: Any) -> None:
              "workers share this machine's cores. JSON: key simulated_speedup "
              "(worker count -> predicted speedup), and ideal_speedup_by_time: the "
              "ideal speedup's schedule with each transaction weighed by its measured "
-             "time instead of its gas")
+             "time instead of its gas; and calibration: the machine constants used, "
+             "with their self-check. The calibration is printed to stderr, with a "
+             f"warning where its self-check is more than {CHECK_TOLERANCE * 100:.0f}%% "
+             "off")
     parser.add_argument("--cores", type=int, metavar="N",
                         help="with --simulate: assume N cores instead of this "
                              "machine's (the per-process costs stay this machine's)")
@@ -105,6 +113,12 @@ def _calibration(args: argparse.Namespace) -> Any:
     if args.profile_repeat < 1:
         raise PevmError("--profile-repeat must be at least 1")
     calibration = calibrate(refresh=args.recalibrate, status=_status)
+    _status(calibration.describe())
+    error = calibration.check_error
+    if error is not None and abs(error) > CHECK_TOLERANCE:
+        _status(f"warning: the calibration's self-check is off by {error:+.0%}: the "
+                "machine was busy, or its speed drifted, while it was measured, and "
+                "the predictions inherit that; --recalibrate on a quiet machine")
     if args.cores is not None:
         calibration = dataclasses.replace(calibration, cores=args.cores)
     background = args.background_load
@@ -167,9 +181,10 @@ def analyze_command(args: argparse.Namespace) -> int:
             predicted, by_time = simulated.get(item.block, (None, None))
             if args.json:
                 row = analysis_json(item)
-                if args.simulate:
+                if calibration is not None:
                     row["simulated_speedup"] = predicted
                     row["ideal_speedup_by_time"] = by_time
+                    row["calibration"] = calibration.to_json()
                 print(json.dumps(row))
             else:
                 _print(console, item, predicted, by_time)

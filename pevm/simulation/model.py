@@ -56,6 +56,25 @@ class Calibration:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def check_error(self) -> float | None:
+        """The self-check's simulated speedup over its measured one, less 1 (None
+        without a self-check): how far this calibration's own block is off."""
+        if not self.check_measured or self.check_simulated is None:
+            return None
+        return self.check_simulated / self.check_measured - 1.0
+
+    def describe(self) -> str:
+        """One line: the fitted factors and the self-check."""
+        text = (f"calibration ({self.source}, {self.cores} cores): worker factor "
+                f"{self.worker_factor:.2f}, coordinator factor "
+                f"{self.coordinator_factor:.1f}, message {self.message_s * 1e6:.0f} us")
+        error = self.check_error
+        if error is not None:
+            text += (f"; self-check at 2 workers: measured {self.check_measured:.2f}x, "
+                     f"simulated {self.check_simulated:.2f}x ({error:+.0%})")
+        return text
+
 
 _COSTS = ("exec_s", "recover_s", "validate_s", "commit_s", "result_dump_s",
           "result_load_s", "writes_dump_s", "writes_load_s")
