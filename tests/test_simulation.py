@@ -213,6 +213,29 @@ def test_a_calibration_whose_self_check_is_off_is_reported(
     assert "warning: the calibration's self-check is off by +61%" in err
 
 
+@pytest.mark.parametrize("errors, kept, measured", [
+    ((0.61, 0.05), 0.05, 2),         # consistent on the second try: stop there
+    ((0.61, -0.2, 0.3), -0.2, 3),    # never consistent: the least off of three
+    ((0.1,), 0.1, 1),                # consistent at once: measured once
+])
+def test_a_calibration_is_measured_again_while_its_self_check_is_off(
+        monkeypatch: pytest.MonkeyPatch, errors: tuple[float, ...], kept: float,
+        measured: int) -> None:
+    made = iter(Calibration(cores=2, check_measured=1.5, check_simulated=1.5 * (1 + e),
+                            source=f"attempt {i}") for i, e in enumerate(errors))
+    calls: list[Calibration] = []
+
+    def measure() -> Calibration:
+        calls.append(next(made))
+        return calls[-1]
+    monkeypatch.setattr(calibration, "measure_calibration", measure)
+    said: list[str] = []
+    best = calibration.measure_until_consistent(said.append, attempts=3)
+    assert best.check_error == pytest.approx(kept)
+    assert len(calls) == measured
+    assert len(said) == measured - 1  # "measuring again" before each retry
+
+
 @pytest.mark.parametrize("value", ["0", "1,x", "", "-2", "two"])
 def test_cli_simulate_rejects_bad_worker_counts(value: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

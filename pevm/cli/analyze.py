@@ -21,11 +21,7 @@ from pevm.cli.arguments import positive_ints
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
 from pevm.inputs.discover import list_cases
-
-#: A calibration whose self-check (its own block's simulated against measured
-#: speedup at 2 workers) is further off than this is reported as untrustworthy:
-#: the agreement ``pevm analyze --simulate`` aims at with ``pevm bench``.
-CHECK_TOLERANCE = 0.15
+from pevm.simulation.calibration import CHECK_TOLERANCE
 
 
 def register(subparsers: Any) -> None:
@@ -51,8 +47,9 @@ def register(subparsers: Any) -> None:
              "with each transaction's cost measured by running the block in-process "
              "(a few repeats) and the engine's overheads calibrated once per machine "
              "(a forked echo process and a generated block; about half a minute, "
-             "then cached under the user cache directory); the coordinator and the "
-             "workers share this machine's cores. JSON: key simulated_speedup "
+             "measured again up to twice while its self-check is off, then cached "
+             "under the user cache directory); the coordinator and the workers "
+             "share this machine's cores. JSON: key simulated_speedup "
              "(worker count -> predicted speedup), and ideal_speedup_by_time: the "
              "ideal speedup's schedule with each transaction weighed by its measured "
              "time instead of its gas; and calibration: the machine constants used, "

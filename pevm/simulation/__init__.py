@@ -40,11 +40,13 @@ that differ between the calibration block and the block predicted.
 from __future__ import annotations
 
 from pevm.simulation.calibration import (CALIBRATION_VERSION, CALIBRATION_WORKLOAD,
-                                         autogroup_enabled, calibrate,
-                                         measure_calibration, sample_background)
+                                         CHECK_TOLERANCE, autogroup_enabled, calibrate,
+                                         measure_calibration, measure_until_consistent,
+                                         sample_background)
 from pevm.simulation.model import BlockProfile, Calibration, SimResult, predict, simulate
 from pevm.simulation.profile import profile_case
 
-__all__ = ["CALIBRATION_VERSION", "CALIBRATION_WORKLOAD", "BlockProfile", "Calibration",
-           "SimResult", "autogroup_enabled", "calibrate", "measure_calibration",
-           "predict", "profile_case", "sample_background", "simulate"]
+__all__ = ["CALIBRATION_VERSION", "CALIBRATION_WORKLOAD", "CHECK_TOLERANCE", "BlockProfile",
+           "Calibration", "SimResult", "autogroup_enabled", "calibrate",
+           "measure_calibration", "measure_until_consistent", "predict", "profile_case",
+           "sample_background", "simulate"]

@@ -23,9 +23,16 @@ from pevm.simulation.profile import profile_case
 from pevm.state.backend import backend_of
 
 #: Bump when the calibration procedure changes (invalidates cached calibrations).
-CALIBRATION_VERSION = 8
+CALIBRATION_VERSION = 9
 #: The generated block the worker factor is measured on (mainnet-like, no conflicts).
 CALIBRATION_WORKLOAD = ("mixed", 800, 0.0)
+#: A calibration whose self-check (its own block's simulated against measured
+#: speedup at 2 workers) is further off than this is measured again, and reported
+#: when it stays off: the agreement ``pevm analyze --simulate`` aims at.
+CHECK_TOLERANCE = 0.15
+#: At most this many calibrations, the most consistent kept
+#: (:func:`measure_until_consistent`).
+CALIBRATION_ATTEMPTS = 3
 
 
 _CALIBRATION: Calibration | None = None
@@ -76,7 +83,7 @@ def calibrate(*, use_cache: bool = True, refresh: bool = False,
     if status:
         status("calibrating the parallel engine's overheads on this machine "
                "(once per engine version, then cached; under a minute)...")
-    _CALIBRATION = measure_calibration()
+    _CALIBRATION = measure_until_consistent(status)
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +91,35 @@ def calibrate(*, use_cache: bool = True, refresh: bool = False,
         except OSError:
             pass  # a read-only home: the per-process cache still holds
     return _CALIBRATION
+
+
+def _off_by(cal: Calibration) -> float:
+    error = cal.check_error
+    return abs(error) if error is not None else 0.0
+
+
+def measure_until_consistent(status: Callable[[str], None] | None = None,
+                             attempts: int = CALIBRATION_ATTEMPTS) -> Calibration:
+    """:func:`measure_calibration`, again while its self-check is more than
+    :data:`CHECK_TOLERANCE` off, up to ``attempts`` times; the most consistent one.
+
+    A self-check that far off means the machine's speed moved between the
+    calibration's profiles and its imports (on the 2-core VM four calibrations in
+    ten minutes fitted worker factors from 0.92 to 1.73, their self-checks from +3%
+    to +61%): a window where the machine held still gives constants that hold.
+    """
+    best: Calibration | None = None
+    for attempt in range(1, max(1, attempts) + 1):
+        cal = measure_calibration()
+        if best is None or _off_by(cal) < _off_by(best):
+            best = cal
+        if _off_by(best) <= CHECK_TOLERANCE or attempt == attempts:
+            break
+        if status:
+            status(f"the calibration's self-check is off by {cal.check_error:+.0%}: "
+                   f"measuring again ({attempt + 1} of {attempts})...")
+    assert best is not None
+    return best
 
 
 def measure_calibration(repeat: int = 4) -> Calibration:
