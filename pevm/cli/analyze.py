@@ -21,7 +21,7 @@ from pevm.cli.arguments import positive_ints
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
 from pevm.inputs.discover import list_cases
-from pevm.simulation.calibration import CHECK_TOLERANCE
+from pevm.simulation.calibration import CHECK_TOLERANCE, consistent
 
 
 def register(subparsers: Any) -> None:
@@ -111,9 +111,9 @@ def _calibration(args: argparse.Namespace) -> Any:
         raise PevmError("--profile-repeat must be at least 1")
     calibration = calibrate(refresh=args.recalibrate, status=_status)
     _status(calibration.describe())
-    error = calibration.check_error
-    if error is not None and abs(error) > CHECK_TOLERANCE:
-        _status(f"warning: the calibration's self-check is off by {error:+.0%}: the "
+    if not consistent(calibration):
+        _status(f"warning: the calibration's self-check is off by "
+                f"{calibration.check_error:+.0%}: the "
                 "machine was busy, or its speed drifted, while it was measured, and "
                 "the predictions inherit that; --recalibrate on a quiet machine")
     if args.cores is not None:

@@ -98,6 +98,12 @@ def _off_by(cal: Calibration) -> float:
     return abs(error) if error is not None else 0.0
 
 
+def consistent(cal: Calibration) -> bool:
+    """Whether ``cal``'s self-check is within :data:`CHECK_TOLERANCE` (one without a
+    self-check, a fixed calibration, counts as consistent)."""
+    return _off_by(cal) <= CHECK_TOLERANCE
+
+
 def measure_until_consistent(status: Callable[[str], None] | None = None,
                              attempts: int = CALIBRATION_ATTEMPTS) -> Calibration:
     """:func:`measure_calibration`, again while its self-check is more than
@@ -114,7 +120,7 @@ def measure_until_consistent(status: Callable[[str], None] | None = None,
         cal = measure_calibration()
         if best is None or _off_by(cal) < _off_by(best):
             best = cal
-        if _off_by(best) <= CHECK_TOLERANCE or attempt == attempts:
+        if consistent(best) or attempt == attempts:
             break
         if status:
             status(f"the calibration's self-check is off by {cal.check_error:+.0%}: "
