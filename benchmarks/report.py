@@ -8,7 +8,7 @@
     python benchmarks/report.py bench.json --model sim.jsonl # the model against it
     python benchmarks/report.py bench.json --model sim.jsonl --plot out.png
 
-The README's numbers come from this script, never typed by hand.
+The numbers in docs/results.md come from this script, never typed by hand.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 One lane per process, one coloured bar per slice (execute, re-execute, validate,
 commit, message, wait, sender recovery, ...): what Perfetto shows interactively,
-as a PNG for the README. ``--window A:B`` (milliseconds from the trace's start)
+as a PNG for docs/results.md. ``--window A:B`` (milliseconds from the trace's start)
 zooms in.
 
     python scripts/plot_trace.py trace.json -o docs/results/trace.png

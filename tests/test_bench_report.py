@@ -1,4 +1,4 @@
-"""benchmarks/report.py renders what pevm bench measured (the README's tables)."""
+"""benchmarks/report.py renders what pevm bench measured (the tables of docs/results.md)."""
 from __future__ import annotations
 
 import statistics
