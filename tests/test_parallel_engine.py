@@ -338,6 +338,21 @@ def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders
     assert detail.recover_workers_s > 0      # idle workers recovered ahead
 
 
+def test_a_contract_whose_transactions_keep_conflicting_stays_with_the_coordinator():
+    # every other transaction increments the counter's slot 0; the others are
+    # plain transfers between funded keys
+    intents = [Intent("incr", 1 + i % 7, 0, 1) if i % 2 == 0
+               else Intent("transfer", 1 + i % 7, i % 8, 1) for i in range(160)]
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
+    got = import_block(CancunVM, block, engine)
+    assert_same(want, got)
+    detail = engine.last_detail
+    assert detail.hot_targets == 1           # the counter, not the keys
+    assert detail.kept > 0                   # its later increments ran in-process
+
+
 def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
     batch_size = block_run.RECOVERY_BATCH
     recovery_batch = block_run.recovery_batch

@@ -331,3 +331,86 @@ def test_the_coordinator_runs_a_costly_transaction_no_worker_is_free_for():
     s.start_ahead()
     assert s.next_chunk(0) == [300]
     assert [s.claim_ahead() for _ in range(6)] == [0, 1, 2, 3, 4, 5]
+
+
+def _validate_chunk(s: Scheduler, worker: int, verdicts: dict[int, bool]) -> None:
+    """Answer ``worker``'s oldest chunk and validate and commit each of its
+    transactions in turn (a failed one is re-executed in-process)."""
+    chunk = s.chunks[worker][0].txns
+    for txn in chunk:
+        s.on_result(R(txn, s.incarnation[txn]), worker=worker)
+    s.chunk_done(worker)
+    for txn in chunk:
+        assert s.next_commit() == (VALIDATE, txn)
+        ok = verdicts.get(txn, True)
+        s.validated(txn, ok)
+        if not ok:
+            assert s.next_commit() == (EXECUTE, txn)
+            s.executed_inline(txn)
+        s.committed(txn)
+
+
+def test_a_target_whose_results_keep_failing_stays_with_the_coordinator():
+    # transactions 0, 2, 4, ... call "pool", the others each their own account
+    targets = ["pool" if t % 2 == 0 else f"eoa{t}" for t in range(40)]
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=targets)
+    assert s.next_chunk(0) == [0, 1, 2, 3]
+    _validate_chunk(s, 0, {0: False})          # one failure: not yet hot
+    assert not s.hot
+    assert s.next_chunk(0) == [4, 5, 6, 7]
+    _validate_chunk(s, 0, {4: False})          # 2 of 4 of its results failed
+    assert s.hot.hot == {"pool"}
+    # chunks pass over the pool's transactions; the coordinator takes them, in
+    # order, instead of waiting
+    assert s.next_chunk(0) == [9, 11, 13, 15]
+    # the worker learns that the pool's transactions between are still to run
+    assert s.in_flight_below(16, worker=0) == [8, 10, 12, 14]
+    assert s.next_commit() == (EXECUTE, 8)     # nobody runs it: in-process
+    s.executed_inline(8)
+    s.committed(8)
+    assert s.next_commit() == (WAIT, 9)
+    assert s.claim_ahead() == 10
+    assert s.claim_ahead() == 12
+    assert not s.keeps_to_coordinator           # the worker has its chunks
+
+
+def test_a_worker_with_only_hot_transactions_left_recovers_senders():
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=["counter"] * 40)
+    s.next_chunk(0)
+    _validate_chunk(s, 0, {0: False, 1: False})
+    assert s.hot.hot == {"counter"}
+    assert s.next_chunk(0) is None              # every transaction is the counter's
+    assert s.keeps_to_coordinator               # so its idle worker recovers senders
+    assert s.claim_ahead() == 4                 # and the coordinator runs them in order
+
+
+def test_a_target_that_fails_rarely_stays_with_the_workers():
+    targets = ["token"] * 40                   # every transaction calls one token
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=targets)
+    s.next_chunk(0)
+    _validate_chunk(s, 0, {0: False})
+    for _ in range(3):
+        s.next_chunk(0)
+        _validate_chunk(s, 0, {})
+    s.next_chunk(0)
+    _validate_chunk(s, 0, {17: False})         # 2 failures in 20: under a quarter
+    assert not s.hot
+    assert s.next_chunk(0) is not None
+
+
+def test_forced_aborts_and_creations_make_no_target_hot():
+    s = Scheduler(8, workers=1, chunk_size=8, coordinator_executes=True,
+                  targets=[None, None, None, None, "a", "a", "a", "a"])
+    s.next_chunk(0)
+    for txn in range(8):
+        s.on_result(R(txn), worker=0)
+    s.chunk_done(0)
+    for txn in range(8):
+        assert s.next_commit() == (VALIDATE, txn)
+        s.validated(txn, False, forced=txn >= 4)
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert not s.hot

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, cast
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.engines.cost_model import (costly_transactions, default_chunk_size,
-                                     parallel_pays, warm_up_settled)
+                                     parallel_pays, transaction_targets,
+                                     warm_up_settled)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -41,15 +42,16 @@ if TYPE_CHECKING:  # the engine imports this module to run its blocks
 
 LOG = logging.getLogger("pevm.engine")
 
-#: Senders per recovery task handed to an idle worker while speculation is paused.
+#: Senders per recovery task handed to an idle worker while the coordinator runs
+#: the block in order (speculation paused, or hot targets).
 RECOVERY_BATCH = 64
 
 
 def recovery_batch(frontier: int, commit_index: int, n: int,
                    known: Callable[[int], bool]) -> tuple[list[int], int]:
-    """The next senders for an idle worker to recover while speculation is paused
-    (the engine's policy; the simulation follows it): up to :data:`RECOVERY_BATCH`
-    transactions whose sender the coordinator does not ``known``, from the
+    """The next senders for an idle worker to recover while the coordinator runs
+    the block in order (the engine's policy; the simulation follows it): up to
+    :data:`RECOVERY_BATCH` transactions whose sender the coordinator does not ``known``, from the
     ``frontier`` of earlier batches but at least half a batch past the commit
     point -- far enough ahead that the batch is done before the coordinator gets
     there (nearer ones it recovers itself). Returns the batch and the new frontier.
@@ -131,7 +133,8 @@ class BlockRun:
             self.n, workers, chunk_size=chunk, max_outstanding=engine.max_outstanding,
             coordinator_executes=engine.coordinator_executes,
             costly=costly_transactions([tx.gas for tx in self.transactions])
-            if engine.costly_to_workers else ())
+            if engine.costly_to_workers else (),
+            targets=transaction_targets(self.transactions))
         if eligible:
             self._warm_up(start)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
@@ -201,6 +204,7 @@ class BlockRun:
             validation_failures=s.validation_failures,
             forced_aborts=s.forced_aborts, blocked=s.blocked, crashed=s.crashed,
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
+            hot_targets=len(self.scheduler.hot.hot), kept=s.kept,
             pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
             in_process_reason=self.in_process_reason,
             recover_coordinator_s=round(recover_coordinator, 4),
@@ -436,7 +440,7 @@ class BlockRun:
             # up to max_outstanding chunks: the next waits in the worker's inbox
             while (txns := sched.next_chunk(worker)) is not None:
                 self._send(worker, self._run_message(worker, txns))
-        if sched.paused:
+        if sched.keeps_to_coordinator:
             self._dispatch_recovery()
 
     def _send(self, worker: int, message: ToWorker) -> None:
@@ -447,9 +451,10 @@ class BlockRun:
                 raise EngineFailure("every worker process died mid-block")
 
     def _dispatch_recovery(self) -> None:
-        """While speculation is paused the coordinator runs transaction after
-        transaction itself; idle workers recover the senders ahead of it, which
-        takes a large share of each (cheap) transaction's cost off that
+        """While speculation is paused, or hot targets' transactions stay with it
+        (:attr:`Scheduler.keeps_to_coordinator`), the coordinator runs transaction
+        after transaction itself; idle workers recover the senders ahead of it,
+        which takes a large share of each (cheap) transaction's cost off that
         sequential path."""
         sched = self.scheduler
         for worker in sched.live_workers():

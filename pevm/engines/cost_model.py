@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from pevm.host import usable_cores
 
@@ -107,6 +108,17 @@ def costly_transactions(gas_limits: Sequence[int]) -> frozenset[int]:
     return frozenset(i for i, gas in enumerate(gas_limits) if gas >= floor)
 
 
+def transaction_targets(transactions: Sequence[Any]) -> list[bytes | None]:
+    """Each transaction's target: the account it calls, None for a creation.
+
+    The scheduler's guess of which transactions touch the same contract: a target
+    whose speculative results keep failing validation becomes hot, and its
+    transactions stay with the coordinator, in order, instead of running on a
+    worker against state the coordinator is about to change.
+    """
+    return [bytes(tx.to) if tx.to else None for tx in transactions]
+
+
 def default_chunk_size(n: int, workers: int) -> int:
     """Chunk length: about 8 chunks per worker per block, between 4 and 48.
 
@@ -121,4 +133,4 @@ def default_chunk_size(n: int, workers: int) -> int:
 
 __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIXED_S",
            "SETTLED_AFTER_TXS", "SETTLED_WORK_S", "WORKER_TX_S", "costly_transactions",
-           "default_chunk_size", "parallel_pays", "warm_up_settled"]
+           "default_chunk_size", "parallel_pays", "transaction_targets", "warm_up_settled"]

@@ -34,6 +34,10 @@ class ParallelDetail:
     stale: int = 0
     #: times the conflict throttle paused speculation
     pauses: int = 0
+    #: targets that turned hot (:mod:`pevm.engines.hot_targets`), and their
+    #: transactions that chunks passed over, for the coordinator to run
+    hot_targets: int = 0
+    kept: int = 0
     #: pre-state entries read by the block
     pre_state_entries: int = 0
     #: transactions committed in-process before the workers were forked

@@ -82,6 +82,11 @@ verdict resumes speculation or pauses it again (doubling the probe interval whil
 speculation keeps failing). This is what keeps a fully conflicting block near the
 single-process speed. None of it affects results: only what is executed where.
 
+Hot targets (:mod:`pevm.engines.hot_targets`): a contract whose transactions keep
+failing validation has the rest of its transactions kept from the chunks; the
+coordinator takes them, in order, where it would execute ahead or at the commit
+point (:meth:`Scheduler.claim_ahead`).
+
 Determinism: what commits for transaction ``i`` is always an execution whose every
 read equals the state after transactions ``0..i-1`` committed -- so the block's
 result is the sequential one whatever the timing, worker count, chunking or
@@ -93,7 +98,9 @@ from bisect import insort
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
+
+from pevm.engines.hot_targets import HotTargets
 
 class Action(Enum):
     """What :meth:`Scheduler.next_commit` tells the coordinator to do."""
@@ -129,6 +136,7 @@ class SchedulerStats:
     chunks: int = 0
     ahead: int = 0               # run ahead of the commit point by the coordinator
     costly: int = 0              # costly transactions left to workers
+    kept: int = 0                # hot targets' transactions kept from the chunks
 
 
 @dataclass
@@ -147,7 +155,8 @@ class Scheduler:
     def __init__(self, n: int, workers: int, chunk_size: int = 16,
                  max_outstanding: int = 2, window: int = 16, probe: int = 32,
                  min_chunk: int = 4, coordinator_executes: bool = False,
-                 costly: Iterable[int] = ()) -> None:
+                 costly: Iterable[int] = (),
+                 targets: Sequence[Hashable | None] = ()) -> None:
         if n < 0 or workers < 0 or chunk_size < 1 or max_outstanding < 1:
             raise ValueError("invalid scheduler parameters")
         self.n = n
@@ -189,6 +198,12 @@ class Scheduler:
         #: the coordinator executes transactions ahead of the commit point itself
         #: whenever it would wait for a worker (:meth:`claim_ahead`)
         self.coordinator_executes = coordinator_executes
+        #: which transactions' targets keep failing: those stay with the coordinator
+        self.hot = HotTargets(targets)
+        #: hot transactions that chunks passed over, for the coordinator
+        self._for_coordinator: list[int] = []
+        #: the last chunk's scan found only hot targets' transactions
+        self._starved = False
 
     # ------------------------------------------------------------ dispatch
     def idle_workers(self) -> list[int]:
@@ -228,11 +243,23 @@ class Scheduler:
             # left with a long run of the last transactions while others idle
             size = min(size, max(1, -(-(self.n - start)
                                      // (2 * self.max_outstanding * self._executors))))
-            end = min(self.n, start + size)
             # passing over what runs or ran elsewhere (costly transactions
-            # started early)
-            txns = [t for t in range(start, end) if self._untaken(t)]
+            # started early) and what the coordinator keeps (hot targets)
+            # (a chunk is ``size`` transactions long, not counting hot ones)
+            limit = max(start + size, self.commit_index + self._lookahead)
+            end, span = start, 0
+            while end < min(self.n, limit) and span < size:
+                if not self._untaken(end):
+                    span += 1
+                elif self.hot.holds(end):
+                    insort(self._for_coordinator, end)
+                    self.stats.kept += 1
+                else:
+                    txns.append(end)
+                    span += 1
+                end += 1
             self.next_txn = max(self.next_txn, end)
+            self._starved = not txns and end > start
         if not txns:
             return None
         exact = txns[0] == self.commit_index and \
@@ -272,6 +299,13 @@ class Scheduler:
             return None
         while self.redo:
             txn = self.redo.pop(0)
+            if self._untaken(txn):
+                return self._claimed(txn)
+        while self._for_coordinator:
+            txn = self._for_coordinator.pop(0)
+            if txn >= self.commit_index + self._lookahead:
+                insort(self._for_coordinator, txn)
+                break
             if self._untaken(txn):
                 return self._claimed(txn)
         while True:
@@ -314,6 +348,7 @@ class Scheduler:
         running on another worker or waiting to be run (ESTIMATE candidates)."""
         out = [t for t, w in self.owner.items() if t < end and w != worker]
         out.extend(t for t in self.redo if t < end and t not in self.owner)
+        out.extend(t for t in self._for_coordinator if t < end and self._untaken(t))
         upcoming = range(max(self.commit_index, 0), min(end, self.n))
         out.extend(t for t in upcoming
                    if t >= self.next_txn and t not in self.owner)
@@ -419,6 +454,13 @@ class Scheduler:
         return EXECUTE, txn
 
     @property
+    def keeps_to_coordinator(self) -> bool:
+        """Speculation is paused, or the last chunk's transactions all stayed
+        with the coordinator (hot targets): the coordinator runs the block in
+        order, and idle workers recover senders ahead of it."""
+        return self.paused or self._starved
+
+    @property
     def conflicted(self) -> bool:
         """Speculation is paused, or more than a quarter of recent results failed."""
         if self.paused:
@@ -431,6 +473,8 @@ class Scheduler:
         self.stats.validations += 1
         if forced:
             self.stats.forced_aborts += 1
+        if not forced:
+            self.hot.verdict(txn, ok)
         if not ok:
             self.stats.validation_failures += 1
             self.abort(txn)

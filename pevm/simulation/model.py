@@ -96,6 +96,9 @@ class BlockProfile:
     fixed_s: float = 0.0
     #: each transaction's gas limit (what the engine's costly guess reads)
     gas_limits: list[int] = field(default_factory=list)
+    #: each transaction's target, the account it calls (None: a creation), which
+    #: the engine's hot targets follow (:class:`~pevm.engines.scheduler.Scheduler`)
+    targets: list[bytes | None] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -180,7 +183,8 @@ class _Simulation:
         self.sched = Scheduler(self.n, self.workers, chunk_size=chunk,
                                max_outstanding=self.engine.max_outstanding,
                                coordinator_executes=True,
-                               costly=costly_transactions(profile.gas_limits))
+                               costly=costly_transactions(profile.gas_limits),
+                               targets=profile.targets)
         self.now = 0.0
         self.procs: list[_Proc] = []
         self.woken: list[_Proc] = []
@@ -375,7 +379,7 @@ class _Simulation:
                 yield self.cal.message_s + sum(self.p.writes_dump_s[t]
                                                for t, shipped in commits if shipped)
                 self._post(self.procs[1 + w], ("run", commits, results))
-        if sched.paused:
+        if sched.keeps_to_coordinator:
             yield from self._dispatch_recovery()
 
     def _speculate(self, w: int, txn: int) -> _Result:

@@ -1,0 +1,65 @@
+"""Hot targets: contracts whose transactions keep failing validation.
+
+Where one contract's transactions depend on each other -- an AMM pool, a counter,
+one token balance that many transactions pay into -- a worker's speculative run of
+the next one reads state that the coordinator is about to change, fails validation
+at the commit point and is executed again there: the worker's run was wasted, and
+each failure also shrinks the chunks and the coordinator's reach (see
+:mod:`pevm.engines.scheduler`). Which transactions touch what is known only once
+they have run; what is known before is each transaction's *target*, the account it
+calls (:func:`~pevm.engines.cost_model.transaction_targets`), and the dependent
+ones share it.
+
+So the verdicts on validated results are counted per target. A target with
+:data:`HOT_FAILURES` failures that fails at least one result in :data:`HOT_RATIO`
+becomes hot for the rest of the block, and the scheduler keeps its transactions
+from the chunks: the coordinator runs them, in order, ahead of the commit point or
+at it, and the workers run the rest. A token that many transactions call and only
+a few of them conflict on stays with the workers (the ratio); a fully conflicting
+block ends up on the coordinator, as the conflict throttle would put it, without
+the throttle's probes. Which process runs what never changes a result: every
+result is validated at the commit point as before.
+"""
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+#: a target becomes hot after this many failed validations of its transactions ...
+HOT_FAILURES = 2
+#: ... when at least one in this many of its validated results failed
+HOT_RATIO = 4
+
+
+class HotTargets:
+    """Verdicts per target, and the targets that turned hot, for one block."""
+
+    def __init__(self, targets: Sequence[Hashable | None] = ()) -> None:
+        #: per transaction, the account it calls (None: a creation, or unknown)
+        self.targets = targets
+        #: per target: [validated results, failed ones]
+        self._verdicts: dict[Hashable, list[int]] = {}
+        self.hot: set[Hashable] = set()
+
+    def __bool__(self) -> bool:
+        """Whether any target is hot."""
+        return bool(self.hot)
+
+    def verdict(self, txn: int, ok: bool) -> None:
+        """Count a validated result of ``txn`` against its target."""
+        target = self.targets[txn] if txn < len(self.targets) else None
+        if target is None or target in self.hot:
+            return
+        verdicts = self._verdicts.setdefault(target, [0, 0])
+        verdicts[0] += 1
+        if not ok:
+            verdicts[1] += 1
+            if verdicts[1] >= HOT_FAILURES and verdicts[1] * HOT_RATIO >= verdicts[0]:
+                self.hot.add(target)
+
+    def holds(self, txn: int) -> bool:
+        """Whether ``txn`` calls a hot target."""
+        return bool(self.hot) and txn < len(self.targets) \
+            and self.targets[txn] in self.hot
+
+
+__all__ = ["HOT_FAILURES", "HOT_RATIO", "HotTargets"]
