@@ -325,14 +325,19 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
-def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
-    intents = [Intent("incr", 1 + i % 7, 0, 1) for i in range(140)]
+def _two_workers_match_reference(intents: list[Intent]):
+    """Import the block of ``intents`` at 2 workers from the first transaction,
+    check it equals py-evm's, and return the engine's detail."""
     block = build_block(CancunVM, intents)
     want = reference(CancunVM, block)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
-    got = import_block(CancunVM, block, engine)
-    assert_same(want, got)
-    detail = engine.last_detail
+    assert_same(want, import_block(CancunVM, block, engine))
+    return engine.last_detail
+
+
+def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
+    detail = _two_workers_match_reference(
+        [Intent("incr", 1 + i % 7, 0, 1) for i in range(140)])
     assert detail.pauses >= 1                # speculation was throttled
     assert detail.inline > 100               # the coordinator ran it in order
     assert detail.recover_workers_s > 0      # idle workers recovered ahead
@@ -343,12 +348,7 @@ def test_a_contract_whose_transactions_keep_conflicting_stays_with_the_coordinat
     # plain transfers between funded keys
     intents = [Intent("incr", 1 + i % 7, 0, 1) if i % 2 == 0
                else Intent("transfer", 1 + i % 7, i % 8, 1) for i in range(160)]
-    block = build_block(CancunVM, intents)
-    want = reference(CancunVM, block)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
-    got = import_block(CancunVM, block, engine)
-    assert_same(want, got)
-    detail = engine.last_detail
+    detail = _two_workers_match_reference(intents)
     assert detail.hot_targets == 1           # the counter, not the keys
     assert detail.kept > 0                   # its later increments ran in-process
 
