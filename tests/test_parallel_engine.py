@@ -1,6 +1,8 @@
 """The parallel engine against py-evm on hand-written blocks, across forks."""
 from __future__ import annotations
 
+from typing import Any
+
 import coincurve
 import pytest
 from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
@@ -9,6 +11,7 @@ from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
 from pevm.engines import block_run, cost_model
+from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
@@ -127,16 +130,24 @@ def test_costly_transactions_deep_in_the_block_start_first_with_the_same_result(
         assert (0 in first.values()) == at_once, (options, first)
 
 
+def _two_workers_match_reference(intents: list[Intent],
+                                 **options: Any) -> ParallelDetail:
+    """Import the Cancun block of ``intents`` at 2 workers from the first
+    transaction (engine ``options`` beside), check it equals py-evm's, and return
+    the engine's detail."""
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, **options)
+    assert_same(want, import_block(CancunVM, block, engine))
+    return engine.last_detail
+
+
 def test_beneficiary_traffic_does_not_serialise_fee_payments():
-    # 40 transfers among distinct senders all pay fees to the beneficiary; with
+    # 7 transfers from distinct senders all pay fees to the beneficiary; with
     # lazy credits none of them reads its balance, so none conflicts.
     intents = [Intent("transfer", 1 + i % 7, 8 + i % 3, 1, tip=2) for i in range(7)]
-    vm_class = CancunVM
-    block = build_block(vm_class, intents)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=1)
-    got = import_block(vm_class, block, engine)
-    assert_same(reference(vm_class, block), got)
-    assert engine.last_detail.validation_failures == 0
+    detail = _two_workers_match_reference(intents, chunk_size=1)
+    assert detail.validation_failures == 0
 
 
 @pytest.mark.parametrize("vm_class", [SpuriousDragonVM, ByzantiumVM, CancunVM])
@@ -323,16 +334,6 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
     assert import_block(CancunVM, build_block(CancunVM, MIXED),
                         engine).result.stats.workers == 2
-
-
-def _two_workers_match_reference(intents: list[Intent]):
-    """Import the block of ``intents`` at 2 workers from the first transaction,
-    check it equals py-evm's, and return the engine's detail."""
-    block = build_block(CancunVM, intents)
-    want = reference(CancunVM, block)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
-    assert_same(want, import_block(CancunVM, block, engine))
-    return engine.last_detail
 
 
 def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
