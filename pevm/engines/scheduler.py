@@ -70,17 +70,10 @@ and the coordinator pass over transactions already taken. A costly transaction g
 to a worker only where one is free of costly work; with every worker busy on one, it
 is an ordinary transaction (it would otherwise wait behind a long one).
 
-Conflict throttle: speculation that keeps failing only burns the cores the
-coordinator needs for re-execution. The scheduler tracks the outcome of the last
-``window`` worker results -- validated at the commit point, or failed already on
-arrival (an ESTIMATE met, or a transaction that looked invalid because it ran too
-early); when more than half failed, it stops handing
-out chunks and lets the coordinator execute in order (idle workers recover the
-senders ahead of it meanwhile), and probes again after ``probe`` in-process
-transactions with a single chunk a little ahead of the commit point, whose first
-verdict resumes speculation or pauses it again (doubling the probe interval while
-speculation keeps failing). This is what keeps a fully conflicting block near the
-single-process speed. None of it affects results: only what is executed where.
+Conflict throttle (:mod:`pevm.engines.throttle`): speculation that keeps failing
+only burns the cores the coordinator needs for re-execution, so when most recent
+results fail the scheduler hands out no chunks and the coordinator executes in
+order, probing now and then with one chunk whether speculation works again.
 
 Hot targets (:mod:`pevm.engines.hot_targets`): a contract whose transactions keep
 failing validation has the rest of its transactions kept from the chunks; the
@@ -101,6 +94,8 @@ from enum import Enum
 from collections.abc import Hashable, Iterable, Sequence
 
 from pevm.engines.hot_targets import HotTargets
+from pevm.engines.throttle import Throttle
+
 
 class Action(Enum):
     """What :meth:`Scheduler.next_commit` tells the coordinator to do."""
@@ -171,7 +166,6 @@ class Scheduler:
         #: transactions of chunks that started at the commit point: everything
         #: below was committed and synced, so their results will be valid
         self._exact: set[int] = set()
-        self._probing = False
         self.max_outstanding = max_outstanding
         self.incarnation = [0] * n
         #: latest result per uncommitted transaction (any object with ``incarnation``)
@@ -183,12 +177,8 @@ class Scheduler:
         self.chunks: dict[int, deque[_Chunk]] = {w: deque() for w in range(workers)}
         self.alive: set[int] = set(range(workers))
         self.stats = SchedulerStats()
-        self._window: deque[bool] = deque(maxlen=window)
-        self._window_size = window
-        self.paused = False
-        self._probe = probe
-        self._probe_base = probe
-        self._inline_since_pause = 0
+        #: pauses speculation while it keeps failing
+        self.throttle = Throttle(window, probe)
         #: transactions expected to run long
         #: (:func:`~pevm.engines.cost_model.costly_transactions`): the coordinator
         #: leaves them to workers, each in a chunk of its own
@@ -216,7 +206,7 @@ class Scheduler:
         """Transactions for ``worker`` to execute next (ascending), or None."""
         if worker not in self.alive or self.paused:
             return None
-        if self._probing and any(self.chunks[w] for w in self.alive):
+        if self.throttle.probing and any(self.chunks[w] for w in self.alive):
             return None  # while probing, one chunk at a time
         if len(self.chunks[worker]) >= self.max_outstanding:
             return None
@@ -295,7 +285,7 @@ class Scheduler:
         """A transaction for the coordinator to execute ahead of the commit point,
         speculatively, instead of waiting for a worker's result -- the next one
         nobody has taken, within the lookahead -- or None."""
-        if not self.coordinator_executes or self.paused or self._probing:
+        if not self.coordinator_executes or self.paused or self.throttle.probing:
             return None
         while self.redo:
             txn = self.redo.pop(0)
@@ -437,11 +427,11 @@ class Scheduler:
             return EXECUTE, txn
         if txn in self.owner and self.owner[txn] in self.alive \
                 and (txn in self._exact or not self.conflicted) \
-                and not self._probing:
+                and not self.throttle.probing:
             return WAIT, txn
         if txn in self.costly and self.coordinator_executes and self._free_for_costly() \
                 and txn not in self.owner and not self.conflicted \
-                and not self._probing:
+                and not self.throttle.probing:
             # a worker runs it (the next chunk) while the coordinator keeps
             # dispatching, running ahead and validating
             self._leave_to_workers(txn)
@@ -461,12 +451,14 @@ class Scheduler:
         return self.paused or self._starved
 
     @property
+    def paused(self) -> bool:
+        """Speculation is paused: no chunks, the coordinator executes in order."""
+        return self.throttle.paused
+
+    @property
     def conflicted(self) -> bool:
         """Speculation is paused, or more than a quarter of recent results failed."""
-        if self.paused:
-            return True
-        window = self._window
-        return len(window) >= 4 and window.count(False) * 4 > len(window)
+        return self.throttle.conflicted
 
     def validated(self, txn: int, ok: bool, forced: bool = False) -> None:
         """The result of ``txn`` was validated; on failure it is aborted."""
@@ -496,13 +488,8 @@ class Scheduler:
         """The coordinator runs ``txn`` itself; returns the incarnation number."""
         self.stats.inline += 1
         self.owner.pop(txn, None)
-        if self.paused:
-            self._inline_since_pause += 1
-            if self._inline_since_pause >= self._probe:
-                self.paused = False         # probe: one chunk, a little ahead
-                self._probing = True
-                self._window.clear()
-                self._probe_gap = 2 * self.current_chunk
+        if self.throttle.executed_inline():
+            self._probe_gap = 2 * self.current_chunk  # probe a little ahead
         return self.incarnation[txn]
 
     def committed(self, txn: int) -> None:
@@ -515,28 +502,8 @@ class Scheduler:
         self.next_txn = max(self.next_txn, self.commit_index)
 
     def _speculation(self, ok: bool) -> None:
-        window = self._window
-        window.append(ok)
-        if self._probing:
-            # the first verdict on a probe decides: resume, or pause again
-            self._probing = False
-            if not ok:
-                self._pause()
-                return
-        if ok and self._probe > self._probe_base and len(window) == window.maxlen \
-                and all(window):
-            self._probe = self._probe_base
-        if len(window) >= max(4, self._window_size // 2) and \
-                window.count(False) * 2 > len(window) and not self.paused:
-            self._pause()
-
-    def _pause(self) -> None:
-        self.paused = True
-        self.stats.pauses += 1
-        self._inline_since_pause = 0
-        if self.stats.pauses > 1:
-            self._probe = min(self._probe * 2, 1 << 14)
-        self._window.clear()
+        self.throttle.verdict(ok)
+        self.stats.pauses = self.throttle.pauses
 
     # ------------------------------------------------------------ queries
     @property
