@@ -2,15 +2,21 @@
 long a chunk is (pure functions; the engine's use of them is tested with the engine)."""
 from __future__ import annotations
 
+import pytest
+
 from pevm.engines import cost_model
-from pevm.engines.cost_model import costly_transactions, default_chunk_size
+from pevm.host import machine_slowness
+from pevm.engines.cost_model import WorkEstimate, costly_transactions, default_chunk_size
 
 
 def test_workers_pay_only_where_the_work_outweighs_their_overheads():
-    pays = cost_model.parallel_pays
+    def pays(n: int, per_tx: float, workers: int, cores: int) -> bool:
+        return cost_model.parallel_pays(n, n * per_tx, workers=workers, cores=cores,
+                                        slowness=1.0)
+
     c, w, s = cost_model.COORDINATOR_TX_S, cost_model.WORKER_TX_S, cost_model.PARALLEL_FIXED_S
     assert pays(1000, 5e-3, workers=2, cores=2)          # 5 s of work
-    assert not pays(300, 0.2e-3, workers=2, cores=2)     # 0.06 s of cheap ones
+    assert not pays(300, 0.1e-3, workers=2, cores=2)     # 0.03 s of cheap ones
     # at 2 the forked worker runs half the transactions: a transaction costing
     # what shipping half of one costs gains nothing
     assert not pays(10_000, (w + c) / 2, workers=2, cores=2)
@@ -27,6 +33,31 @@ def test_workers_pay_only_where_the_work_outweighs_their_overheads():
     # 1 / c a second, whatever the workers
     assert not pays(n, c * 1.1, workers=16, cores=32)
     assert pays(n, c * 2, workers=16, cores=32)
+    # on a machine twice as slow every overhead doubles
+    assert not cost_model.parallel_pays(n, n * at * 1.01, workers=2, cores=2,
+                                        slowness=2.0)
+    assert cost_model.parallel_pays(n, n * at * 2.02, workers=2, cores=2, slowness=2.0)
+
+
+def test_the_machine_is_gauged_once_within_bounds():
+    slowness = machine_slowness()
+    assert 0.25 <= slowness <= 8.0
+    assert machine_slowness() is slowness              # measured once per process
+
+
+def test_the_rest_of_a_block_is_weighed_by_count_and_by_gas_limit():
+    # ten cheap transactions, then ten with ten times their gas limit
+    estimate = WorkEstimate([21_000] * 10 + [210_000] * 10)
+    assert estimate.remaining(5, 0.01) == pytest.approx(0.01 + 0.2)   # by gas
+    assert estimate.remaining(10, 0.02) == pytest.approx(0.2)
+    assert estimate.remaining(15, 0.12) == pytest.approx(0.12 * 1.05 / 1.26)
+    # the other way round the count weighs more: cheap ones left, but slow so far
+    assert WorkEstimate([210_000] * 10 + [21_000] * 10).remaining(10, 0.2) == \
+        pytest.approx(0.2)
+    assert estimate.remaining(20, 0.22) == 0.0       # nothing left
+    assert estimate.remaining(0, 0.0) == 0.0         # nothing seen: no evidence
+    # a zero gas limit (malformed, rejected later) divides nothing by zero
+    assert WorkEstimate([0, 0]).remaining(1, 0.01) == pytest.approx(0.01)
 
 
 def test_costly_transactions_stand_out_by_gas_limit():

@@ -299,9 +299,10 @@ def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
 def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch):
     settled = cost_model.warm_up_settled
     k, work = cost_model.SETTLED_AFTER_TXS, cost_model.SETTLED_WORK_S
-    assert not settled(k - 1, 1.0, 10_000)          # too few to judge by
-    assert settled(k, k * 1e-3, int(work / 1e-3))   # the rest: exactly the bar
-    assert not settled(k, k * 1e-3, int(work / 1e-3) - 1)
+    assert not settled(k - 1, 10.0, slowness=1.0)   # too few to judge by
+    assert settled(k, work, slowness=1.0)           # the rest: exactly the bar
+    assert not settled(k, work * 0.99, slowness=1.0)
+    assert not settled(k, work, slowness=2.0)       # the bar doubles on a slow machine
     # in the engine: with the bar at zero, a warm-up that would run for a minute
     # stops after the first k transactions, and the workers take the rest (this
     # small block's rest would not pay for them: that verdict is not tested here)
@@ -317,10 +318,10 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
 
 
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
-    asked = []  # (remaining, seconds per transaction, workers) per call
+    asked = []  # (remaining, their in-process seconds, workers) per call
 
-    def never(remaining, seconds_per_tx, workers, cores=None):
-        asked.append((remaining, seconds_per_tx, workers))
+    def never(remaining, work, workers, cores=None):
+        asked.append((remaining, work, workers))
         return False
 
     engine, got = _in_process_import(monkeypatch, "parallel_pays", never, fork_after=0.003)

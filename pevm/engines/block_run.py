@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.engines.cost_model import (costly_transactions, default_chunk_size,
-                                     parallel_pays, transaction_targets,
-                                     warm_up_settled)
+from pevm.engines.cost_model import (WorkEstimate, costly_transactions,
+                                     default_chunk_size, parallel_pays,
+                                     transaction_targets, warm_up_settled)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -135,6 +135,8 @@ class BlockRun:
             costly=costly_transactions([tx.gas for tx in self.transactions])
             if engine.costly_to_workers else (),
             targets=transaction_targets(self.transactions))
+        #: the rest of the block's in-process time, as the warm-up shows it
+        self.work = WorkEstimate([tx.gas for tx in self.transactions])
         if eligible:
             self._warm_up(start)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
@@ -238,20 +240,22 @@ class BlockRun:
         if done == 0 or self.engine.hooks.fork_at_tx is not None:
             return True
         remaining = self.n - done
-        if parallel_pays(remaining, warm_up_seconds / done, self.engine.workers):
+        work = self.work.remaining(done, warm_up_seconds)
+        if parallel_pays(remaining, work, self.engine.workers):
             return True
         # a routine decision, not a problem: reported in the detail, not logged
         self.in_process_reason = (
-            f"{remaining} transactions left after the warm-up at "
-            f"{warm_up_seconds / done * 1e3:.2f} ms each: workers would not pay")
+            f"{remaining} transactions left after the warm-up, about "
+            f"{work * 1e3:.1f} ms in-process: workers would not pay")
         return False
 
     def _warm_up(self, start: float) -> None:
         """Run in-process, in order, until ``fork_after`` seconds from the block's
         ``start``: a block that finishes by then never pays for starting workers.
         A costly transaction ends it early (a worker should run that one), and so
-        does a rest of the block that is clearly long by the mean since ``start``
-        -- the mean :meth:`_parallel_pays` weighs -- (:func:`warm_up_settled`),
+        does a rest of the block that is clearly long by the time since ``start``
+        (:class:`WorkEstimate`, as :meth:`_parallel_pays` weighs it;
+        :func:`warm_up_settled`),
         unless the fault hooks fix the fork point: tests ask for that point
         exactly."""
         sched = self.scheduler
@@ -261,8 +265,9 @@ class BlockRun:
                 sched.commit_index < fixed if fixed is not None
                 else (now := time.perf_counter()) < deadline
                 and sched.commit_index not in sched.costly
-                and not warm_up_settled(sched.commit_index, now - start,
-                                        self.n - sched.commit_index)):
+                and not warm_up_settled(
+                    sched.commit_index, self.work.remaining(sched.commit_index,
+                                                            now - start))):
             txn = sched.commit_index
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))

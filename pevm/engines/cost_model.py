@@ -15,76 +15,112 @@ functions.
 """
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from pevm.host import usable_cores
+from pevm.host import machine_slowness, usable_cores
 
 #: What going parallel costs on top of the transactions' own work, per transaction
-#: a forked worker runs, measured on the 2-core machine (per-process breakdowns at
-#: 2 workers against 1, five imports each, generated 1,000-transaction transfer,
-#: withdrawal and ERC-20 blocks, session 11): the coordinator's CPU -- messages,
-#: validation, bookkeeping beyond 1 worker's -- 60-78 us; the worker's messages
-#: ~30 us and its slowdown beside the coordinator (execution and sender recovery,
-#: against the same work alone) ~27 us, with as much again for the coordinator's own
-#: transactions. The coordinator's also bounds the commit rate. Plus a cost that
-#: does not shrink with workers: the fork, the first round trip, the tail where one
-#: worker is still busy. See :func:`parallel_pays`. (Sessions 5-10 used 190 and 140
-#: us, measured before the overheads were cut: mainnet 11814555 -- an exchange's
-#: withdrawals at ~0.3 ms a transaction -- then stayed in-process, 1.00x at 2
-#: workers against 1.21x with these, 6 alternating rounds.)
-COORDINATOR_TX_S = 80e-6
-WORKER_TX_S = 80e-6
-PARALLEL_FIXED_S = 0.04
+#: a forked worker runs, in seconds on the reference machine of
+#: :func:`~pevm.host.machine_slowness` (scaled by it elsewhere). Measured there in
+#: session 15 (per-process breakdowns at 2 workers against 1, mainnet 11814555 and
+#: a generated 1,000-transaction transfer block): the coordinator's CPU --
+#: messages, validation, bookkeeping beyond 1 worker's -- 40-44 us; the worker's
+#: messages 17-19 us and its slowdown beside the coordinator (execution and sender
+#: recovery, against the same work alone) 16-25 us. The coordinator's also bounds
+#: the commit rate. Plus a cost that does not shrink with workers: the fork, the
+#: first round trip, the tail where one worker is still busy. See
+#: :func:`parallel_pays`. (Session 11 measured 80, 80 us and used 40 ms on a
+#: machine about half as fast, where the probe reads about 2: the same costs.)
+COORDINATOR_TX_S = 40e-6
+WORKER_TX_S = 40e-6
+PARALLEL_FIXED_S = 0.02
 
 #: The warm-up ends early once this many transactions ran and the rest of the
 #: block is clearly long (:func:`warm_up_settled`).
 SETTLED_AFTER_TXS = 8
-#: ... clearly long: at least this much in-process work left, by the warm-up's
-#: mean -- several times what starting workers costs, so that a mean off by half
-#: still leaves parallelism paying.
-SETTLED_WORK_S = 0.25
+#: ... clearly long: at least this much in-process work left (reference-machine
+#: seconds), by the warm-up (:class:`WorkEstimate`) -- several times what starting
+#: workers costs, so that an estimate off by half still leaves parallelism paying.
+SETTLED_WORK_S = 0.125
 
 
-def parallel_pays(remaining: int, seconds_per_tx: float, workers: int,
-                  cores: int | None = None) -> bool:
+class WorkEstimate:
+    """How long the rest of a block should take in-process, from its warm-up.
+
+    The warm-up ran the first ``done`` transactions in ``elapsed`` seconds. The
+    rest is weighed two ways, and the larger estimate counts: by the transactions
+    left at the warm-up's mean, and by their gas limits -- the only cost a
+    transaction states before it runs -- at the warm-up's time per unit of gas
+    limit. The count misses a block whose heavy transactions come after its cheap
+    ones (mainnet 12244000 ran 29 of its 133 transactions in a 30 ms warm-up; the
+    104 left took 0.72 s, not the 0.1 s their count said, and the engine stayed in
+    one process: 1.00x at 2 workers, 1.61x weighed by gas limit); the gas limit
+    misses first transactions that are slow for their limit (cold state: mainnet
+    12159808 then ran 26 transactions in-process where the count had settled after
+    8, 1.43x against 1.58x). Either sign of a long rest starts workers sooner, as
+    :func:`parallel_pays` errs towards parallel anyway.
+    """
+
+    def __init__(self, gas_limits: Sequence[int]) -> None:
+        self.n = len(gas_limits)
+        #: gas limits of transactions ``0..i-1``, for every ``i``
+        self._prefix = [0, *itertools.accumulate(max(gas, 1) for gas in gas_limits)]
+
+    def remaining(self, done: int, elapsed: float) -> float:
+        """Seconds for transactions ``done..n-1``, after ``0..done-1`` took ``elapsed``."""
+        if done <= 0:
+            return 0.0
+        prefix = self._prefix
+        by_count = elapsed * (self.n - done) / done
+        by_gas = elapsed * (prefix[self.n] - prefix[done]) / prefix[done]
+        return max(by_count, by_gas)
+
+
+def parallel_pays(remaining: int, work: float, workers: int,
+                  cores: int | None = None, slowness: float | None = None) -> bool:
     """Whether running the rest of a block on ``workers`` executing processes (the
     coordinator and ``workers - 1`` forked workers) should finish it sooner than
     the coordinator alone (the engine decides when parallelism pays).
 
-    ``remaining`` transactions are left, each costing about ``seconds_per_tx`` (the
-    warm-up's mean) in-process: the work ``R``. The forked workers run about a
-    share ``f = (workers - 1) / workers`` of them, and each of those costs ``w``
+    ``remaining`` transactions are left, ``work`` seconds of them in-process
+    (:meth:`WorkEstimate.remaining`): the work ``R``. The forked workers run about
+    a share ``f = (workers - 1) / workers`` of them, and each of those costs ``w``
     (:data:`WORKER_TX_S`) more in the worker and ``c`` (:data:`COORDINATOR_TX_S`)
     in the coordinator, which also commits them one after the other; plus the
     fixed cost ``S`` (:data:`PARALLEL_FIXED_S`). On ``p = min(workers, cores)``
     cores the estimate is ``max((R + n f (w + c)) / p, n f c) + S``, and the
-    workers start when it is below ``R``. It ignores conflicts (the scheduler's
-    throttle limits what they cost), so it errs towards parallel on a block that
-    conflicts.
+    workers start when it is below ``R``. The overheads are the reference
+    machine's, times ``slowness`` (default: :func:`~pevm.host.machine_slowness`).
+    It ignores conflicts (the scheduler's throttle limits what they cost), so it
+    errs towards parallel on a block that conflicts.
     """
     cores = cores or usable_cores()
+    scale = machine_slowness() if slowness is None else slowness
     parallel = min(workers, cores)
     if parallel < 2 or remaining < 2:
         return False
-    work = remaining * seconds_per_tx
     shipped = remaining * (workers - 1) / workers
-    estimate = max((work + shipped * (WORKER_TX_S + COORDINATOR_TX_S)) / parallel,
-                   shipped * COORDINATOR_TX_S)
-    return estimate + PARALLEL_FIXED_S < work
+    per_tx, coordinator = (WORKER_TX_S + COORDINATOR_TX_S) * scale, COORDINATOR_TX_S * scale
+    estimate = max((work + shipped * per_tx) / parallel, shipped * coordinator)
+    return estimate + PARALLEL_FIXED_S * scale < work
 
 
-def warm_up_settled(done: int, elapsed: float, remaining: int) -> bool:
+def warm_up_settled(done: int, work: float, slowness: float | None = None) -> bool:
     """Whether the in-process warm-up has seen enough to start workers now.
 
     The warm-up runs until ``fork_after`` so that a short block never pays for
-    workers; a block whose rest is long by the first transactions' mean (``done``
-    of them in ``elapsed`` seconds, ``remaining`` left) has nothing to gain from
-    waiting, and every millisecond more of it runs in one process. Whether workers
-    pay is still :func:`parallel_pays`'s to say.
+    workers; a block whose rest is clearly long -- ``work`` seconds by
+    :meth:`WorkEstimate.remaining` after ``done`` transactions -- has nothing to
+    gain from waiting, and every millisecond more of it runs in one process.
+    Whether workers pay is still :func:`parallel_pays`'s to say. (``slowness`` as
+    there.)
     """
-    return done >= SETTLED_AFTER_TXS and remaining * elapsed / done >= SETTLED_WORK_S
+    if done < SETTLED_AFTER_TXS:
+        return False
+    return work >= SETTLED_WORK_S * (machine_slowness() if slowness is None else slowness)
 
 
 #: a transaction is costly when its gas limit is at least this ...

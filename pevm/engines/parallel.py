@@ -64,8 +64,9 @@ pre-state cache) costs roughly
 10-30 ms here; a block that is done sooner never pays it, and a longer one loses
 at most ``fork_after`` of parallel time. Forked after the warm-up, the workers
 inherit the committed prefix (and the pre-state cache) with the rest of memory.
-The warm-up is also the evidence for whether workers pay at all: from its mean
-cost per transaction and what is left, :func:`parallel_pays` weighs the parallel
+The warm-up is also the evidence for whether workers pay at all: from its time
+per unit of gas limit and the gas limits left
+(:class:`~pevm.engines.cost_model.WorkEstimate`), :func:`parallel_pays` weighs the parallel
 estimate (the work plus a per-transaction overhead, over the processes that can
 run at once, plus a fixed cost) against finishing in-process, and a block of
 cheap transactions stays in-process (``ParallelDetail.in_process_reason`` says so).

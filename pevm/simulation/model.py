@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pevm.engines.block_run import recovery_batch
-from pevm.engines.cost_model import (costly_transactions, default_chunk_size,
-                                     parallel_pays, warm_up_settled)
+from pevm.engines.cost_model import (WorkEstimate, costly_transactions,
+                                     default_chunk_size, parallel_pays,
+                                     warm_up_settled)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -270,14 +271,16 @@ class _Simulation:
     def _coordinator(self) -> Job:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
+            work = WorkEstimate(p.gas_limits or [1] * self.n)
             while not sched.done and self.now < self.engine.fork_after \
                     and sched.commit_index not in sched.costly \
-                    and not warm_up_settled(sched.commit_index, self.now,
-                                            self.n - sched.commit_index):
+                    and not warm_up_settled(sched.commit_index,
+                                            work.remaining(sched.commit_index, self.now)):
                 yield from self._inline(sched.commit_index)
             done = sched.commit_index
             if self.n - done >= max(2, self.engine.min_parallel_txs) and (
-                    done == 0 or parallel_pays(self.n - done, self.now / done,
+                    done == 0 or parallel_pays(self.n - done,
+                                               work.remaining(done, self.now),
                                                self.executors, cal.cores)):
                 yield cal.fork_s * self.workers
                 self.started = True
