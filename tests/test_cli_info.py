@@ -48,3 +48,5 @@ def test_json_lists_every_package(capsys: pytest.CaptureFixture[str]) -> None:
     assert list(document["packages"]) == list(info.PACKAGES)
     assert "cupy" in document["packages"]
     assert document["packages"]["py-evm"] == metadata.version("py-evm")
+    # the machine-speed probe the engine's cost model scales by, within its bounds
+    assert 0.25 <= document["slowness"] <= 8.0

@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from pevm.engines import ENGINE_NAMES, default_engine_name
+from pevm.host import machine_slowness
 
 #: What ``pevm info`` and ``pevm bench --json`` report the versions of. CuPy is named
 #: by what pevm imports, ``cupy``: it ships as one wheel per CUDA version
@@ -41,10 +42,13 @@ def package_version(name: str) -> str | None:
 
 
 def machine_info() -> dict[str, Any]:
-    """The facts a benchmark or a bug report needs about this machine."""
+    """The facts a benchmark or a bug report needs about this machine (``slowness``:
+    :func:`~pevm.host.machine_slowness`, how much longer than the cost model's
+    reference machine it takes for the engine's kind of work)."""
     versions: dict[str, str | None] = {name: package_version(name) for name in PACKAGES}
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "packages": versions}
+            "cpu_count": os.cpu_count(), "slowness": round(machine_slowness(), 3),
+            "packages": versions}
 
 
 def backend_info() -> dict[str, Any]:
@@ -68,6 +72,8 @@ def info_command(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"python      {info['python']} on {info['platform']} ({info['cpu_count']} CPUs)")
+    print(f"slowness    {info['slowness']}x the engine's reference machine "
+          "(scales the engine's cost model)")
     for name, version in info["packages"].items():
         print(f"{name:<11} {version or 'not installed'}")
     print(f"engines     {', '.join(info['engines']['available'])} "
