@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from importlib import metadata
 
 import pytest
@@ -50,3 +52,17 @@ def test_json_lists_every_package(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["packages"]["py-evm"] == metadata.version("py-evm")
     # the machine-speed probe the engine's cost model scales by, within its bounds
     assert 0.25 <= document["slowness"] <= 8.0
+
+
+def test_a_reader_that_goes_away_ends_it_quietly() -> None:
+    # stdout is a pipe whose reading end is already closed (`pevm info | head -0`)
+    code = ("import os, sys\n"
+            "read, write = os.pipe()\n"
+            "os.close(read)\n"
+            "os.dup2(write, 1)\n"
+            "from pevm.cli.main import main\n"
+            "sys.exit(main(['info']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module of :mod:`pevm.cli` that exposes
 ``register(subparsers)``; it adds its parser and sets ``func(args) -> int``.
 Exit codes: 0 success, 1 a block did not match (or a check failed), 2 bad input or
-usage. A :class:`~pevm.errors.PevmError` is printed as one line (``--debug`` adds the
+usage, 141 the reader of its output went away (``pevm info | head -1``: stopped
+quietly, as the shell reports a process a closed pipe ended). A
+:class:`~pevm.errors.PevmError` is printed as one line (``--debug`` adds the
 traceback).
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import shlex
 import sys
 import traceback
@@ -23,7 +26,7 @@ from pevm.runner import failure_text
 COMMANDS: tuple[str, ...] = ("run", "bench", "analyze", "fetch", "merge", "gen",
                              "hashbench", "info")
 
-EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_INPUT, EXIT_PIPE = 0, 1, 2, 141
 
 
 def print_case_error(where: str, exc: BaseException, debug: bool) -> None:
@@ -62,7 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INPUT
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so that the
+        # interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except PevmError as exc:
         if args.debug:
             traceback.print_exc()
