@@ -129,14 +129,14 @@ class BlockRun:
         start = time.perf_counter()
         cpu_start = time.process_time()
         chunk = engine.chunk_size or default_chunk_size(self.n, max(engine.workers, 1))
+        gas_limits = [tx.gas for tx in self.transactions]
         self.scheduler = Scheduler(
             self.n, workers, chunk_size=chunk, max_outstanding=engine.max_outstanding,
             coordinator_executes=engine.coordinator_executes,
-            costly=costly_transactions([tx.gas for tx in self.transactions])
-            if engine.costly_to_workers else (),
+            costly=costly_transactions(gas_limits) if engine.costly_to_workers else (),
             targets=transaction_targets(self.transactions))
         #: the rest of the block's in-process time, as the warm-up shows it
-        self.work = WorkEstimate([tx.gas for tx in self.transactions])
+        self.work = WorkEstimate(gas_limits)
         if eligible:
             self._warm_up(start)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
