@@ -13,7 +13,8 @@ from eth.vm.forks import CancunVM
 from eth_typing import Address
 
 from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_records,
-                               observe_state, observed_vm_class, patch_methods)
+                               observe_state, observed_vm_class, patch_methods,
+                               state_class_on_account_db)
 
 from .chain_builder import ADDRESSES, GENESIS_PARAMS, new_chain
 
@@ -152,6 +153,17 @@ def test_observed_vm_class_observes_every_state_it_builds() -> None:
 
 
 # -- Keccak backend ----------------------------------------------------------------
+def test_a_state_class_on_an_account_db_logs_through_py_evms_own_logger() -> None:
+    state = fresh_state()
+    cls = state_class_on_account_db(type(state), "ViewState", {})
+    view_state = cls(account_db(state), state.execution_context)
+    assert account_db(view_state) is account_db(state)
+    # the very object py-evm's property returns, so logging's configuration applies
+    by_property = type(state).logger.fget(view_state)  # type: ignore[attr-defined]
+    assert by_property.name == "eth.vm.state.ViewState"
+    assert view_state.logger is by_property
+
+
 def test_pevm_hashes_with_pysha3_and_every_digest_equals_pycryptodomes() -> None:
     import random
 
