@@ -6,6 +6,8 @@ is a bug in pevm and keeps its traceback.
 """
 from __future__ import annotations
 
+import os
+
 import rlp
 from eth.exceptions import HeaderNotFound, UnrecognizedTransactionType, VMError
 from eth_keys.exceptions import BadSignature
@@ -23,6 +25,26 @@ REJECTION_ERRORS: tuple[type[BaseException], ...] = (
     ValidationError, rlp.DecodingError, rlp.DeserializationError, TypeError,
     VMError, UnrecognizedTransactionType, HeaderNotFound, BadSignature,
 )
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def raised_by_pevm(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``TypeError`` raised by pevm's own code -- its innermost
+    frame is in the ``pevm`` package -- rather than by py-evm or a library under it.
+
+    Why: py-evm rejects some malformed blocks with a plain ``TypeError``, so it is
+    one of :data:`REJECTION_ERRORS`; the same type raised by pevm is a bug, which must
+    surface as one (with its traceback) instead of reading as a rejected block.
+    """
+    if not isinstance(exc, TypeError):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE)
 
 
 class PevmError(Exception):

@@ -34,7 +34,7 @@ from pevm.engines.pre_state import PreState
 from pevm.engines.senders import recover_sender
 from pevm.engines.state_view import StateView, state_class_for
 from pevm.engines.timeline import Activity, Timeline
-from pevm.errors import REJECTION_ERRORS
+from pevm.errors import REJECTION_ERRORS, raised_by_pevm
 from pevm.pyevm_compat import account_db, pin_sender, pinned_sender, state_database
 
 
@@ -196,9 +196,12 @@ class BlockContext:
             result.reads = view.reads
             return result
         except REJECTION_ERRORS as exc:
+            result.reads = view.reads
+            if raised_by_pevm(exc):  # a bug in the view, reported as a crash
+                result.crash = traceback.format_exc(limit=20)
+                return result
             # py-evm refused the transaction (at this position, with these reads);
             # the coordinator confirms it natively before rejecting the block
-            result.reads = view.reads
             result.outcome = TxOutcome(valid=False,
                                        reason=f"{type(exc).__name__}: {exc}")
             return result
