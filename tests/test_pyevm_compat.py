@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from typing import Any
 
 from eth.abc import StateAPI
@@ -14,7 +16,7 @@ from eth_typing import Address
 
 from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_records,
                                observe_state, observed_vm_class, patch_methods,
-                               state_class_on_account_db)
+                               quick_debug_messages, state_class_on_account_db)
 
 from .chain_builder import ADDRESSES, GENESIS_PARAMS, new_chain
 
@@ -162,6 +164,20 @@ def test_a_state_class_on_an_account_db_logs_through_py_evms_own_logger() -> Non
     by_property = type(state).logger.fget(view_state)  # type: ignore[attr-defined]
     assert by_property.name == "eth.vm.state.ViewState"
     assert view_state.logger is by_property
+
+
+def test_quick_debug_messages_format_hex_as_eth_utils_does_while_they_last() -> None:
+    import eth_utils
+    from eth.vm.forks.frontier import state as frontier_state
+    values: list[Any] = [b"", b"\x00\xff" * 10, bytearray(b"\x12\xab"), "ab",
+                         Address(b"\x01" * 20)]
+    with quick_debug_messages():
+        quick = frontier_state.encode_hex
+        assert quick is not eth_utils.encode_hex
+        assert [quick(v) for v in values] == [eth_utils.encode_hex(v) for v in values]
+        with pytest.raises(TypeError):
+            quick(5)  # type: ignore[type-var]
+    assert frontier_state.encode_hex is eth_utils.encode_hex
 
 
 def test_pevm_hashes_with_pysha3_and_every_digest_equals_pycryptodomes() -> None:

@@ -87,6 +87,7 @@ from pevm.engines.block_run import BlockRun
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.timeline import Trace
+from pevm.pyevm_compat import quick_debug_messages
 from pevm.result import EngineStats
 from pevm.state.backend import StateBackend
 
@@ -182,7 +183,8 @@ class ParallelEngine:
         run = BlockRun(self, vm, tuple(transactions), base_header,
                        block_index=self._blocks, gc_frozen=frozen, warned=self._warned)
         try:
-            return run.run()
+            with quick_debug_messages():
+                return run.run()
         finally:
             run.close()
             if frozen:
