@@ -3,10 +3,9 @@ and the Keccak backend pevm makes eth-hash use."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
-
-from typing import Any
 
 from eth.abc import StateAPI
 from eth.chains.base import MiningChain
@@ -154,7 +153,6 @@ def test_observed_vm_class_observes_every_state_it_builds() -> None:
     assert bytes(B) in log.accounts
 
 
-# -- Keccak backend ----------------------------------------------------------------
 def test_a_state_class_on_an_account_db_logs_through_py_evms_own_logger() -> None:
     state = fresh_state()
     cls = state_class_on_account_db(type(state), "ViewState", {})
@@ -180,6 +178,7 @@ def test_quick_debug_messages_format_hex_as_eth_utils_does_while_they_last() -> 
     assert frontier_state.encode_hex is eth_utils.encode_hex
 
 
+# -- Keccak backend ----------------------------------------------------------------
 def test_pevm_hashes_with_pysha3_and_every_digest_equals_pycryptodomes() -> None:
     import random
 
