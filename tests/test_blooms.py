@@ -13,9 +13,12 @@ from types import SimpleNamespace
 import pytest
 from eth_bloom import BloomFilter
 from eth_keys import keys
+from eth.rlp.logs import Log
+from eth.rlp.receipts import Receipt
 from eth.vm.forks import CancunVM, PragueVM
 from hypothesis import given, settings, strategies as st
 
+from pevm.engines import blooms
 from pevm.engines.blooms import BloomCache, with_cached_bloom
 
 KEY = keys.PrivateKey(b"\x11" * 32)
@@ -114,3 +117,15 @@ def test_a_transaction_class_with_its_own_receipt_step_keeps_it():
 
     custom = Custom(*tx)
     assert with_cached_bloom(custom, BloomCache()) is custom
+
+
+def test_a_receipt_made_without_rlp_s_keyword_checks_is_py_evm_s(monkeypatch):
+    logs = [Log(b"\x01" * 20, (0xDDF252AD, 5), b"data")]
+    want = Receipt(state_root=b"\x01", gas_used=21_000, logs=logs, bloom=7)
+    got = blooms._new_receipt(b"\x01", 21_000, 7, logs)
+    assert blooms._PLAIN_RECEIPT       # this py-evm's Receipt: the short path ran
+    assert type(got) is Receipt and got.__dict__ == want.__dict__
+    assert got.encode() == want.encode() and got == want
+    monkeypatch.setattr(blooms, "_PLAIN_RECEIPT", False)  # another py-evm's
+    other = blooms._new_receipt(b"\x01", 21_000, 7, logs)
+    assert other.encode() == want.encode() and other == want

@@ -16,6 +16,13 @@ bits are eth-bloom's: the low 11 bits of each of the hash's first three big-endi
 16-bit words. Only the transaction classes whose ``make_receipt`` is py-evm's stock
 one (logs, then ``Receipt(state_root=status, gas_used, logs)``, wrapped for a typed
 transaction) are replaced; any other keeps its own.
+
+The stand-in also makes the ``Receipt`` object without rlp's keyword-argument
+checks (:func:`_new_receipt`): ``Receipt.__init__`` hands its four fields on as
+keywords, and rlp's ``Serializable`` then validates and reorders them (duplicate
+names, unknown and missing ones) -- 3 of the 4 us a receipt costs, for arguments
+that are right by construction. The object is the one ``Receipt(...)`` builds,
+field by field.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from eth.vm.forks.frontier.transactions import FrontierTransaction
 from eth.vm.forks.london.transactions import DynamicFeeTransaction
 from eth.vm.forks.prague.transactions import SetCodeTransaction
 from eth_hash.auto import keccak
+from rlp.sedes.serializable import BaseSerializable, Serializable
 
 LogEntry = tuple[bytes, tuple[int, ...], bytes]
 
@@ -41,6 +49,24 @@ _PLAIN = frozenset(cls.make_receipt for cls in (
     FrontierTransaction, AccessListTransaction, DynamicFeeTransaction, BlobTransaction,
     SetCodeTransaction))
 _TYPED = TypedTransaction.make_receipt
+
+
+#: ``Receipt`` is rlp's ``Serializable`` with these fields in this order (what
+#: :func:`_new_receipt` relies on; otherwise it calls py-evm's constructor)
+_PLAIN_RECEIPT = Receipt._meta.field_names == ("state_root", "gas_used", "bloom", "logs") \
+    and Receipt.__mro__[1:3] == (Serializable, BaseSerializable)
+
+
+def _new_receipt(state_root: bytes, gas_used: int, bloom: int,
+                 logs: list[Log]) -> Receipt:
+    """``Receipt(state_root=..., gas_used=..., logs=..., bloom=...)``, made with
+    the fields in ``Receipt``'s order (rlp's keyword checks skipped)."""
+    if not _PLAIN_RECEIPT:
+        return Receipt(state_root=state_root, gas_used=gas_used, logs=logs, bloom=bloom)
+    # Receipt has no __new__ of its own (its ABC bases make mypy call it abstract)
+    receipt: Receipt = object.__new__(Receipt)  # type: ignore[type-abstract]
+    BaseSerializable.__init__(receipt, state_root, gas_used, bloom, logs)
+    return receipt
 
 
 def _item_bits(item: bytes) -> int:
@@ -103,10 +129,9 @@ class _BloomedTransaction:
 
     def make_receipt(self, status: bytes, gas_used: int,
                      log_entries: tuple[LogEntry, ...]) -> ReceiptAPI:
-        receipt = Receipt(
-            state_root=status, gas_used=gas_used,
-            logs=[Log(address, topics, data) for address, topics, data in log_entries],
-            bloom=self._cache.bloom(log_entries))
+        receipt = _new_receipt(
+            status, gas_used, self._cache.bloom(log_entries),
+            [Log(address, topics, data) for address, topics, data in log_entries])
         if not self._typed:
             return receipt
         tx: Any = self._tx
