@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import random
 
 import pytest
 
-from pevm.engines.locations import (BALANCE, CODE, EXISTS, NONCE, ORIGINAL, STORAGE,
-                                    WIPE, location_text)
+from pevm.engines.locations import (BALANCE, CODE, EXISTS, FLOOR, NONCE, ORIGINAL,
+                                    STORAGE, WIPE, location_text)
 from pevm.engines.mv_memory import ESTIMATE, Blocked, Delta, MVMemory, TxWrites
 
 A = b"\xaa" * 20
@@ -149,6 +150,42 @@ def test_value_based_validation():
     assert mv.validate(2, {(NONCE, A): 4, (STORAGE, A, 1): 9})  # same values: valid
     mv.mark_estimate(1)
     assert not mv.validate(2, {(NONCE, A): 4})
+
+
+def test_validation_at_the_commit_point_agrees_with_reading_each_location():
+    # the short path for the transaction at the commit point against read() on
+    # random histories: committed writes, wipes and credits below it, recorded
+    # versions and ESTIMATE markers above it
+    keys = [(BALANCE, A), (BALANCE, B), (NONCE, A), (CODE, A), (EXISTS, B),
+            (STORAGE, A, 1), (STORAGE, A, 2), (STORAGE, B, 1)]
+    for seed in range(200):
+        rng = random.Random(seed)
+        mv = MVMemory(base)
+
+        def random_writes(rng: random.Random = rng) -> TxWrites:
+            values = {k: rng.choice([0, 1, 9, 100]) for k in rng.sample(keys, 2)
+                      if k[0] not in (BALANCE, CODE, EXISTS)}
+            return writes(values, deltas={rng.choice([A, B]): rng.choice([0, 5])},
+                          wiped=[A] if rng.random() < 0.2 else [])
+
+        at = rng.randrange(0, 6)
+        for txn in range(at):
+            mv.commit(txn, random_writes())
+        for txn in range(at + 1, at + 4):
+            if rng.random() < 0.5:
+                mv.record(txn, 0, random_writes())
+            else:
+                mv.add_estimates(txn, rng.sample(keys, 2))
+        for _ in range(10):
+            reads = {}
+            for key in rng.sample(keys, 3):
+                now = mv.read(key, at)
+                reads[key] = now if rng.random() < 0.7 else rng.choice([0, 1, 9, 100])
+            slot = rng.choice([1, 2])
+            reads[(ORIGINAL, A, slot)] = rng.choice([0, 9, mv.read((ORIGINAL, A, slot), at)])
+            reads[(FLOOR, rng.choice([A, B]))] = rng.choice([0, 50, 101])
+            expected = all(mv.holds(key, value, at) for key, value in reads.items())
+            assert mv.validate(at, reads) is expected, (seed, reads)
 
 
 def test_markers_and_writes_pickle():

@@ -397,6 +397,8 @@ class MVMemory:
 
     def validate(self, txn: int, reads: Mapping[Key, Any]) -> bool:
         """Whether every value in ``reads`` is what ``txn`` would read now."""
+        if txn == self.committed_upto:
+            return self._validate_at_commit(reads)
         holds = self.holds
         try:
             for key, value in reads.items():
@@ -404,6 +406,30 @@ class MVMemory:
                     return False
         except Blocked:
             return False
+        return True
+
+    def _validate_at_commit(self, reads: Mapping[Key, Any]) -> bool:
+        """:meth:`validate` for the transaction at the commit point (the engine's
+        only caller): every transaction below it is committed, and a commit
+        removes its versions, so no version below it exists and each read resolves
+        against the committed state and the pre-state alone -- what :meth:`read`
+        returns there, without its version lookups."""
+        committed = self.committed
+        wiped = self.wiped
+        base = self._base
+        for key, value in reads.items():
+            kind = key[0]
+            if kind == FLOOR:
+                key = (BALANCE, key[1])
+            elif kind == ORIGINAL:
+                if committed.get((STORAGE, key[1], key[2]), 0) != value:
+                    return False
+                continue
+            now = committed.get(key, _MISSING)
+            if now is _MISSING:
+                now = 0 if kind == STORAGE and key[1] in wiped else base(key)
+            if now != value if kind != FLOOR else now < value:
+                return False
         return True
 
     def first_conflict(self, txn: int, reads: Mapping[Key, Any]) -> Key | None:

@@ -198,9 +198,11 @@ class Scheduler:
     # ------------------------------------------------------------ dispatch
     def idle_workers(self) -> list[int]:
         """Live workers with room for another chunk, least loaded first."""
-        return sorted((w for w in self.alive
-                       if len(self.chunks[w]) < self.max_outstanding),
-                      key=lambda w: (len(self.chunks[w]), w))
+        chunks, room = self.chunks, self.max_outstanding
+        idle = [w for w in self.alive if len(chunks[w]) < room]
+        if len(idle) > 1:  # asked before each transaction the coordinator runs
+            idle.sort(key=lambda w: (len(chunks[w]), w))
+        return idle
 
     def next_chunk(self, worker: int) -> list[int] | None:
         """Transactions for ``worker`` to execute next (ascending), or None."""
