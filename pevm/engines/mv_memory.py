@@ -415,20 +415,16 @@ class MVMemory:
         against the committed state and the pre-state alone -- what :meth:`read`
         returns there, without its version lookups."""
         committed = self.committed
-        wiped = self.wiped
-        base = self._base
+        committed_or_base = self._committed_or_base
         for key, value in reads.items():
             kind = key[0]
             if kind == FLOOR:
-                key = (BALANCE, key[1])
-            elif kind == ORIGINAL:
+                if committed_or_base((BALANCE, key[1])) < value:
+                    return False
+            elif kind == ORIGINAL:  # as _read_storage: written since a wipe, or 0
                 if committed.get((STORAGE, key[1], key[2]), 0) != value:
                     return False
-                continue
-            now = committed.get(key, _MISSING)
-            if now is _MISSING:
-                now = 0 if kind == STORAGE and key[1] in wiped else base(key)
-            if now != value if kind != FLOOR else now < value:
+            elif committed_or_base(key) != value:
                 return False
         return True
 
