@@ -3,13 +3,10 @@
 Three implementations give bit-identical digests:
 
 ``loop`` (CPU; :mod:`pevm.gpu.keccak_loop`)
-    pycryptodome's C Keccak, called once per message through our own ctypes
-    handle on its shared library with argument types declared up front. That
-    skips the hash-object construction of ``Crypto.Hash.keccak.new`` and of
-    ``eth_hash`` (measured 2.1-4x the hashes/s of ``eth_hash`` per message for
-    32-532-byte messages on the project's 2-core machine). If the
-    library cannot be loaded or fails a known-answer check, it falls back to
-    ``Crypto.Hash.keccak.new`` per message (still correct, slower).
+    A C Keccak called once per message: pysha3's ``keccak_256`` (0.5 us for a
+    one-block message on the project's 2-core machine), else pycryptodome's
+    through our own ctypes handle (1.4 us), else pycryptodome's hash objects
+    (3.5 us) -- the first that loads and passes a known-answer check.
 ``numpy`` (CPU; :mod:`pevm.gpu.keccak_numpy`)
     Keccak-f[1600] vectorised across messages: the state is a (25, k) uint64
     array, one column per message, so each of the ~17 NumPy calls of a round
@@ -35,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from pevm.gpu import backend as _backend
-from pevm.gpu.keccak_loop import CLoop, loop_impl
+from pevm.gpu.keccak_loop import loop_impl
 from pevm.gpu.keccak_numpy import NUMPY_CHUNK, RATE, numpy_flat, thread_count
 
 #: keccak256(b"")
@@ -53,20 +50,18 @@ Message = bytes | bytearray | memoryview
 
 def cpu_method_info() -> dict[str, Any]:
     """Which per-message implementation the ``loop`` method uses (for ``pevm info``)."""
-    impl = loop_impl()
-    return {"loop": "pycryptodome C keccak via ctypes" if isinstance(impl, CLoop)
-            else "pycryptodome hash objects (fallback)",
-            "threads": thread_count()}
+    return {"loop": loop_impl().name, "threads": thread_count()}
 
 
 # ------------------------------------------------------------------------ policy
 #: Minimum CPU threads for ``method="auto"`` to pick numpy; ``None``: never.
 #: On the project's 2-core machine the loop won every measured shape (32-532
 #: bytes, 1k-1M messages; numbers in the report of gpu/bench.py / ``pevm
-#: hashbench``): the loop costs ~2-4 us per message of up to a few blocks, the
-#: numpy permutation ~3 us per message *per block* on one thread and gained
-#: little from a second. With many idle cores numpy may win for single-block
-#: messages; set this after measuring there with ``pevm hashbench``.
+#: hashbench``): the loop cost ~2-4 us per message of up to a few blocks through
+#: pycryptodome (0.5-1.5 us through pysha3 since session 18), the numpy
+#: permutation ~3 us per message *per block* on one thread, and it gained little
+#: from a second. With many idle cores numpy may win for single-block messages;
+#: set this after measuring there with ``pevm hashbench``.
 NUMPY_AUTO_MIN_THREADS: int | None = None
 
 
