@@ -29,6 +29,7 @@ from pevm.errors import REJECTION_ERRORS, BlockRejected, raised_by_pevm
 from pevm.pyevm_compat import WriteLog, observe_state, patch_methods
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
+from pevm.state.body_encoding import encode_receipt, encode_transaction
 from pevm.state.layers import FlatStore, StoreNotAttached
 from pevm.trie_reader import StoredState
 
@@ -175,8 +176,8 @@ def _make_result(seen: _Observation, db: Any, full_state: bool) -> BlockResult:
     diff = state_diff(db, seen.pre_state_root or header.state_root, header.state_root,
                       seen.accounts, seen.slots, seen.wiped)
     # Roots through pevm's batched trie (GPU or CPU): checked against the header.
-    roots = ordered_trie_roots([[r.encode() for r in seen.receipts],
-                                [t.encode() for t in block.transactions]])
+    roots = ordered_trie_roots([[encode_receipt(r) for r in seen.receipts],
+                                [encode_transaction(t) for t in block.transactions]])
     seen.stats.backend = backend_name()
     return BlockResult(
         number=header.block_number,

@@ -8,7 +8,8 @@ third of everything outside the transaction phase. On the flat backend:
 
 * :class:`BatchedBlockTriesVM` computes the three roots with
   :func:`~pevm.gpu.trie.ordered_trie_roots_and_nodes` (one Keccak batch per trie
-  level, CUDA or the C loop) and stores the same nodes py-evm would;
+  level, CUDA or the C loop) over the bodies' RLP from
+  :mod:`pevm.state.body_encoding`, and stores the same nodes py-evm would;
 * :class:`FlatChainDB` remembers the lists it was given, by root, and answers
   py-evm's reads of a block's transactions and receipts from them. A root is the
   hash of its content, so a remembered list can never be stale; anything not
@@ -30,6 +31,7 @@ from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, ReceiptDecoderAPI,
 from eth.db.chain import ChainDB
 
 from pevm.gpu.trie import ordered_trie_roots_and_nodes
+from pevm.state.body_encoding import encode_receipt, encode_transaction
 
 _SHALLOW: dict[type, type] = {}
 
@@ -95,10 +97,12 @@ class BatchedBlockTriesVM:
         withdrawals: Sequence[WithdrawalAPI] | None = None,
     ) -> BlockAPI:
         lists: list[Sequence[Any]] = [transactions, receipts]
+        encoded = [[encode_transaction(tx) for tx in transactions],
+                   [encode_receipt(receipt) for receipt in receipts]]
         if withdrawals:
             lists.append(withdrawals)
-        roots, nodes = ordered_trie_roots_and_nodes([[item.encode() for item in items]
-                                                     for items in lists])
+            encoded.append([withdrawal.encode() for withdrawal in withdrawals])
+        roots, nodes = ordered_trie_roots_and_nodes(encoded)
         self.chaindb.persist_trie_data_dict(nodes)
         if isinstance(self.chaindb, FlatChainDB):
             for root, items in zip(roots, lists):
