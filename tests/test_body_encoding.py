@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import rlp
+from eth.db.chain import BlockDataKey
 from eth.rlp.logs import Log
 from eth.rlp.receipts import Receipt
 from eth.vm.forks.prague.receipts import PragueTypedReceipt
@@ -13,7 +14,7 @@ from eth_utils import to_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pevm.state.body_encoding import encode_receipt, encode_transaction
+from pevm.state.body_encoding import encode_lookup, encode_receipt, encode_transaction
 
 UINT256 = st.integers(0, 2**256 - 1)
 logs = st.lists(st.builds(
@@ -70,3 +71,8 @@ def test_a_typed_transaction_gets_its_type_byte_and_encodes_as_before() -> None:
     legacy = builder.new_transaction(nonce=0, gas_price=1, gas=21000, to=Address(b"\x22" * 20),
                                      value=1, data=b"", v=27, r=1, s=1)
     assert encode_transaction(legacy) == legacy.encode() == rlp.encode(legacy)
+
+
+@given(st.integers(0, 2**64), st.integers(0, 2**20))
+def test_a_transaction_lookup_encodes_as_rlp_does(number: int, index: int) -> None:
+    assert encode_lookup(number, index) == rlp.encode(BlockDataKey(number, index))

@@ -641,6 +641,10 @@ def test_pyevm_chain_runs_on_the_flat_backend(vm_class: type[VirtualMachineAPI],
         # py-evm's import checks the state, receipt and gas roots against the header
         importer.import_block(block)
         assert importer.get_canonical_head() == block.header
+        for index, tx in enumerate(block.transactions):  # the hash lookups, as py-evm's
+            assert importer.chaindb.get_transaction_index(tx.hash) == \
+                reference.chaindb.get_transaction_index(tx.hash) == \
+                (block.number, index)
         mined, _receipts, _computations = miner.mine_all(transactions, coinbase=COINBASE)
         assert mined.imported_block.header.state_root == block.header.state_root
         assert mined.imported_block.header.receipt_root == block.header.receipt_root

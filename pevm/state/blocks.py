@@ -13,7 +13,8 @@ third of everything outside the transaction phase. On the flat backend:
 * :class:`FlatChainDB` remembers the lists it was given, by root, and answers
   py-evm's reads of a block's transactions and receipts from them. A root is the
   hash of its content, so a remembered list can never be stale; anything not
-  remembered is read from the stored trie as py-evm does;
+  remembered is read from the stored trie as py-evm does. It writes the
+  transactions' hash lookups with :func:`~pevm.state.body_encoding.encode_lookup`;
 * :func:`shallow_copy_block_class` gives the VM a block class whose ``copy``
   shares the unchanged fields instead of deep-copying them: py-evm copies the
   block four times per import (``block.copy(header=...)``), and rlp's ``copy``
@@ -29,9 +30,11 @@ from typing import Any
 from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, ReceiptDecoderAPI,
                      SignedTransactionAPI, TransactionDecoderAPI, WithdrawalAPI)
 from eth.db.chain import ChainDB
+from eth.db.schema import SchemaV1
+from eth_typing import Hash32
 
 from pevm.gpu.trie import ordered_trie_roots_and_nodes
-from pevm.state.body_encoding import encode_receipt, encode_transaction
+from pevm.state.body_encoding import encode_lookup, encode_receipt, encode_transaction
 
 _SHALLOW: dict[type, type] = {}
 
@@ -79,6 +82,15 @@ class FlatChainDB(ChainDB):
         if known is not None:
             return known
         return super()._get_block_transactions(transaction_root, transaction_decoder)
+
+    @staticmethod
+    def _add_transaction_to_canonical_chain(db: Any, transaction_hash: Hash32,
+                                            block_header: BlockHeaderAPI,
+                                            index: int) -> None:
+        """py-evm's lookup from a transaction's hash to its block and index, with the
+        same value encoded without rlp's serializer (:func:`encode_lookup`)."""
+        db.set(SchemaV1.make_transaction_hash_to_block_lookup_key(transaction_hash),
+               encode_lookup(block_header.block_number, index))
 
 
 class BatchedBlockTriesVM:
