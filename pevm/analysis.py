@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from collections.abc import Sequence
 
-from pevm.engines.locations import Location
+from pevm.engines.locations import BALANCE, NONCE, WIPE, Location
 
 if TYPE_CHECKING:
     from eth.abc import BlockAPI
 
+    from pevm.engines.executor import TxResult
     from pevm.inputs.discover import CaseRef
     from pevm.abc import Target
 
@@ -47,6 +48,20 @@ class TxAccess:
     #: Commutative additions (fee and value credits): no read, and readers of the
     #: location wait for every credit since its last write.
     credits: frozenset[Location] = frozenset()
+
+    @classmethod
+    def of_result(cls, result: TxResult) -> TxAccess:
+        """What one of the parallel engine's executions touched: its read set
+        without the transaction's own sender's balance and nonce (an execution at
+        the commit point reads them exactly; a speculative one leaves them to the
+        lazy debits, as the recording reference does), its writes and wipes, and its
+        balance deltas as credits. Gas is not known there: 1."""
+        sender = result.sender
+        own = ((BALANCE, sender), (NONCE, sender)) if sender is not None else ()
+        writes = result.writes
+        return cls(frozenset(key for key in result.reads if key not in own),
+                   frozenset([*writes.values, *((WIPE, a) for a in writes.wiped)]), 1,
+                   frozenset((BALANCE, a) for a in writes.deltas))
 
 
 @dataclass

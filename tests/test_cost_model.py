@@ -74,3 +74,19 @@ def test_default_chunk_size_bounds():
     assert default_chunk_size(10_000, 2) == 48
     assert default_chunk_size(160, 2) == 10
     assert default_chunk_size(7, 0) == 7
+
+
+def test_a_serial_run_is_one_chain_through_every_transaction():
+    serial = cost_model.serial_run
+    chain = [(), (0,), (1,), (2,), (3,)]
+    assert serial(chain, 0, 5) and serial(chain, 2, 5)
+    # a dependency from before the window does not join it
+    assert not serial([(), (), (0,), (2,)], 1, 4)
+    # one transaction off the chain: two processes could run it beside the rest
+    assert not serial([(), (0,), (1,), (), (2,)], 0, 5)
+    # a fan (both depend on the first, not on each other) is not a chain
+    assert not serial([(), (0,), (0,)], 0, 3)
+    # a chain through a longer dependency counts: 0 <- 2 <- 1 is not one, 0 <- 1 <- 2 is
+    assert serial([(), (0,), (0, 1)], 0, 3)
+    # too few to tell, or a window starting before the block
+    assert not serial([()], 0, 1) and not serial(chain, -2, 3)

@@ -337,6 +337,33 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
+def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkeypatch):
+    # the warm-up would end after SETTLED_AFTER_TXS and start workers; but while
+    # its latest SERIAL_WINDOW transactions all increment one counter it goes on
+    # (and looks again every SERIAL_STEP)
+    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
+    monkeypatch.setattr(block_run, "parallel_pays", lambda *args, **kwargs: True)
+    window = cost_model.SERIAL_WINDOW
+    chain = [Intent("incr", 1 + i % 7, 0, 1) for i in range(3 * window)]
+    block = build_block(CancunVM, chain)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert engine.last_detail.warm_up_txs == len(chain)     # the whole block
+    assert got.result.stats.workers == 1
+    # a chain, then transfers from seven keys to five accounts none of them sends
+    # from (credits only): the warm-up runs past the chain, the workers take the rest
+    transfers = [Intent("transfer", 1 + i % 7, (0, 9, 12, 13, 14)[i % 5], 1)
+                 for i in range(4 * window)]
+    block = build_block(CancunVM, chain + transfers)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert len(chain) <= engine.last_detail.warm_up_txs <= \
+        len(chain) + cost_model.SERIAL_STEP
+    assert got.result.stats.workers == 2
+
+
 def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
     detail = _two_workers_match_reference(
         [Intent("incr", 1 + i % 7, 0, 1) for i in range(140)])

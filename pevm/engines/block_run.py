@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.engines.cost_model import (WorkEstimate, costly_transactions,
-                                     default_chunk_size, parallel_pays,
-                                     transaction_targets, warm_up_settled)
+from pevm.analysis import DependencyGraph, TxAccess
+from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
+                                     costly_transactions, default_chunk_size,
+                                     parallel_pays, serial_run, transaction_targets,
+                                     warm_up_settled)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -255,23 +257,41 @@ class BlockRun:
         A costly transaction ends it early (a worker should run that one), and so
         does a rest of the block that is clearly long by the time since ``start``
         (:class:`WorkEstimate`, as :meth:`_parallel_pays` weighs it;
-        :func:`warm_up_settled`),
-        unless the fault hooks fix the fork point: tests ask for that point
-        exactly."""
+        :func:`warm_up_settled`) -- unless its latest transactions form one
+        dependency chain (:func:`serial_run`): then it goes on for another
+        :data:`SERIAL_STEP` and looks again. The fault hooks can fix the fork
+        point instead: tests ask for that point exactly."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
         deadline = start + self.engine.fork_after
-        while not sched.done and (
-                sched.commit_index < fixed if fixed is not None
-                else (now := time.perf_counter()) < deadline
-                and sched.commit_index not in sched.costly
-                and not warm_up_settled(
-                    sched.commit_index, self.work.remaining(sched.commit_index,
-                                                            now - start))):
+        serial_until = 0  # the warm-up goes on at least this far: a chain
+        while not sched.done:
             txn = sched.commit_index
+            if fixed is not None:
+                if txn >= fixed:
+                    break
+            elif txn in sched.costly:
+                break
+            elif txn >= serial_until:
+                now = time.perf_counter()
+                if now >= deadline or warm_up_settled(
+                        txn, self.work.remaining(txn, now - start)):
+                    if not self._serial_tail(txn):
+                        break
+                    serial_until = txn + SERIAL_STEP
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
         self.warm_up_txs = sched.commit_index
+
+    def _serial_tail(self, end: int) -> bool:
+        """Whether the :data:`SERIAL_WINDOW` transactions before ``end``, as they
+        ran in the warm-up, form one chain (:func:`serial_run`)."""
+        start = end - SERIAL_WINDOW
+        if start < 0:
+            return False  # too few to tell
+        graph = DependencyGraph.build([TxAccess.of_result(cast(TxResult, self.committed[t]))
+                                       for t in range(start, end)])
+        return serial_run(graph.deps, 0, SERIAL_WINDOW)
 
     # ----------------------------------------------------------- execution
     def _execute_all(self) -> None:

@@ -70,6 +70,9 @@ per unit of gas limit and the gas limits left
 estimate (the work plus a per-transaction overhead, over the processes that can
 run at once, plus a fixed cost) against finishing in-process, and a block of
 cheap transactions stays in-process (``ParallelDetail.in_process_reason`` says so).
+While the warm-up's latest transactions form one dependency chain
+(:func:`~pevm.engines.cost_model.serial_run`) it goes on in-process, whatever its
+time: workers cannot run a chain faster.
 
 Fault hooks (``hooks=``:class:`~pevm.engines.hooks.FaultHooks`): random delays in
 workers, forced aborts, workers that kill themselves, a fork at an exact

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pevm.engines.block_run import recovery_batch
-from pevm.engines.cost_model import (WorkEstimate, costly_transactions,
-                                     default_chunk_size, parallel_pays,
-                                     warm_up_settled)
+from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
+                                     costly_transactions, default_chunk_size,
+                                     parallel_pays, serial_run, warm_up_settled)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -272,11 +272,16 @@ class _Simulation:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
             work = WorkEstimate(p.gas_limits or [1] * self.n)
-            while not sched.done and self.now < self.engine.fork_after \
-                    and sched.commit_index not in sched.costly \
-                    and not warm_up_settled(sched.commit_index,
-                                            work.remaining(sched.commit_index, self.now)):
-                yield from self._inline(sched.commit_index)
+            serial_until = 0  # as the engine: a chain keeps the warm-up going
+            while not sched.done and sched.commit_index not in sched.costly:
+                txn = sched.commit_index
+                if txn >= serial_until and (
+                        self.now >= self.engine.fork_after
+                        or warm_up_settled(txn, work.remaining(txn, self.now))):
+                    if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
+                        break
+                    serial_until = txn + SERIAL_STEP
+                yield from self._inline(txn)
             done = sched.commit_index
             if self.n - done >= max(2, self.engine.min_parallel_txs) and (
                     done == 0 or parallel_pays(self.n - done,
