@@ -29,7 +29,7 @@ from eth.rlp.receipts import Receipt
 from eth.vm.forks.berlin.receipts import TypedReceipt
 from eth.vm.forks.berlin.transactions import TypedTransaction
 
-from pevm.gpu.trie import _int_bytes, _rlp_bytes, _rlp_int, _rlp_list
+from pevm.gpu.trie import _rlp_bytes, _rlp_int, _rlp_list
 
 #: rlp's cache attribute on a ``Serializable`` (``rlp.encode(obj, cache=True)``)
 _CACHE = "_cached_rlp"
@@ -95,7 +95,7 @@ def _receipt_rlp(receipt: Receipt) -> bytes:
     if type(state_root) is not bytes:
         raise TypeError("state_root is not bytes")
     return _rlp_list(_rlp_bytes(state_root)
-                     + _rlp_bytes(_int_bytes(_uint(receipt.gas_used)))
+                     + _rlp_int(_uint(receipt.gas_used))
                      + _rlp_bytes(_uint(receipt.bloom).to_bytes(256, "big"))
                      + _rlp_list(b"".join(logs)))
 
