@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import eth_utils
 from eth.abc import StateAPI, VirtualMachineAPI
@@ -27,19 +27,37 @@ def account_db(state: StateAPI) -> Any:
     return state._account_db  # type: ignore[attr-defined]
 
 
-def account_records(state: StateAPI) -> tuple[Callable[[bytes], Any],
-                                              Callable[[bytes, Any], None]] | None:
-    """``(get, set)`` of whole account records (``AccountDB._get_account`` and
-    ``_set_account``), or None where the state's database has no such methods.
+#: ``(address, balance or None, nonce or None, delta)``: one account update
+AccountUpdater = Callable[[bytes, "int | None", "int | None", int], None]
 
-    The engine's merge writes a balance and a nonce in one account update, where
-    py-evm's public ``set_balance`` then ``set_nonce`` would each read, copy,
-    encode and journal the account.
+
+def account_updater(state: StateAPI) -> AccountUpdater | None:
+    """A function that sets an account's balance (None: keeps it), adds a delta to
+    it and sets its nonce (None: keeps it) in one account update, or None where the
+    state's database offers no such path.
+
+    Why: the engine's merge writes a balance and a nonce per account it changed,
+    where py-evm's public ``set_balance`` then ``set_nonce`` would each read, copy,
+    encode and journal the account. On py-evm's ``AccountDB`` this goes through its
+    whole-record methods (``_get_account``, ``_set_account``); pevm's flat database
+    has the update as a method of its own (``update_account``).
     """
     db = getattr(state, "_account_db", None)
+    update = getattr(db, "update_account", None)
+    if update is not None:
+        return cast(AccountUpdater, update)
     get = getattr(db, "_get_account", None)
     put = getattr(db, "_set_account", None)
-    return (get, put) if get is not None and put is not None else None
+    if get is None or put is None:
+        return None
+
+    def update_record(address: bytes, balance: int | None, nonce: int | None,
+                      delta: int = 0) -> None:
+        account = get(address)
+        put(address, account.copy(
+            balance=(account.balance if balance is None else balance) + delta,
+            nonce=account.nonce if nonce is None else nonce))
+    return update_record
 
 
 # -- observing what a state reads and writes ------------------------------------------
@@ -108,8 +126,9 @@ class Field(Enum):
     #: account in the trie where there was none (``touch_account``)
     TOUCH = "touch"
     #: write only: a whole account record written straight through
-    #: ``AccountDB._set_account`` -- any of balance, nonce, code hash and storage root:
-    #: py-evm's storage-root updates, pevm's merge (:func:`account_records`)
+    #: ``AccountDB._set_account`` (or pevm's flat ``update_account``) -- any of
+    #: balance, nonce, code hash and storage root:
+    #: py-evm's storage-root updates, pevm's merge (:func:`account_updater`)
     RECORD = "record"
 
 
@@ -185,6 +204,8 @@ _ACCOUNT_DB_CALLS: dict[str, tuple[tuple[Field, ...], tuple[Field, ...]]] = {
     # private: the one method every account-field change goes through, so that a
     # write by any path -- not only the public methods above -- is seen
     "_set_account": ((), (Field.RECORD,)),
+    # pevm's flat database: balance and nonce in one update (account_updater)
+    "update_account": ((), (Field.RECORD,)),
 }
 
 

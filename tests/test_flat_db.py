@@ -205,6 +205,22 @@ class Differential(RuleBasedStateMachine):
         except _BothRaised as raised:
             assert isinstance(raised.exc, ValidationError)  # past 2**64-1
 
+    @rule(address=addresses, balance=st.none() | st.sampled_from(BALANCES),
+          nonce=st.none() | st.sampled_from(NONCES), delta=st.sampled_from([0, 1, 10**18]))
+    def update_account(self, address: Address, balance: int | None, nonce: int | None,
+                       delta: int) -> None:
+        # the merge's one-update path against what it stands for: py-evm's setters
+        def setters(db: Any) -> None:
+            db.set_balance(address, (db.get_balance(address) if balance is None
+                                     else balance) + delta)
+            if nonce is not None:
+                db.set_nonce(address, nonce)
+        try:
+            self.both("update_account", setters,
+                      lambda db: db.update_account(address, balance, nonce, delta))
+        except _BothRaised as raised:
+            assert isinstance(raised.exc, ValidationError)  # past 2**256-1
+
     @rule(address=addresses, code=st.sampled_from(CODES))
     def set_code(self, address: Address, code: bytes) -> None:
         self.same("set_code", address, code)

@@ -13,7 +13,7 @@ from eth.db.atomic import AtomicDB
 from eth.vm.forks import CancunVM
 from eth_typing import Address
 
-from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_records,
+from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_updater,
                                observe_state, observed_vm_class, patch_methods,
                                quick_debug_messages, state_class_on_account_db)
 
@@ -71,10 +71,9 @@ def test_direct_account_record_writes_are_seen() -> None:
     state = fresh_state()
     log = WriteLog()
     observe_state(state, log)
-    records = account_records(state)
-    assert records is not None
-    get, put = records
-    put(bytes(A), get(bytes(A)).copy(balance=1))
+    update = account_updater(state)
+    assert update is not None
+    update(bytes(A), 1, None, 0)
     state.set_storage(B, 1, 2)
     state.delete_account(ADDRESSES[2])
     assert log.accounts == {bytes(A), bytes(B), bytes(ADDRESSES[2])}

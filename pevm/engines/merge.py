@@ -23,7 +23,7 @@ from pevm.engines.executor import FinishedComputation, TxResult
 from pevm.engines.locations import BALANCE, CODE, EXISTS, NONCE, OPENED, STORAGE
 from pevm.engines.mv_memory import MVMemory, TxWrites
 from pevm.engines.pre_state import PreState
-from pevm.pyevm_compat import account_records
+from pevm.pyevm_compat import account_updater
 
 
 def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
@@ -182,7 +182,7 @@ def apply_writes(state: Any, writes: TxWrites,
     for address in writes.deltas:
         accounts.setdefault(address, {})
     wiped = set(writes.wiped)
-    records = account_records(state)
+    update = account_updater(state)
     for address in sorted(set(accounts) | set(slots) | wiped):
         fields = accounts.get(address, {})
         if address in wiped:
@@ -192,14 +192,9 @@ def apply_writes(state: Any, writes: TxWrites,
             state.delete_storage(address)
         wrote_field = False
         delta = writes.deltas.get(address)
-        if records is not None and \
+        if update is not None and \
                 (BALANCE in fields or NONCE in fields or delta is not None):
-            # balance and nonce in one account update (what set_balance and
-            # set_nonce do one after the other: read, copy, encode, journal)
-            account = records[0](address)
-            balance = fields.get(BALANCE, account.balance) + (delta or 0)
-            records[1](address, account.copy(
-                balance=balance, nonce=fields.get(NONCE, account.nonce)))
+            update(address, fields.get(BALANCE), fields.get(NONCE), delta or 0)
             wrote_field = True
         else:
             if BALANCE in fields:

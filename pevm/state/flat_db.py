@@ -190,6 +190,25 @@ class FlatAccountDB(AccountDatabaseAPI):
         _, balance, code_hash = self._read(address)
         self._put(address, (nonce, balance, code_hash))
 
+    def update_account(self, address: Address, balance: int | None, nonce: int | None,
+                       delta: int = 0) -> None:
+        """Set the balance (None: keep it), add ``delta`` to it and set the nonce
+        (None: keep it) in one record write: what ``set_balance``, ``delta_balance``
+        and ``set_nonce`` one after the other leave (the engine's merge writes each
+        account it changed this way, see :func:`pevm.pyevm_compat.account_updater`)."""
+        if balance is not None:  # checked before the account is read, as set_balance
+            balance += delta
+            validate_uint256(balance, title="Account Balance")
+        old_nonce, old_balance, code_hash = self._read(address)
+        if balance is None:
+            balance = old_balance + delta
+            validate_uint256(balance, title="Account Balance")
+        if nonce is None:
+            nonce = old_nonce
+        else:
+            validate_uint64(nonce, title="Nonce")
+        self._put(address, (nonce, balance, code_hash))
+
     def increment_nonce(self, address: Address) -> None:
         self.set_nonce(address, self.get_nonce(address) + 1)
 
