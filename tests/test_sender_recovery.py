@@ -134,3 +134,21 @@ def test_a_transaction_class_pevm_does_not_know_signs_through_py_evm():
     tx = signed(LondonVM, 0)
     unknown = Unknown(*[getattr(tx, name) for name, _ in tx._meta.fields])
     assert signing_message(unknown) == b"overridden"
+
+
+def test_a_batch_pins_each_sender_and_leaves_a_refused_signature_to_py_evm():
+    # the engine recovers an in-process run's senders, and a worker's chunk's, in
+    # one batch (BlockContext.recover_senders): each pinned, in order, once
+    from pevm.engines.executor import BlockContext
+    from pevm.pyevm_compat import pinned_sender
+
+    from .chain_builder import new_chain
+    good = [signed(CancunVM, nonce) for nonce in range(3)]
+    refused = good[1].copy(s=0)                   # eth-keys refuses s == 0
+    txs = (good[0], refused, good[2])
+    ctx = BlockContext(new_chain(CancunVM).get_vm(), txs)
+    signer = KEY.public_key.to_canonical_address()
+    assert ctx.recover_senders(range(3)) == [(0, signer), (1, None), (2, signer)]
+    assert [pinned_sender(tx) for tx in txs] == [signer, None, signer]
+    assert ctx.recover_senders([1]) == [(1, None)]  # asked again: still refused
+    assert eth_keys_sender(refused) is None

@@ -48,7 +48,6 @@ LOG = logging.getLogger("pevm.engine")
 #: the block in order (speculation paused, or hot targets).
 RECOVERY_BATCH = 64
 
-
 def recovery_batch(frontier: int, commit_index: int, n: int,
                    known: Callable[[int], bool]) -> tuple[list[int], int]:
     """The next senders for an idle worker to recover while the coordinator runs
@@ -168,6 +167,11 @@ class BlockRun:
             else:
                 for worker in range(workers):
                     self.scheduler.worker_lost(worker)
+        if self.pool is None:
+            # the rest runs in this process: its senders back to back first
+            # (cheaper than one by one between executions; not in the warm-up,
+            # whose time per transaction decides whether workers start)
+            self.ctx.recover_senders(range(self.scheduler.commit_index, self.n))
         mark = time.perf_counter()
         self._execute_all()
         executed = time.perf_counter()

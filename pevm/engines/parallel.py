@@ -13,7 +13,10 @@ drives them is :class:`~pevm.engines.block_run.BlockRun`):
 1. **Senders** are recovered once, by the process that first executes the
    transaction (so in parallel, by the workers), and pinned on the transaction
    object so py-evm never recovers them again; results carry them back to the
-   coordinator (:mod:`pevm.engines.executor`).
+   coordinator (:mod:`pevm.engines.executor`). A worker recovers its chunk's
+   senders back to back before executing it, and so does an in-process run for
+   the rest of the block after the warm-up: cheaper than one by one
+   (:meth:`~pevm.engines.executor.BlockContext.recover_senders`).
 2. **Execution**: the block starts in-process (see "Small blocks" below); then
    ``workers - 1`` forked workers (:mod:`pevm.engines.workers`) execute chunks of
    transactions optimistically on flat, versioned state views
