@@ -4,6 +4,7 @@
     python benchmarks/report.py bench.json --totals          # only the sums
     python benchmarks/report.py bench.json --plot out.png    # pevm bench's plot again
     python benchmarks/report.py bench.json --memory          # peak memory (--memory runs)
+    python benchmarks/report.py bench.json --state-layer     # whole import at 1 worker
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
     python benchmarks/report.py bench.json --model sim.jsonl # the model against it
     python benchmarks/report.py bench.json --model sim.jsonl --plot out.png
@@ -93,6 +94,34 @@ def render_memory(document: dict) -> str:
                 f"{peak['pss_mib']:,.0f} | {peak['rss_sum_mib']:,.0f} | "
                 f"{entry['seconds']['median']:.1f} | "
                 f"{entry['transaction_phase']['seconds']['median']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_state_layer(document: dict) -> str:
+    """Whole import at 1 worker against py-evm, and each one's share of its import
+    outside the transaction phase (what the state layer spends: roots, tries,
+    database), one row per block and their total."""
+    lines = ["| block | txs | py-evm s | pevm s | speedup | "
+             "outside tx phase: py-evm | pevm |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    total = [0.0, 0.0, 0.0, 0.0]  # import and phase seconds: py-evm, pevm
+    for block in document["blocks"]:
+        one = [row for row in block["engine"] if row["workers"] == 1]
+        if not one:
+            continue
+        measured = [(entry["seconds"]["median"],
+                     entry["transaction_phase"]["seconds"]["median"])
+                    for entry in (block["reference"], one[0])]
+        (ref, ref_phase), (pevm, pevm_phase) = measured
+        for index, value in enumerate((ref, ref_phase, pevm, pevm_phase)):
+            total[index] += value
+        lines.append(f"| {block['name']} | {block['txs']} | {ref:.3f} | {pevm:.3f} | "
+                     f"{ref / pevm:.2f}x | {1 - ref_phase / ref:.0%} | "
+                     f"{1 - pevm_phase / pevm:.0%} |")
+    ref, ref_phase, pevm, pevm_phase = total
+    if pevm:
+        lines.append(f"| **total** | | {ref:.2f} | {pevm:.2f} | **{ref / pevm:.2f}x** | "
+                     f"{1 - ref_phase / ref:.1%} | {1 - pevm_phase / pevm:.1%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,5 +247,7 @@ if __name__ == "__main__":
                  sys.argv[sys.argv.index("--plot") + 1])
         elif "--memory" in sys.argv[2:]:
             sys.stdout.write(render_memory(document))
+        elif "--state-layer" in sys.argv[2:]:
+            sys.stdout.write(render_state_layer(document))
         else:
             sys.stdout.write(render(document, totals_only="--totals" in sys.argv[2:]))
