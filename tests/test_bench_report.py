@@ -143,3 +143,14 @@ def test_the_model_against_the_measurement() -> None:
     assert rows[2][3:6] == ["0.80 (1.00)", "+25%", "53% / -"]
     assert rows[3][3:6] == ["-", "-", "-"]
     assert "Within 15% on 1 of 2 blocks; mean absolute error 18%." in text
+
+
+def test_the_state_layer_table_gives_each_import_and_its_share_outside_the_phase() -> None:
+    from benchmarks.report import render_state_layer
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in render_state_layer(DOCUMENT).splitlines()[2:]]
+    # block a: py-evm 4 s (2 s outside its 2 s phase), pevm at 1 worker 2 s (1 s)
+    assert rows[0] == ["a", "10", "4.000", "2.000", "2.00x", "50%", "50%"]
+    assert rows[1] == ["b", "10", "6.000", "3.000", "2.00x", "50%", "33%"]
+    # in all: 10 s vs 5 s; outside the phase 5 of 10 s and 2 of 5 s
+    assert rows[2] == ["**total**", "", "10.00", "5.00", "**2.00x**", "50.0%", "40.0%"]
