@@ -337,6 +337,19 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
+def test_the_warm_up_leaves_senders_recovered_ahead_out_of_its_time():
+    # the warm-up recovers senders in batches: a batch of transactions 10-41 that
+    # took 32 ms, looked at when 20 is next, is 22 ms of recovery for transactions
+    # not run yet -- not part of the time per transaction that decides on workers
+    from types import SimpleNamespace
+    ahead = block_run.BlockRun._recovered_ahead
+    batch = SimpleNamespace(_senders_batch=(10, 42, 0.032))
+    assert ahead(batch, 20) == pytest.approx(0.022)
+    assert ahead(batch, 10) == pytest.approx(0.032)
+    assert ahead(batch, 42) == 0.0 and ahead(batch, 50) == 0.0
+    assert ahead(SimpleNamespace(_senders_batch=(0, 0, 0.0)), 0) == 0.0
+
+
 def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkeypatch):
     # the warm-up would end after SETTLED_AFTER_TXS and start workers; but while
     # its latest SERIAL_WINDOW transactions all increment one counter it goes on

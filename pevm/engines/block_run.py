@@ -47,6 +47,10 @@ LOG = logging.getLogger("pevm.engine")
 #: Senders per recovery task handed to an idle worker while the coordinator runs
 #: the block in order (speculation paused, or hot targets).
 RECOVERY_BATCH = 64
+#: Senders the warm-up recovers at a time, back to back (cheaper than one by one
+#: between executions: :meth:`BlockContext.recover_senders`)
+WARM_UP_SENDER_BATCH = 32
+
 
 def recovery_batch(frontier: int, commit_index: int, n: int,
                    known: Callable[[int], bool]) -> tuple[list[int], int]:
@@ -105,6 +109,8 @@ class BlockRun:
         self.before_last: TxWrites | None = None
         self.synced: dict[int, int] = {}
         self.warm_up_txs = 0
+        #: the warm-up's latest batch of senders: (first, end, seconds)
+        self._senders_batch: tuple[int, int, float] = (0, 0, 0.0)
         self.recovering: set[int] = set()
         self.recovery_frontier = 0
         self.pool_started = False
@@ -141,6 +147,7 @@ class BlockRun:
         if eligible:
             self._warm_up(start)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
+            warm_up -= self._recovered_ahead(self.scheduler.commit_index)
             left = self.n - self.scheduler.commit_index
             if left < max(2, engine.min_parallel_txs):
                 self.in_process_reason = \
@@ -169,8 +176,6 @@ class BlockRun:
                     self.scheduler.worker_lost(worker)
         if self.pool is None:
             # the rest runs in this process: its senders back to back first
-            # (cheaper than one by one between executions; not in the warm-up,
-            # whose time per transaction decides whether workers start)
             self.ctx.recover_senders(range(self.scheduler.commit_index, self.n))
         mark = time.perf_counter()
         self._execute_all()
@@ -277,15 +282,34 @@ class BlockRun:
             elif txn in sched.costly:
                 break
             elif txn >= serial_until:
-                now = time.perf_counter()
+                now = time.perf_counter() - self._recovered_ahead(txn)
                 if now >= deadline or warm_up_settled(
                         txn, self.work.remaining(txn, now - start)):
                     if not self._serial_tail(txn):
                         break
                     serial_until = txn + SERIAL_STEP
+            if txn >= self._senders_batch[1]:
+                self._recover_batch(txn)
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
         self.warm_up_txs = sched.commit_index
+
+    def _recover_batch(self, txn: int) -> None:
+        """Recover the senders of the next :data:`WARM_UP_SENDER_BATCH`
+        transactions from ``txn`` back to back, timed (:meth:`_recovered_ahead`)."""
+        end = min(self.n, txn + WARM_UP_SENDER_BATCH)
+        mark = time.perf_counter()
+        self.ctx.recover_senders(range(txn, end))
+        self._senders_batch = (txn, end, time.perf_counter() - mark)
+
+    def _recovered_ahead(self, txn: int) -> float:
+        """Of the warm-up's time so far, the seconds spent recovering the senders of
+        transactions from ``txn`` on, which have not run yet: the warm-up's time per
+        transaction, which decides whether workers start, leaves them out."""
+        first, end, seconds = self._senders_batch
+        if txn >= end or end <= first:
+            return 0.0
+        return seconds * (end - max(txn, first)) / (end - first)
 
     def _serial_tail(self, end: int) -> bool:
         """Whether the :data:`SERIAL_WINDOW` transactions before ``end``, as they
