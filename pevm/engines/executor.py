@@ -161,9 +161,10 @@ class BlockContext:
         """:meth:`sender_of` for each of ``txns``, one after the other.
 
         Why a batch: recovering senders back to back, rather than each between two
-        executions, is 15-25% cheaper each -- the elliptic-curve code and its
-        tables stay in the CPU's caches (1,000 transfers in one process: recovery
-        56.6 -> 48.1 ms, the transaction phase 8% shorter)."""
+        executions, was 15-22% cheaper each on the blocks measured -- the
+        elliptic-curve code and its tables stay in the CPU's caches (1,000
+        transfers in one process: recovery 56.6 -> 48.1 ms, the transaction phase
+        8% shorter; mainnet 17666333 56.0 -> 43.6 ms)."""
         return [(txn, self.sender_of(txn)) for txn in txns]
 
     def known_sender(self, txn: int) -> bytes | None:
