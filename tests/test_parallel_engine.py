@@ -411,6 +411,48 @@ def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
     assert recovery_batch(1000, 10, 1000, lambda txn: False) == ([], 1000)
 
 
+def test_waiting_batches_start_at_the_first_untaken_transaction():
+    size = block_run.WAITING_SENDER_BATCH
+    waiting_batch = block_run.waiting_batch
+    batch, frontier = waiting_batch(0, 40, 1000, lambda txn: False)
+    assert batch == list(range(40, 40 + size)) and frontier == 40 + size
+    # on from the frontier (ahead of the untaken ones), skipping known senders
+    assert waiting_batch(frontier, 40, 1000, lambda txn: txn % 2 == 0) == \
+        (list(range(frontier + 1, frontier + 2 * size, 2)), frontier + 2 * size)
+    # from further on when everything up to there has been taken since
+    assert waiting_batch(frontier, 500, 1000, lambda txn: False)[0][0] == 500
+    assert waiting_batch(996, 40, 1000, lambda txn: False) == ([996, 997, 998, 999], 1000)
+    assert waiting_batch(1000, 40, 1000, lambda txn: False) == ([], 1000)
+
+
+def test_a_waiting_coordinator_recovers_senders_and_hands_them_to_the_worker():
+    # a slow worker (every transaction delayed): the coordinator runs ahead to the
+    # end of its lookahead and then, instead of waiting, recovers the senders of
+    # transactions nobody has taken; the run message of a chunk carries them, so
+    # no sender is recovered twice
+    intents = [Intent("transfer", 1 + i % 7, 8 + i % 5, 1) for i in range(240)]
+    block = build_block(CancunVM, intents)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0,
+                            hooks=FaultHooks(delay=0.004, seed=3))
+    engine.trace = Trace()
+    assert_same(reference(CancunVM, block), import_block(CancunVM, block, engine))
+    tracks = {e["pid"]: e["args"]["name"] for e in engine.trace.events
+              if e["name"] == "process_name"}
+    recovered: dict[str, list[int]] = {}
+    executed: dict[str, set[int]] = {}
+    for event in engine.trace.events:
+        if event["ph"] == "X" and "tx" in event["args"]:
+            track = tracks[event["pid"]].split(": ")[1]
+            if event["name"] == "recover sender":
+                recovered.setdefault(track, []).append(event["args"]["tx"])
+            elif event["name"] == "execute":
+                executed.setdefault(track, set()).add(event["args"]["tx"])
+    coordinator, worker = recovered["coordinator"], recovered.get("worker 0", [])
+    assert not set(coordinator) & set(worker)               # each recovered once
+    assert len(coordinator) == len(set(coordinator))
+    assert set(coordinator) & executed["worker 0"]          # handed to the worker
+
+
 def test_forced_aborts_and_delays_keep_the_result():
     block = build_block(BerlinVM, MIXED)
     want = reference(BerlinVM, block)

@@ -187,7 +187,7 @@ class PreState:
                 self._code.setdefault(where, value)
             elif where not in self._accounts:
                 self._accounts[where] = value
-                if self._db is not None:
+                if self._flat is None:  # pevm's flat database keeps no such cache
                     self._remember(where, Account(
                         nonce=value[2], balance=value[1], storage_root=value[4],
                         code_hash=value[3]) if value[0] else _BLANK_ACCOUNT)

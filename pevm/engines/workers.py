@@ -80,6 +80,9 @@ class Run(NamedTuple):
     #: ``(txn, locations)``: ESTIMATE markers (sender balance and nonce) for
     #: transactions still running elsewhere whose sender the coordinator knows
     estimates: list[tuple[int, tuple[Key, ...]]]
+    #: ``(txn, sender)`` for those of ``txns`` whose sender the coordinator has
+    #: recovered already: the worker pins them instead of recovering them again
+    senders: list[tuple[int, bytes]] = []
 
 
 class Recover(NamedTuple):
@@ -191,6 +194,8 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
             mv.add_estimates(txn, keys)
         timeline.add(Activity.MESSAGE, start)
         cpu = time.process_time()
+        for txn, sender in message.senders:
+            ctx.adopt_sender(txn, sender)
         ctx.recover_senders(message.txns)  # back to back: cheaper than one by one
         flush = time.perf_counter() + FLUSH_S
         results: list[TxResult] = []

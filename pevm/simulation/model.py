@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.block_run import recovery_batch
+from pevm.engines.block_run import recovery_batch, waiting_batch
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, warm_up_settled)
@@ -199,6 +199,7 @@ class _Simulation:
         self.ahead_correct: dict[int, bool] = {}
         self.recovering: set[int] = set()
         self.recovery_frontier = 0
+        self.waiting_frontier = 0
 
     # ------------------------------------------------------------------ driver
     def run(self) -> SimResult:
@@ -311,6 +312,16 @@ class _Simulation:
                 if ahead is not None:
                     yield from self._ahead(ahead)
                     continue
+                if not self.procs[0].inbox:
+                    # as the engine: senders recovered instead of waiting
+                    batch, self.waiting_frontier = waiting_batch(
+                        self.waiting_frontier, sched.next_txn, self.n,
+                        self.coordinator_knows.__getitem__)
+                    if batch:
+                        for txn in batch:
+                            self.coordinator_knows[txn] = True
+                        yield sum(p.recover_s[txn] for txn in batch)
+                        continue
                 while not self.procs[0].inbox:
                     yield None
                 yield from self._handle()
@@ -384,6 +395,8 @@ class _Simulation:
                            for t in range(self.synced[w], sched.commit_index)]
                 self.synced[w] = sched.commit_index
                 results = [self._speculate(w, t) for t in txns]
+                # the run message hands over the senders the coordinator knows
+                self.known[w].update(t for t in txns if self.coordinator_knows[t])
                 yield self.cal.message_s + sum(self.p.writes_dump_s[t]
                                                for t, shipped in commits if shipped)
                 self._post(self.procs[1 + w], ("run", commits, results))
