@@ -260,3 +260,23 @@ def test_hot_targets_keep_a_conflicting_contract_s_chain_off_the_workers() -> No
     without, with_targets = (simulate(p, deps, 2, cal) for p in (plain, targeted))
     assert with_targets.validation_failures * 2 < without.validation_failures
     assert with_targets.seconds < without.seconds
+
+
+def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
+    # workers ten times slower than in-process: the coordinator reaches the end
+    # of its lookahead and, as the engine does, recovers the next senders instead of
+    # waiting; the chunks it sends later carry them, so what the workers run is
+    # priced without those recoveries (the calibration's worker factor is fitted
+    # over exactly this, SimResult.worker_run_s)
+    n, execution, recovery = 600, 1e-3, 4e-4
+    slow = Calibration(cores=2, worker_factor=10.0)
+    with_senders = BlockProfile.uniform([execution] * n)
+    with_senders.recover_s = [recovery] * n
+    handed = simulate(with_senders, independent(n), 2, slow)
+    assert handed.worker_runs > 0
+    # at least ten of the workers' transactions came with their sender
+    assert handed.worker_run_s <= handed.worker_runs * execution - 10 * recovery
+    none_to_recover = simulate(BlockProfile.uniform([execution] * n), independent(n),
+                               2, slow)
+    assert none_to_recover.worker_run_s == pytest.approx(
+        none_to_recover.worker_runs * execution)

@@ -196,10 +196,15 @@ def _fit(cal: Calibration, profile: BlockProfile, engine: ParallelEngine,
     dispatched = detail.dispatched or 1
     mean = statistics.fmean
     # the workers' whole CPU (reaped children) less what the simulation prices
-    # besides execution, over the in-process execution time of what they ran
-    unpriced = simulate(profile, [()] * profile.size, 2,
-                        dataclasses.replace(cal, worker_factor=0.0)).worker_cpu_s
-    factor = (workers_cpu - unpriced) / (dispatched * mean(profile.exec_s))
+    # besides execution, over the in-process execution time of what they ran --
+    # per run as the simulation prices it, without the senders the coordinator
+    # handed over (a factor over whole executions would take those recoveries
+    # the worker never made for a faster worker, and count them off twice)
+    base = simulate(profile, [()] * profile.size, 2,
+                    dataclasses.replace(cal, worker_factor=0.0))
+    per_run = base.worker_run_s / base.worker_runs if base.worker_runs \
+        else mean(profile.exec_s)
+    factor = (workers_cpu - base.worker_cpu_s) / (dispatched * per_run)
     # the simulated coordinator's CPU without the unpriced part, against measured
     priced = simulate(profile, [()] * profile.size, 2,
                       dataclasses.replace(cal, worker_factor=factor))

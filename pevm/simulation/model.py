@@ -131,6 +131,10 @@ class SimResult:
     #: CPU seconds the coordinator (fixed part included) and the workers spent
     coordinator_cpu_s: float = 0.0
     worker_cpu_s: float = 0.0
+    #: transactions the workers executed, and the in-process seconds of those
+    #: executions (senders they did not recover left out) before the worker factor
+    worker_runs: int = 0
+    worker_run_s: float = 0.0
 
 
 def simulate(profile: BlockProfile, deps: Sequence[Sequence[int]], workers: int,
@@ -200,6 +204,8 @@ class _Simulation:
         self.recovering: set[int] = set()
         self.recovery_frontier = 0
         self.waiting_frontier = 0
+        self.worker_runs = 0
+        self.worker_run_s = 0.0
 
     # ------------------------------------------------------------------ driver
     def run(self) -> SimResult:
@@ -224,7 +230,8 @@ class _Simulation:
         return SimResult(self.executors, self.now + self.p.fixed_s + stop,
                          s.inline, s.validation_failures, s.chunks, s.pauses,
                          coordinator.cpu + self.p.fixed_s,
-                         sum(p.cpu for p in self.procs[1:]))
+                         sum(p.cpu for p in self.procs[1:]),
+                         self.worker_runs, self.worker_run_s)
 
     def _rate(self, k: int) -> float:
         """Speed of each of the engine's ``k`` runnable processes."""
@@ -446,6 +453,8 @@ class _Simulation:
             for index, result in enumerate(results):
                 t = result.txn
                 run = p.exec_s[t] - (p.recover_s[t] if t in known else 0.0)
+                self.worker_runs += 1
+                self.worker_run_s += run
                 step = run * cal.worker_factor + p.result_dump_s[t]
                 cost, since = cost + step, since + step
                 known.add(t)
