@@ -16,7 +16,10 @@ drives them is :class:`~pevm.engines.block_run.BlockRun`):
    coordinator (:mod:`pevm.engines.executor`). A worker recovers its chunk's
    senders back to back before executing it, and so does an in-process run for
    the rest of the block after the warm-up: cheaper than one by one
-   (:meth:`~pevm.engines.executor.BlockContext.recover_senders`).
+   (:meth:`~pevm.engines.executor.BlockContext.recover_senders`). A coordinator
+   that would wait for a worker recovers the next untaken transactions' senders
+   instead (:func:`~pevm.engines.block_run.waiting_batch`), and a chunk's run
+   message hands the senders the coordinator knows to the worker.
 2. **Execution**: the block starts in-process (see "Small blocks" below); then
    ``workers - 1`` forked workers (:mod:`pevm.engines.workers`) execute chunks of
    transactions optimistically on flat, versioned state views

@@ -19,7 +19,8 @@ coordinator -> worker
     :class:`Run`: bring the replica up to date -- ``commits`` for every
     transaction committed since the worker's last run message, ``estimates`` of
     ESTIMATE markers for transactions still running elsewhere -- then execute
-    ``txns`` in order; answered with :class:`Results` -- one, or for a run longer
+    ``txns`` in order (pinning the ``senders`` the coordinator already
+    recovered); answered with :class:`Results` -- one, or for a run longer
     than :data:`FLUSH_S` one per ``FLUSH_S`` with what is done so far -- whose
     ``pre_state_loads`` spare the coordinator reading those entries from py-evm's
     trie again to validate, and whose results each carry the sender the worker
