@@ -3,18 +3,20 @@
 What it models. The block is replayed through the engine's own policy: the real
 :class:`~pevm.engines.scheduler.Scheduler` is driven with simulated results, and
 the engine's knobs (``MIN_PARALLEL_TXS``, ``FORK_AFTER_S``, ``RECOVERY_BATCH``,
-``default_chunk_size``, ``max_outstanding``) are read from the engine. The
-coordinator warms up in-process, forks one worker fewer than the worker count (it
-is an executor itself), dispatches chunks, executes transactions ahead of the
-commit point where it would wait for a worker, validates and commits in block
+``WAITING_SENDER_BATCH``, ``default_chunk_size``, ``max_outstanding``) are read
+from the engine. The coordinator warms up in-process, forks one worker fewer than
+the worker count (it is an executor itself), dispatches chunks, executes
+transactions ahead of the commit point where it would wait for a worker -- and
+where there is none, recovers senders instead -- validates and commits in block
 order and re-executes failures itself; workers apply the commits a run message
-carries, execute the chunk and send the results (what is done so far every
-``FLUSH_S`` of a long run); while speculation is paused idle workers recover
-senders ahead of the coordinator. A worker's execution is valid iff each of its
-dependencies (:mod:`pevm.analysis`) was committed and synced to the worker when the
-chunk was sent, or was executed correctly before by the same worker; one the
-coordinator ran ahead iff each dependency was committed when it started or was
-itself run ahead correctly (the coordinator records those, as a worker does). The
+carries (and pin the senders it hands them), execute the chunk and send the
+results (what is done so far every ``FLUSH_S`` of a long run); while speculation
+is paused idle workers recover senders ahead of the coordinator. A worker's
+execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
+committed and synced to the worker when the chunk was sent, or was executed
+correctly before by the same worker; one the coordinator ran ahead iff each
+dependency was committed when it started or was itself run ahead correctly (the
+coordinator records those, as a worker does). The
 coordinator and the workers share ``cores`` by processor sharing, optionally with
 other programs' load (:attr:`Calibration.background`; Linux autogroup shares CPU
 between sessions).
