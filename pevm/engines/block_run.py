@@ -390,6 +390,11 @@ class BlockRun:
                     self._handle(pool.receive(0))
             self._commit(txn, result)
 
+    def _sender_known(self, txn: int) -> bool:
+        """Whether this process has the sender of ``txn`` (the recovery batches'
+        test: :func:`recovery_batch`, :func:`waiting_batch`)."""
+        return self.ctx.known_sender(txn) is not None
+
     def _recover_while_waiting(self) -> bool:
         """Recover a :func:`waiting_batch` of senders instead of waiting for a
         worker (nothing to execute ahead within the lookahead, no message yet):
@@ -397,7 +402,7 @@ class BlockRun:
         the coordinator would spend idle. False when there is none left."""
         batch, self.waiting_frontier = waiting_batch(
             self.waiting_frontier, self.scheduler.next_txn, self.n,
-            lambda txn: self.ctx.known_sender(txn) is not None)
+            self._sender_known)
         self.ctx.recover_senders(batch)
         return bool(batch)
 
@@ -554,7 +559,7 @@ class BlockRun:
                 continue
             batch, self.recovery_frontier = recovery_batch(
                 self.recovery_frontier, sched.commit_index, self.n,
-                lambda txn: self.ctx.known_sender(txn) is not None)
+                self._sender_known)
             if not batch:
                 return
             self.recovering.add(worker)

@@ -16,10 +16,9 @@ execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
 committed and synced to the worker when the chunk was sent, or was executed
 correctly before by the same worker; one the coordinator ran ahead iff each
 dependency was committed when it started or was itself run ahead correctly (the
-coordinator records those, as a worker does). The
-coordinator and the workers share ``cores`` by processor sharing, optionally with
-other programs' load (:attr:`Calibration.background`; Linux autogroup shares CPU
-between sessions).
+coordinator records those, as a worker does). The coordinator and the workers
+share ``cores`` by processor sharing, optionally with other programs' load
+(:attr:`Calibration.background`; Linux autogroup shares CPU between sessions).
 
 Costs. Per transaction, measured on the block through the engine's in-process path
 (:class:`~pevm.engines.executor.BlockContext` on :class:`~pevm.engines.mv_memory.
