@@ -1,7 +1,9 @@
 """pevm.pyevm_compat: its one mechanism for observing a py-evm state's reads and writes,
+the chain database whose caches go with it,
 and the Keccak backend pevm makes eth-hash use."""
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -10,14 +12,21 @@ import pytest
 from eth.abc import StateAPI
 from eth.chains.base import MiningChain
 from eth.db.atomic import AtomicDB
+from eth.db.chain import ChainDB
 from eth.vm.forks import CancunVM
 from eth_typing import Address
 
-from pevm.pyevm_compat import (Field, StateObserver, WriteLog, account_db, account_updater,
-                               observe_state, observed_vm_class, patch_methods,
-                               quick_debug_messages, state_class_on_account_db)
+from pevm.engines import make_engine
+from pevm.inputs.discover import list_cases
+from pevm.pyevm_compat import (BODY_CACHE_SIZE, ChainDBOwnCaches, Field, StateObserver,
+                               WriteLog, account_db, account_updater, observe_state,
+                               observed_vm_class, patch_methods, quick_debug_messages,
+                               state_class_on_account_db)
+from pevm.runner import PASSED, run_case_ref
+from pevm.state import StateBackend
 
-from .chain_builder import ADDRESSES, GENESIS_PARAMS, new_chain
+from .chain_builder import ADDRESSES, GENESIS_PARAMS, mine, new_chain, transfer
+from .conftest import FIXTURES
 
 A, B = ADDRESSES[0], ADDRESSES[1]
 
@@ -206,3 +215,51 @@ def test_an_eth_hash_backend_the_user_chose_is_kept() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout
     assert out.strip() == "AutoBackend"  # eth-hash's own choice, from the variable
+
+
+def _live_chain_databases() -> int:
+    gc.collect()
+    return sum(isinstance(obj, ChainDB) for obj in gc.get_objects())
+
+
+@pytest.mark.parametrize("backend", [StateBackend.FLAT, StateBackend.PYEVM])
+def test_a_chain_database_goes_with_its_chain(backend: StateBackend) -> None:
+    # py-evm's body caches are lru_caches on the methods, keyed by the database:
+    # the class kept the last 32 alive, each with its whole state
+    ref = list_cases([str(FIXTURES / "erc20_small.json")]).cases[0]
+    engine = make_engine("parallel", workers=1, state_backend=backend)
+    before = _live_chain_databases()
+    for _ in range(3):
+        reports = run_case_ref(ref, engine, make_engine("reference"))
+        assert [r.status for r in reports] == [PASSED]
+    assert _live_chain_databases() == before
+
+
+def test_a_chain_database_caches_its_bodies_as_py_evm_decodes_them() -> None:
+    chain = new_chain(CancunVM)
+    block = mine(chain, [transfer(chain, 0, ADDRESSES[1], 5, nonce) for nonce in range(3)])
+    db = ChainDBOwnCaches(chain.chaindb.db)
+    calls = []
+    real = ChainDB._get_block_transactions.__wrapped__
+
+    def counted(self: Any, *key: Any) -> Any:
+        calls.append(key)
+        return real(self, *key)
+
+    ChainDB._get_block_transactions.__wrapped__ = counted
+    try:
+        first = db.get_block_transactions(block.header, CancunVM.get_transaction_builder())
+        again = db.get_block_transactions(block.header, CancunVM.get_transaction_builder())
+    finally:
+        ChainDB._get_block_transactions.__wrapped__ = real
+    assert first == again == block.transactions and first is again
+    assert len(calls) == 1                      # decoded once, then from the cache
+    # bounded as py-evm's, the least recently used going first
+    def decode() -> None:  # stands for py-evm's cached method: its function decodes
+        pass
+    decode.__wrapped__ = lambda _db, *key: key  # type: ignore[attr-defined]
+    for root in range(BODY_CACHE_SIZE + 5):
+        db._body(decode, root)
+        db._body(decode, 0)                     # used again each time: it stays
+    assert len(db._bodies) == BODY_CACHE_SIZE
+    assert (decode, 0) in db._bodies and (decode, 1) not in db._bodies

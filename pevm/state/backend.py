@@ -27,6 +27,7 @@ from eth.db.chain import ChainDB
 from eth_typing import Address
 
 from pevm.precompiles import with_fast_precompiles
+from pevm.pyevm_compat import ChainDBOwnCaches
 from pevm.state.blocks import BatchedBlockTriesVM, FlatChainDB, shallow_copy_block_class
 from pevm.state.flat_db import FlatAccountDB
 from pevm.state.layers import FlatStore
@@ -70,7 +71,7 @@ def vm_class_on(backend: StateBackend, vm_class: type[VirtualMachineAPI]
 
 def chain_db_class(backend: StateBackend) -> type[ChainDB]:
     """The chain database class for chains on ``backend``."""
-    return FlatChainDB if backend is StateBackend.FLAT else ChainDB
+    return FlatChainDB if backend is StateBackend.FLAT else ChainDBOwnCaches
 
 
 def new_database(backend: StateBackend) -> AtomicDB:
@@ -117,8 +118,9 @@ def chain_class_on(backend: StateBackend, chain_class: type[ChainAPI]) -> type[C
         chain_class = chain_class_on(StateBackend.FLAT, MainnetChain)
         chain = chain_class.from_genesis(new_database(StateBackend.FLAT), params, state)
     """
-    if backend is StateBackend.PYEVM:
-        return chain_class
+    if backend is StateBackend.PYEVM:  # py-evm's VMs; the chain database's caches
+        return chain_class.configure(chain_class.__name__,
+                                     chaindb_class=chain_db_class(backend))
     return chain_class.configure(
         f"Flat{chain_class.__name__}", chaindb_class=chain_db_class(backend),
         vm_configuration=tuple((start, vm_class_on(backend, vm_class))

@@ -29,11 +29,11 @@ from typing import Any
 
 from eth.abc import (BlockAPI, BlockHeaderAPI, ReceiptAPI, ReceiptDecoderAPI,
                      SignedTransactionAPI, TransactionDecoderAPI, WithdrawalAPI)
-from eth.db.chain import ChainDB
 from eth.db.schema import SchemaV1
 from eth_typing import Hash32
 
 from pevm.gpu.trie import ordered_trie_roots_and_nodes
+from pevm.pyevm_compat import ChainDBOwnCaches
 from pevm.state.body_encoding import encode_lookup, encode_receipt, encode_transaction
 
 _SHALLOW: dict[type, type] = {}
@@ -56,7 +56,7 @@ def shallow_copy_block_class(block_class: type[BlockAPI]) -> type[BlockAPI]:
     return shallow
 
 
-class FlatChainDB(ChainDB):
+class FlatChainDB(ChainDBOwnCaches):
     """py-evm's ``ChainDB`` that answers reads of the block bodies it was given
     from memory (see the module docstring)."""
 
@@ -75,7 +75,7 @@ class FlatChainDB(ChainDB):
             return known
         return super().get_receipts(header, receipt_decoder)
 
-    def _get_block_transactions(  # type: ignore[override]  # py-evm's is an lru_cache
+    def _get_block_transactions(  # type: ignore[override]
         self, transaction_root: bytes, transaction_decoder: type[TransactionDecoderAPI],
     ) -> tuple[SignedTransactionAPI, ...]:
         known = self._lists.get(transaction_root)
