@@ -1,6 +1,8 @@
 """The parallel engine against py-evm on hand-written blocks, across forks."""
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import coincurve
@@ -10,7 +12,7 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import block_run, cost_model
+from pevm.engines import block_run, cost_model, parallel
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
@@ -519,3 +521,46 @@ def test_workers_run_below_the_coordinator_s_cpu_priority() -> None:
     assert_same(want, got)
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert seen and set(seen.values()) == {min(mine + 3, 19)}
+
+
+class _Cycle:
+    """An object in a reference cycle: only a full collection frees it."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def collector_off():
+    """The automatic collector off, so that only the engine's collections count."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_the_engine_collects_what_earlier_blocks_left_once_the_heap_grew(
+        monkeypatch, collector_off):
+    monkeypatch.setattr(parallel._Heap, "collected_at", None)
+    assert not parallel.collect_if_grown()           # the first block takes the measure
+    garbage = weakref.ref(_Cycle())
+    assert garbage() is not None
+    assert not parallel.collect_if_grown(growth=1e9)  # not grown that much: left alone
+    assert garbage() is not None
+    assert parallel.collect_if_grown(growth=0.5)      # grown: collected
+    assert garbage() is None
+
+
+def test_a_block_starts_by_collecting_a_grown_heap_before_it_freezes_it(
+        monkeypatch, collector_off):
+    # the engine freezes the heap for each block: garbage frozen with it would be
+    # kept through the block, and a frozen heap never gets a full collection
+    monkeypatch.setattr(parallel._Heap, "collected_at", 1)  # it has grown since
+    garbage = weakref.ref(_Cycle())
+    block = build_block(CancunVM, MIXED)
+    got = import_block(CancunVM, block, ParallelEngine(workers=1))
+    assert_same(reference(CancunVM, block), got)
+    assert garbage() is None
+    assert parallel._Heap.collected_at > 1
