@@ -44,9 +44,16 @@ PARALLEL_FIXED_S = 0.02
 #: block is clearly long (:func:`warm_up_settled`).
 SETTLED_AFTER_TXS = 8
 #: ... clearly long: at least this much in-process work left (reference-machine
-#: seconds), by the warm-up (:class:`WorkEstimate`) -- several times what starting
-#: workers costs, so that an estimate off by half still leaves parallelism paying.
-SETTLED_WORK_S = 0.125
+#: seconds), by the warm-up (:class:`WorkEstimate`) -- 3.5 times the fixed cost of
+#: going parallel (:data:`PARALLEL_FIXED_S`). Whether workers then start is still
+#: :func:`parallel_pays`'s to say; below the bar the warm-up runs its full
+#: ``fork_after``, and a block of 80-150 ms spent a third of itself in one process
+#: before asking. Measured in session 21 (alternating processes, 6-8 rounds, 2
+#: workers vs 1, transaction phase), 0.125 s against 0.07 s: mainnet 11814555
+#: 0.97-0.98x -> 1.10-1.14x (it now starts workers), 5283152 1.18-1.32x ->
+#: 1.38-1.40x; 5891667 (50 ms) stays in one process either way; 0.03-0.05 s sent
+#: it to workers, 0.92x.
+SETTLED_WORK_S = 0.07
 
 
 class WorkEstimate:
