@@ -397,6 +397,18 @@ def test_a_contract_whose_transactions_keep_conflicting_stays_with_the_coordinat
     assert detail.kept > 0                   # its later increments ran in-process
 
 
+def test_one_sender_s_calls_into_a_contract_stay_with_the_coordinator_from_the_start():
+    # every other transaction is key 1 incrementing the counter's slot 0, a chain;
+    # the others are plain transfers from the other keys
+    intents = [Intent("incr", 1, 0, 1) if i % 2 == 0
+               else Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(80)]
+    # the warm-up runs 8 and recovers the next senders: the pattern shows there
+    detail = _two_workers_match_reference(intents, hooks=FaultHooks(fork_at_tx=8))
+    assert detail.hot_targets == 1           # the counter, hot before any result
+    assert detail.kept > 0                   # the chain ran in-process, in order
+    assert detail.validation_failures == 0   # so none of it failed on a worker
+
+
 def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
     batch_size = block_run.RECOVERY_BATCH
     recovery_batch = block_run.recovery_batch

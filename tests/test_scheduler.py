@@ -401,6 +401,38 @@ def test_a_target_that_fails_rarely_stays_with_the_workers():
     assert s.next_chunk(0) is not None
 
 
+def test_a_sender_calling_one_contract_again_and_again_makes_it_hot_at_once():
+    # transactions 0, 2, 4, ... : one exchange paying out through "token"; the
+    # others each call their own account
+    targets = ["token" if t % 2 == 0 else f"eoa{t}" for t in range(40)]
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=targets)
+    known = [(t, b"exchange" if t % 2 == 0 else b"user%d" % t) for t in range(6)]
+    s.hot.predict(known)                        # "token": 3 calls, all one sender's
+    assert s.hot.hot == {"token"}
+    assert s.next_chunk(0) == [1, 3, 5, 7]      # before any result failed
+
+
+def test_a_contract_many_senders_call_is_not_predicted_hot():
+    s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=["token"] * 40)
+    # one sender makes 3 of its 8 known calls: not half
+    s.hot.predict([(t, b"whale" if t < 3 else b"user%d" % t) for t in range(8)])
+    assert not s.hot
+    # two calls of one sender are not yet a pattern
+    s.hot.predict([(0, b"a"), (1, b"a")])
+    assert not s.hot
+    s.hot.predict([(0, b"a"), (1, b"a"), (2, b"a"), (3, b"b")])  # 3 of 4
+    assert s.hot.hot == {"token"}
+
+
+def test_creations_are_never_predicted_hot():
+    s = Scheduler(4, workers=1, chunk_size=4, coordinator_executes=True,
+                  targets=[None] * 4)
+    s.hot.predict([(t, b"deployer") for t in range(4)])
+    assert not s.hot
+
+
 def test_forced_aborts_and_creations_make_no_target_hot():
     s = Scheduler(8, workers=1, chunk_size=8, coordinator_executes=True,
                   targets=[None, None, None, None, "a", "a", "a", "a"])

@@ -262,6 +262,26 @@ def test_hot_targets_keep_a_conflicting_contract_s_chain_off_the_workers() -> No
     assert with_targets.seconds < without.seconds
 
 
+def test_a_sender_s_chain_into_one_contract_is_kept_off_the_workers_from_the_start(
+        ) -> None:
+    # every third transaction is one sender's call into "pool", each depending on
+    # the one before; the rest are free. With the senders known the simulated
+    # engine makes "pool" hot when its workers start (as the engine's does from
+    # its warm-up's senders) instead of after its first failures.
+    n = 600
+    deps = [((i - 3,) if i >= 3 else ()) if i % 3 == 0 else () for i in range(n)]
+    learned = BlockProfile.uniform([4e-4] * n, 1e-5)
+    learned.targets = [b"pool" if i % 3 == 0 else i.to_bytes(4, "big")
+                       for i in range(n)]
+    predicted = BlockProfile.uniform([4e-4] * n, 1e-5)
+    predicted.targets = learned.targets
+    predicted.senders = [b"bot" if i % 3 == 0 else b"user%d" % i for i in range(n)]
+    cal = Calibration(cores=2, message_s=3e-5, worker_factor=1.1)
+    without, with_senders = (simulate(p, deps, 2, cal) for p in (learned, predicted))
+    assert without.validation_failures >= 2    # hot only after its failures
+    assert with_senders.validation_failures == 0
+
+
 def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
     # workers ten times slower than in-process: the coordinator reaches the end
     # of its lookahead and, as the engine does, recovers the next senders instead of

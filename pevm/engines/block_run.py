@@ -56,6 +56,13 @@ WARM_UP_SENDER_BATCH = 32
 WAITING_SENDER_BATCH = 8
 
 
+def warm_up_senders(done: int, n: int) -> range:
+    """The transactions whose senders the warm-up has recovered once it has run
+    ``done`` of the block's ``n`` (its batches of :data:`WARM_UP_SENDER_BATCH`, one
+    as it reaches each; the simulation follows it)."""
+    return range(min(n, -(-done // WARM_UP_SENDER_BATCH) * WARM_UP_SENDER_BATCH))
+
+
 def recovery_batch(frontier: int, commit_index: int, n: int,
                    known: Callable[[int], bool]) -> tuple[list[int], int]:
     """The next senders for an idle worker to recover while the coordinator runs
@@ -193,6 +200,10 @@ class BlockRun:
                 self.pool_started = True
                 self.pool_started_at = time.perf_counter()
                 self.synced = {w: self.scheduler.commit_index for w in range(workers)}
+                known = self.ctx.known_sender
+                self.scheduler.hot.predict(
+                    (t, sender) for t in warm_up_senders(self.warm_up_txs, self.n)
+                    if (sender := known(t)) is not None)
                 self.scheduler.start_ahead()
             else:
                 for worker in range(workers):

@@ -6,7 +6,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.block_run import recovery_batch, waiting_batch
+from pevm.engines.block_run import recovery_batch, waiting_batch, warm_up_senders
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, warm_up_settled)
@@ -100,6 +100,9 @@ class BlockProfile:
     #: each transaction's target, the account it calls (None: a creation), which
     #: the engine's hot targets follow (:class:`~pevm.engines.scheduler.Scheduler`)
     targets: list[bytes | None] = field(default_factory=list)
+    #: each transaction's sender (None: not recoverable), from which the engine
+    #: predicts hot targets when its workers start
+    senders: list[bytes | None] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -303,6 +306,9 @@ class _Simulation:
                     self.known.append(set(range(sched.commit_index)))  # inherited
                     self.procs.append(_Proc(self._worker(len(self.procs) - 1)))
                     self.woken.append(self.procs[-1])
+                if p.senders:  # as the engine: from the warm-up's senders
+                    sched.hot.predict((t, sender) for t in warm_up_senders(done, self.n)
+                                      if (sender := p.senders[t]) is not None)
                 sched.start_ahead()
             else:
                 for w in range(self.workers):

@@ -65,7 +65,8 @@ def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
     clock = time.process_time
     for i in range(len(txs)):
         t = [clock()]
-        ctx.sender_of(i)  # recover and pin the sender, as a first execution does
+        p.senders.append(ctx.sender_of(i))  # recovered and pinned, as a first
+        # execution does
         t.append(clock())
         result = ctx.execute(i, 0, partial(_read_at, mv, i))
         t.append(clock())
@@ -113,4 +114,5 @@ def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
         out[index] = BlockProfile._of(columns, statistics.median(r.fixed_s for r in items))
         out[index].gas_limits = items[0].gas_limits
         out[index].targets = items[0].targets
+        out[index].senders = items[0].senders
     return out
