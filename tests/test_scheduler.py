@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from pevm.engines.scheduler import DONE, EXECUTE, VALIDATE, WAIT, Scheduler
+from pevm.engines.scheduler import (DONE, EXECUTE, LOOKAHEAD_ROUNDS, VALIDATE, WAIT,
+                                    Scheduler)
 
 
 @dataclass
@@ -162,11 +163,12 @@ def test_the_coordinator_does_not_run_ahead_when_it_may_not():
         paused.validated(0, False)
     assert paused.paused and paused.claim_ahead() is None
     near = Scheduler(100, workers=1, chunk_size=4, coordinator_executes=True)
-    claimed = [near.claim_ahead() for _ in range(40)]
-    # up to the lookahead (2 x max_outstanding x 2 executors x chunk 4) past the
-    # commit point, still at 0
-    assert claimed[:32] == list(range(32))
-    assert claimed[32:] == [None] * 8
+    claimed = [near.claim_ahead() for _ in range(72)]
+    # up to the lookahead (LOOKAHEAD_ROUNDS x max_outstanding x 2 executors x
+    # chunk 4) past the commit point, still at 0
+    reach = LOOKAHEAD_ROUNDS * near.max_outstanding * 2 * 4
+    assert claimed[:reach] == list(range(reach))
+    assert claimed[reach:] == [None] * (72 - reach)
 
 
 def test_parameters_are_checked():

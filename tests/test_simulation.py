@@ -288,7 +288,7 @@ def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
     # waiting; the chunks it sends later carry them, so what the workers run is
     # priced without those recoveries (the calibration's worker factor is fitted
     # over exactly this, SimResult.worker_run_s)
-    n, execution, recovery = 600, 1e-3, 4e-4
+    n, execution, recovery = 2400, 1e-3, 4e-4
     slow = Calibration(cores=2, worker_factor=10.0)
     with_senders = BlockProfile.uniform([execution] * n)
     with_senders.recover_s = [recovery] * n
