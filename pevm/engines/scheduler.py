@@ -46,11 +46,11 @@ numbers in the messages.
 Lookahead: no chunk starts (and the coordinator runs nothing ahead) more than
 ``LOOKAHEAD_ROUNDS x max_outstanding x executors x chunk`` transactions past the
 commit point, so that when the transaction there is slow the others do not run away
-speculating on ever staler state. Chunks are *guided*: at most the transactions left over
-``2 x max_outstanding x executors``, so that near the block's end they shrink and
-the coordinator is not left waiting on one worker's long run of the last
-transactions (mainnet 13217637 ends with ~100 transactions of 10-50 ms: before,
-the coordinator waited 0.8 s there).
+speculating on ever staler state. Chunks are *guided*: at most the transactions
+left over ``2 x max_outstanding x executors``, so that near the block's end they
+shrink and the coordinator is not left waiting on one worker's long run of the
+last transactions (mainnet 13217637 ends with ~100 transactions of 10-50 ms:
+before, the coordinator waited 0.8 s there).
 
 Costly transactions (``costly``, guessed by gas limit:
 :func:`~pevm.engines.cost_model.costly_transactions`) stay off the coordinator,

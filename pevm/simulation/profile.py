@@ -65,8 +65,8 @@ def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
     clock = time.process_time
     for i in range(len(txs)):
         t = [clock()]
-        p.senders.append(ctx.sender_of(i))  # recovered and pinned, as a first
-        # execution does
+        # recovered and pinned, as a first execution does
+        p.senders.append(ctx.sender_of(i))
         t.append(clock())
         result = ctx.execute(i, 0, partial(_read_at, mv, i))
         t.append(clock())
