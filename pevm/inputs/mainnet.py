@@ -32,7 +32,7 @@ from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import read_json
 from pevm.abc import Engine
 from pevm.pipeline import BlockOutcome, import_with_engine
-from pevm.pyevm_compat import ChainDBOwnCaches, field_names, header_class_of
+from pevm.pyevm_compat import field_names, header_class_of
 from pevm.state.backend import (StateBackend, chain_db_class, load_state, new_database,
                                 vm_class_on)
 from pevm.task import BlockTask, Expectations
@@ -110,7 +110,7 @@ class SnapshotTarget:
 
     def __init__(self, vm_class: type, db: AtomicDB, pre_root: bytes,
                  previous_hashes: tuple[bytes, ...],
-                 chain_db_class: type[ChainDB] = ChainDBOwnCaches) -> None:
+                 chain_db_class: type[ChainDB]) -> None:
         self.vm_class = snapshot_vm_class(vm_class)
         self.chain_db_class = chain_db_class
         self.db = db
