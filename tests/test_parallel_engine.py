@@ -409,6 +409,29 @@ def test_one_sender_s_calls_into_a_contract_stay_with_the_coordinator_from_the_s
     assert detail.validation_failures == 0   # so none of it failed on a worker
 
 
+def test_a_chain_that_starts_past_the_warm_up_s_senders_is_predicted_too():
+    # transfers from many keys, then from past the warm-up's first batch of senders
+    # every other transaction is key 1 incrementing the counter
+    batch = block_run.WARM_UP_SENDER_BATCH
+    intents = [Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(batch + 8)] + [
+        Intent("incr", 1, 0, 1) if i % 2 == 0 else Intent("transfer", 2 + i % 6, i % 8, 1)
+        for i in range(60)]
+    # the fork comes after 8: the senders of the batch beyond the warm-up's show it
+    detail = _two_workers_match_reference(intents, hooks=FaultHooks(fork_at_tx=8))
+    assert detail.hot_targets == 1
+    assert detail.validation_failures == 0
+
+
+def test_the_workers_start_with_the_warm_up_s_senders_and_one_batch_beyond():
+    batch = block_run.WARM_UP_SENDER_BATCH
+    senders = block_run.warm_up_senders
+    assert senders(0, 1000) == range(batch)          # no warm-up: the first batch
+    assert senders(1, 1000) == range(2 * batch)      # the warm-up's batch, one more
+    assert senders(batch, 1000) == range(2 * batch)
+    assert senders(batch + 1, 1000) == range(3 * batch)
+    assert senders(batch + 1, batch + 5) == range(batch + 5)   # never past the block
+
+
 def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
     batch_size = block_run.RECOVERY_BATCH
     recovery_batch = block_run.recovery_batch

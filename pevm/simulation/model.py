@@ -298,16 +298,22 @@ class _Simulation:
                     done == 0 or parallel_pays(self.n - done,
                                                work.remaining(done, self.now),
                                                self.executors, cal.cores)):
+                # as the engine: the senders the workers start with, the batch
+                # beyond the warm-up's recovered now
+                senders = warm_up_senders(done, self.n)
+                yield sum(p.recover_s[t] for t in senders if not self.coordinator_knows[t])
+                for t in senders:
+                    self.coordinator_knows[t] = True
                 yield cal.fork_s * self.workers
                 self.started = True
                 for _ in range(self.workers):
                     self.synced.append(sched.commit_index)
                     self.correct.append({})
-                    self.known.append(set(range(sched.commit_index)))  # inherited
+                    self.known.append(set(senders))  # inherited
                     self.procs.append(_Proc(self._worker(len(self.procs) - 1)))
                     self.woken.append(self.procs[-1])
                 if p.senders:  # as the engine: from the warm-up's senders
-                    sched.hot.predict((t, sender) for t in warm_up_senders(done, self.n)
+                    sched.hot.predict((t, sender) for t in senders
                                       if (sender := p.senders[t]) is not None)
                 sched.start_ahead()
             else:
