@@ -188,13 +188,12 @@ class BlockRun:
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
             warm_up -= self._recovered_ahead(self.scheduler.commit_index)
             left = self.n - self.scheduler.commit_index
+            senders = warm_up_senders(self.warm_up_txs, self.n)  # the workers start with
             if left < max(2, engine.min_parallel_txs):
                 self.in_process_reason = \
                     f"{left} transactions left after the warm-up: too few for workers"
             elif self._parallel_pays(warm_up):
-                recovered = self._senders_batch[1]
-                self.ctx.recover_senders(range(
-                    recovered, max(recovered, warm_up_senders(self.warm_up_txs, self.n).stop)))
+                self.ctx.recover_senders(range(self._senders_batch[1], senders.stop))
                 mark = time.perf_counter()
                 if self.gc_frozen:
                     gc.freeze()  # what the warm-up created, too, before the fork
@@ -214,8 +213,7 @@ class BlockRun:
                 self.synced = {w: self.scheduler.commit_index for w in range(workers)}
                 known = self.ctx.known_sender
                 self.scheduler.hot.predict(
-                    (t, sender) for t in warm_up_senders(self.warm_up_txs, self.n)
-                    if (sender := known(t)) is not None)
+                    (t, sender) for t in senders if (sender := known(t)) is not None)
                 self.scheduler.start_ahead()
             else:
                 for worker in range(workers):

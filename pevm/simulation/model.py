@@ -298,8 +298,9 @@ class _Simulation:
                     done == 0 or parallel_pays(self.n - done,
                                                work.remaining(done, self.now),
                                                self.executors, cal.cores)):
-                # as the engine: the senders the workers start with, the batch
-                # beyond the warm-up's recovered now
+                # as the engine: the senders the workers start with, recovered by
+                # now (the engine recovers the rest of the warm-up's last batch
+                # during the warm-up; here it is charged with the batch beyond)
                 senders = warm_up_senders(done, self.n)
                 yield sum(p.recover_s[t] for t in senders if not self.coordinator_knows[t])
                 for t in senders:
