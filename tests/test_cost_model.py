@@ -39,6 +39,42 @@ def test_workers_pay_only_where_the_work_outweighs_their_overheads():
     assert cost_model.parallel_pays(n, n * at * 2.02, workers=2, cores=2, slowness=2.0)
 
 
+def test_what_stays_with_the_coordinator_bounds_what_workers_gain():
+    def pays(kept: int, kept_work: float) -> bool:   # 100 transactions of 1 ms
+        return cost_model.parallel_pays(100, 0.1, workers=2, cores=2, slowness=1.0,
+                                        kept=kept, kept_work=kept_work)
+
+    assert pays(0, 0.0)                 # nothing kept: 2 executors halve it
+    assert pays(50, 0.05)               # half kept: the workers take the other half
+    # most of it one chain: the coordinator's part alone, with the fixed cost,
+    # is longer than the block in one process
+    assert not pays(80, 0.1 - cost_model.PARALLEL_FIXED_S / 2)
+    assert not pays(99, 0.099)
+
+
+def test_a_call_without_data_weighs_a_plain_transfer():
+    class Tx:
+        def __init__(self, gas: int, to: bytes, data: bytes = b"") -> None:
+            self.gas, self.to, self.data = gas, to, data
+
+    contract = b"\x11" * 20
+    assert cost_model.work_weights([
+        Tx(121_000, contract),                  # a limit it never uses
+        Tx(121_000, contract, b"\xa9\x05"),      # a call with arguments
+        Tx(15_000, contract),                   # below a transfer: as given
+        Tx(500_000, b"", b"\x60"),              # a creation
+    ]) == [21_000, 121_000, 15_000, 500_000]
+
+
+def test_a_part_of_the_rest_weighs_its_larger_share_by_count_or_by_gas():
+    estimate = WorkEstimate([21_000] * 10 + [210_000] * 10)
+    assert estimate.share(10, range(10, 20)) == 1.0          # all of it
+    assert estimate.share(5, [5, 6]) == pytest.approx(2 / 15)   # by count
+    assert estimate.share(5, [10]) == pytest.approx(210 / 2205)  # by gas
+    assert estimate.share(10, [3, 25]) == 0.0                # none of them left
+    assert estimate.share(20, []) == 0.0
+
+
 def test_the_machine_is_gauged_once_within_bounds():
     slowness = machine_slowness()
     assert 0.25 <= slowness <= 8.0

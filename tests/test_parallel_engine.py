@@ -322,7 +322,7 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
     asked = []  # (remaining, their in-process seconds, workers) per call
 
-    def never(remaining, work, workers, cores=None):
+    def never(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
         asked.append((remaining, work, workers))
         return False
 
@@ -420,6 +420,34 @@ def test_a_chain_that_starts_past_the_warm_up_s_senders_is_predicted_too():
     detail = _two_workers_match_reference(intents, hooks=FaultHooks(fork_at_tx=8))
     assert detail.hot_targets == 1
     assert detail.validation_failures == 0
+
+
+def test_whether_workers_pay_weighs_what_a_predicted_chain_keeps_on_the_coordinator(
+        monkeypatch):
+    # after 8 transfers, every other transaction is key 1 incrementing the
+    # counter: a chain the prediction keeps on the coordinator, whatever workers do
+    # (no sender pays one recipient three times: that would be a chain too)
+    intents = [Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(8)] + [
+        Intent("incr", 1, 0, 1) if i % 2 == 0
+        else Intent("transfer", 2 + i % 6, (i // 2) % 8, 1) for i in range(40)]
+    asked = []
+
+    def never(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+        asked.append((remaining, work, kept, kept_work))
+        return False
+
+    monkeypatch.setattr(block_run, "parallel_pays", never)
+    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)   # the warm-up ends at 8
+    block = build_block(CancunVM, intents)
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 1
+    assert engine.last_detail.warm_up_txs == cost_model.SETTLED_AFTER_TXS
+    [(remaining, work, kept, kept_work)] = asked
+    assert (remaining, kept) == (40, 20)      # the chain's 20 increments
+    # the increments' share of the rest: half by count, more by gas limit
+    assert work / 2 <= kept_work < work
 
 
 def test_the_workers_start_with_the_warm_up_s_senders_and_one_batch_beyond():

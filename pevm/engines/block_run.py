@@ -25,7 +25,7 @@ from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, transaction_targets,
-                                     warm_up_settled)
+                                     warm_up_settled, work_weights)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -182,7 +182,7 @@ class BlockRun:
             costly=costly_transactions(gas_limits) if engine.costly_to_workers else (),
             targets=transaction_targets(self.transactions))
         #: the rest of the block's in-process time, as the warm-up shows it
-        self.work = WorkEstimate(gas_limits)
+        self.work = WorkEstimate(work_weights(self.transactions))
         if eligible:
             self._warm_up(start)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
@@ -192,28 +192,26 @@ class BlockRun:
             if left < max(2, engine.min_parallel_txs):
                 self.in_process_reason = \
                     f"{left} transactions left after the warm-up: too few for workers"
-            elif self._parallel_pays(warm_up):
-                self.ctx.recover_senders(range(self._senders_batch[1], senders.stop))
-                mark = time.perf_counter()
-                if self.gc_frozen:
-                    gc.freeze()  # what the warm-up created, too, before the fork
-                try:
-                    self.pool = WorkerPool(self.ctx, workers, engine.hooks, self.mv,
-                                           nice=engine.worker_nice)
-                except (OSError, AssertionError, ValueError) as exc:
-                    # e.g. out of processes or memory: the block goes on in-process
-                    self._in_process(f"starting workers failed: {exc}")
-                self.seconds["start_workers"] = \
-                    self.timeline.add(Activity.START, mark) - mark
+            else:
+                self._predict_hot(senders)
+                if self._parallel_pays(warm_up):
+                    mark = time.perf_counter()
+                    if self.gc_frozen:
+                        gc.freeze()  # what the warm-up created, too, before the fork
+                    try:
+                        self.pool = WorkerPool(self.ctx, workers, engine.hooks, self.mv,
+                                               nice=engine.worker_nice)
+                    except (OSError, AssertionError, ValueError) as exc:
+                        # e.g. out of processes or memory: the block goes on in-process
+                        self._in_process(f"starting workers failed: {exc}")
+                    self.seconds["start_workers"] = \
+                        self.timeline.add(Activity.START, mark) - mark
             if self.pool is not None:
                 self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
                                          for w in range(workers)}
                 self.pool_started = True
                 self.pool_started_at = time.perf_counter()
                 self.synced = {w: self.scheduler.commit_index for w in range(workers)}
-                known = self.ctx.known_sender
-                self.scheduler.hot.predict(
-                    (t, sender) for t in senders if (sender := known(t)) is not None)
                 self.scheduler.start_ahead()
             else:
                 for worker in range(workers):
@@ -285,18 +283,32 @@ class BlockRun:
             self.warned.add(reason)
             LOG.warning("parallel engine: running in-process: %s", reason)
 
+    def _predict_hot(self, senders: range) -> None:
+        """Before the fork: recover the ``senders`` the workers start with (the
+        batch beyond the warm-up's, :func:`warm_up_senders`) and predict the hot
+        targets from them (:meth:`~pevm.engines.hot_targets.HotTargets.predict`),
+        so that :meth:`_parallel_pays` knows what stays with the coordinator."""
+        self.ctx.recover_senders(range(self._senders_batch[1], senders.stop))
+        known = self.ctx.known_sender
+        self.scheduler.hot.predict(
+            (t, sender) for t in senders if (sender := known(t)) is not None)
+
     def _parallel_pays(self, warm_up_seconds: float) -> bool:
         """After the warm-up: are workers worth starting (:func:`parallel_pays`)?
 
         Only a warm-up that ran transactions is evidence; with none (``fork_after``
         0, or a fixed fork point from the fault hooks) the workers start as asked.
+        The predicted hot targets' transactions stay with the coordinator.
         """
         done = self.scheduler.commit_index
         if done == 0 or self.engine.hooks.fork_at_tx is not None:
             return True
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
-        if parallel_pays(remaining, work, self.engine.workers):
+        hot = self.scheduler.hot
+        kept = [t for t in range(done, self.n) if hot.holds(t)]
+        if parallel_pays(remaining, work, self.engine.workers, kept=len(kept),
+                         kept_work=work * self.work.share(done, kept)):
             return True
         # a routine decision, not a problem: reported in the detail, not logged
         self.in_process_reason = (

@@ -26,10 +26,12 @@ chunks already hold more of its transactions, and each of those fails too (mainn
 One pattern is known before anything runs: a sender calling the same contract
 again and again -- an exchange paying out a token, a bot trading through one
 router. Those calls read and write the sender's own entry in the contract (its
-token balance, its position), so each depends on the one before. When the workers
-start, :meth:`HotTargets.predict` makes a target hot at once where, among the
-transactions whose senders are known by then, one sender makes
-:data:`CHAIN_CALLS` or more of its calls and at least half of them.
+token balance, its position), so each depends on the one before. Before the
+workers start, :meth:`HotTargets.predict` makes a target hot at once where, among
+the transactions whose senders are known by then, one sender makes
+:data:`CHAIN_CALLS` or more of its calls and at least half of them; whether the
+workers then pay is weighed with those transactions on the coordinator
+(:func:`~pevm.engines.cost_model.parallel_pays`).
 """
 from __future__ import annotations
 

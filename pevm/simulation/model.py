@@ -97,11 +97,14 @@ class BlockProfile:
     fixed_s: float = 0.0
     #: each transaction's gas limit (what the engine's costly guess reads)
     gas_limits: list[int] = field(default_factory=list)
+    #: each transaction's weight in the engine's estimate of the work left after
+    #: its warm-up (:func:`~pevm.engines.cost_model.work_weights`)
+    weights: list[int] = field(default_factory=list)
     #: each transaction's target, the account it calls (None: a creation), which
     #: the engine's hot targets follow (:class:`~pevm.engines.scheduler.Scheduler`)
     targets: list[bytes | None] = field(default_factory=list)
     #: each transaction's sender (None: not recoverable), from which the engine
-    #: predicts hot targets when its workers start
+    #: predicts hot targets before its workers start
     senders: list[bytes | None] = field(default_factory=list)
 
     @property
@@ -282,7 +285,7 @@ class _Simulation:
     def _coordinator(self) -> Job:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
-            work = WorkEstimate(p.gas_limits or [1] * self.n)
+            work = WorkEstimate(p.weights or p.gas_limits or [1] * self.n)
             serial_until = 0  # as the engine: a chain keeps the warm-up going
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
@@ -294,17 +297,25 @@ class _Simulation:
                     serial_until = txn + SERIAL_STEP
                 yield from self._inline(txn)
             done = sched.commit_index
-            if self.n - done >= max(2, self.engine.min_parallel_txs) and (
-                    done == 0 or parallel_pays(self.n - done,
-                                               work.remaining(done, self.now),
-                                               self.executors, cal.cores)):
-                # as the engine: the senders the workers start with, recovered by
-                # now (the engine recovers the rest of the warm-up's last batch
-                # during the warm-up; here it is charged with the batch beyond)
-                senders = warm_up_senders(done, self.n)
+            senders = warm_up_senders(done, self.n)
+            pays = False
+            if self.n - done >= max(2, self.engine.min_parallel_txs):
+                # as the engine: the senders the workers start with, recovered
+                # before it decides (the engine recovers the rest of the warm-up's
+                # last batch during the warm-up; here it is charged with the batch
+                # beyond), and the hot targets predicted from them
                 yield sum(p.recover_s[t] for t in senders if not self.coordinator_knows[t])
                 for t in senders:
                     self.coordinator_knows[t] = True
+                if p.senders:
+                    sched.hot.predict((t, sender) for t in senders
+                                      if (sender := p.senders[t]) is not None)
+                work_left = work.remaining(done, self.now)
+                kept = [t for t in range(done, self.n) if sched.hot.holds(t)]
+                pays = done == 0 or parallel_pays(
+                    self.n - done, work_left, self.executors, cal.cores, kept=len(kept),
+                    kept_work=work_left * work.share(done, kept))
+            if pays:
                 yield cal.fork_s * self.workers
                 self.started = True
                 for _ in range(self.workers):
@@ -313,9 +324,6 @@ class _Simulation:
                     self.known.append(set(senders))  # inherited
                     self.procs.append(_Proc(self._worker(len(self.procs) - 1)))
                     self.woken.append(self.procs[-1])
-                if p.senders:  # as the engine: from the warm-up's senders
-                    sched.hot.predict((t, sender) for t in senders
-                                      if (sender := p.senders[t]) is not None)
                 sched.start_ahead()
             else:
                 for w in range(self.workers):

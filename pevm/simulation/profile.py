@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from pevm.engines.cost_model import transaction_targets
+from pevm.engines.cost_model import transaction_targets, work_weights
 from pevm.engines.executor import BlockContext
 from pevm.engines.mv_memory import MVMemory
 from pevm.engines.parallel import (ParallelEngine)
@@ -59,6 +59,7 @@ def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
     mv = MVMemory(ctx.pre)
     p = BlockProfile.uniform([0.0] * len(txs))
     p.gas_limits = [tx.gas for tx in txs]
+    p.weights = work_weights(txs)
     p.targets = transaction_targets(txs)
     # CPU time: the simulation models contention itself (and a busy machine then
     # disturbs the measurement little)
@@ -113,6 +114,7 @@ def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
                    for name in _COSTS]
         out[index] = BlockProfile._of(columns, statistics.median(r.fixed_s for r in items))
         out[index].gas_limits = items[0].gas_limits
+        out[index].weights = items[0].weights
         out[index].targets = items[0].targets
         out[index].senders = items[0].senders
     return out
