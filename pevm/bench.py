@@ -19,6 +19,7 @@ dependency graph (:mod:`pevm.analysis`).
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,25 @@ from pevm.state.backend import StateBackend, backend_of
 
 #: Called after every timed round: (block name, round, rounds) -- for progress bars.
 Progress = Callable[[str, int, int], None]
+
+#: A timed sample spans at least this many seconds: a block whose import takes
+#: less is imported again, as many times as that needs (:func:`loops_for`), and
+#: the sample is their mean -- as :meth:`timeit.Timer.autorange` does. A 1 ms
+#: block timed once is mostly the timer's and the scheduler's noise: mainnet
+#: 46147 (one transaction) read 0.87x at 2 workers against 1 in one run, with both
+#: counts running the same in-process code, and 1.01x over 200 alternating imports.
+MIN_SAMPLE_S = 0.05
+#: ... with at most this many imports to a sample
+MAX_LOOPS = 50
+
+
+def loops_for(seconds: float, min_time: float = MIN_SAMPLE_S) -> int:
+    """How many imports of ``seconds`` each make a sample of ``min_time`` or more
+    (1 to :data:`MAX_LOOPS`)."""
+    if min_time <= 0 or seconds >= min_time:
+        return 1
+    # (less a hair, so that 0.05 / 0.01 is 5 imports, not 6)
+    return min(MAX_LOOPS, math.ceil(min_time / max(seconds, 1e-6) - 1e-9))
 
 
 @dataclass
@@ -117,6 +137,8 @@ class BlockBench:
     #: the machine's ceiling per worker count (:mod:`pevm.ceiling`; measured with
     #: ``ceiling=True``), on the transaction phase
     ceiling: dict[str, float] | None = None
+    #: imports per timed sample, each sample their mean (:func:`loops_for`)
+    loops: int = 1
 
     def rows(self) -> list[dict[str, Any]]:
         """One record per engine configuration, ratios included (the JSON schema)."""
@@ -159,11 +181,13 @@ class BlockBench:
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),
                    engine=[timing("parallel", row["workers"], row)
                            for row in data["engine"]],
-                   ideal_speedup=data["ideal_speedup"], ceiling=data.get("ceiling"))
+                   ideal_speedup=data["ideal_speedup"], ceiling=data.get("ceiling"),
+                   loops=data.get("loops", 1))
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "txs": self.txs, "gas": self.gas,
                 "ideal_speedup": self.ideal_speedup, "ceiling": self.ceiling,
+                "loops": self.loops,
                 "reference": {"seconds": self.reference.to_json(),
                               "tx_per_s": self.txs / self.reference.median,
                               "gas_per_s": self.gas / self.reference.median,
@@ -225,9 +249,12 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                progress: Progress | None = None, memory: bool = False,
                trace: Trace | None = None,
                state_backend: StateBackend = StateBackend.FLAT,
-               ceiling: bool = False) -> BlockBench:
+               ceiling: bool = False, min_time: float = MIN_SAMPLE_S) -> BlockBench:
     """Time the reference and the engine at each worker count on one case.
 
+    Each timed sample is the mean of as many imports as span ``min_time``
+    seconds (:data:`MIN_SAMPLE_S`), counted once for the case from the fastest
+    configuration's time in the warm-up round; 0 times each import once.
     ``memory``: also sample the peak memory of this process and its workers
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
     ``trace``: collect the parallel engine's slices of the last timed round, at
@@ -242,8 +269,11 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                         make_engine("parallel", workers=count, state_backend=state_backend)))
     txs = gas = 0
     rounds = warmup + repeat
+    loops, fastest = 1, float("inf")
     for round_index in range(rounds):
         reference: list[BlockResult] = []
+        if round_index == warmup and warmup:
+            loops = loops_for(fastest, min_time)
         for timing, engine in _round_order(configs, round_index - warmup):
             timed = round_index >= warmup
             # The first round also checks every engine's results against the
@@ -251,10 +281,11 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             results: list[BlockResult] | None = None if round_index else []
             last = round_index == rounds - 1
             breakdown: dict[str, dict[str, float]] | None = {} if last else None
-            if isinstance(engine, ParallelEngine):
-                engine.trace = trace if last else None
             with PeakMemory(enabled=memory and timed) as peak:
-                seconds, phase, txs, gas = _run_once(ref, engine, results, breakdown)
+                seconds, phase, txs, gas = _sample(ref, engine, loops if timed else 1,
+                                                   results, breakdown,
+                                                   trace if last else None)
+            fastest = min(fastest, seconds)
             if breakdown:
                 timing.breakdown = breakdown
             if results is not None:
@@ -280,7 +311,24 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
         bound = machine_ceiling(ref, workers, repeat, state_backend)
     return BlockBench(name=ref.name, source=ref.source, txs=txs, gas=gas,
                       reference=configs[0][0], engine=[t for t, _ in configs[1:]],
-                      ideal_speedup=ideal, ceiling=bound)
+                      ideal_speedup=ideal, ceiling=bound, loops=loops)
+
+
+def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | None,
+            breakdown: dict[str, dict[str, float]] | None, trace: Trace | None,
+            ) -> tuple[float, float, int, int]:
+    """:func:`_run_once` ``loops`` times: the mean import and transaction-phase
+    seconds; ``results``, ``breakdown`` and ``trace`` are the first import's."""
+    total = phase = 0.0
+    txs = gas = 0
+    for loop in range(loops):
+        first = loop == 0
+        if isinstance(engine, ParallelEngine):
+            engine.trace = trace if first else None
+        seconds, phases, txs, gas = _run_once(ref, engine, results if first else None,
+                                              breakdown if first else None)
+        total, phase = total + seconds, phase + phases
+    return total / loops, phase / loops, txs, gas
 
 
 def _round_order(configs: list[tuple[Timing, Any]], timed_round: int

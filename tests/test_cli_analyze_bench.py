@@ -120,7 +120,7 @@ def test_bench_alternates_the_engines_order_after_py_evm(
     monkeypatch.setattr(pevm.bench, "_run_once", recorded)
     fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
     [ref] = list_cases([str(fixture)]).cases
-    pevm.bench.bench_case(ref, [1, 2], repeat=3, warmup=1)
+    pevm.bench.bench_case(ref, [1, 2], repeat=3, warmup=1, min_time=0)
     rounds = [runs[i:i + 3] for i in range(0, len(runs), 3)]
     assert len(rounds) == 4
     reference = ("reference", 1)
@@ -128,3 +128,39 @@ def test_bench_alternates_the_engines_order_after_py_evm(
     # warm-up round, then three timed rounds: 1 and 2 workers, reversed, again
     assert rounds == [[reference, two, one], [reference, one, two],
                       [reference, two, one], [reference, one, two]]
+
+
+def test_a_short_import_is_timed_as_the_mean_of_several(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pevm.bench
+    from pevm.bench import MAX_LOOPS, loops_for
+    from pevm.inputs.discover import list_cases
+
+    # as many imports as span the minimum, at most MAX_LOOPS; 0 disables it
+    assert loops_for(0.2, 0.05) == 1
+    assert loops_for(0.01, 0.05) == 5
+    assert loops_for(0.012, 0.05) == 5
+    assert loops_for(0.0, 0.05) == MAX_LOOPS
+    assert loops_for(0.001, 0.0) == 1
+    # the count comes from the warm-up round's fastest import; each timed sample
+    # of every configuration is then the mean of that many imports in a row
+    seen: list[float] = []
+    monkeypatch.setattr(pevm.bench, "loops_for",
+                        lambda seconds, min_time: seen.append(seconds) or 3)
+    runs: list[str] = []
+    original = pevm.bench._run_once
+
+    def recorded(ref, engine, results=None, breakdown=None):
+        runs.append(f"{engine.name}{getattr(engine, 'workers', '')}")
+        return original(ref, engine, results, breakdown)
+
+    monkeypatch.setattr(pevm.bench, "_run_once", recorded)
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    [ref] = list_cases([str(fixture)]).cases
+    bench = pevm.bench.bench_case(ref, [2], repeat=2, warmup=1)
+    assert len(seen) == 1 and seen[0] > 0
+    assert runs == ["reference", "parallel2", "parallel1"] + \
+        ["reference"] * 3 + ["parallel1"] * 3 + ["parallel2"] * 3 + \
+        ["reference"] * 3 + ["parallel2"] * 3 + ["parallel1"] * 3
+    assert bench.loops == 3 and bench.to_json()["loops"] == 3
+    assert all(len(t.samples) == 2 for t in (bench.reference, *bench.engine))

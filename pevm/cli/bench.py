@@ -14,7 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
-from pevm.bench import BlockBench, bench_case, format_ratio as _fmt, paired_cell, plot
+from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
+                        format_ratio as _fmt, paired_cell, plot)
 from pevm.cli.arguments import positive_ints
 from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
@@ -49,6 +50,12 @@ def register(subparsers: Any) -> None:
                         help="timed rounds (default 3); the engines' order after "
                              "py-evm's run is reversed every other round, so an even "
                              "count gives each engine each place equally")
+    parser.add_argument("--min-time", type=float, default=MIN_SAMPLE_S, metavar="SECONDS",
+                        help="a timed sample spans at least this long: a shorter "
+                             f"import is repeated (at most {MAX_LOOPS} times, on "
+                             "fresh pre-states) and the sample is their mean, as "
+                             "timeit's autorange does; 0 times each import once "
+                             "(default: %(default)s)")
     parser.add_argument("--state", choices=[b.value for b in StateBackend],
                         default=StateBackend.FLAT.value,
                         help="the parallel engine's state layer (default: %(default)s; "
@@ -96,6 +103,8 @@ def bench_command(args: argparse.Namespace) -> int:
     workers = args.workers
     if args.repeat < 1:
         raise PevmError("--repeat must be at least 1")
+    if args.min_time < 0:
+        raise PevmError("--min-time must be 0 or more")
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.
     console = Console(width=None if sys.stdout.isatty() else 200)
     benches: list[BlockBench] = []
@@ -119,7 +128,7 @@ def bench_command(args: argparse.Namespace) -> int:
                             bar, advance=1, description=f"{name} {done}/{total}"),
                         memory=args.memory, trace=trace,
                         state_backend=StateBackend(args.state),
-                        ceiling=args.ceiling))
+                        ceiling=args.ceiling, min_time=args.min_time))
                 except Exception as exc:  # noqa: BLE001 - contained: this case's
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
@@ -147,7 +156,8 @@ def bench_command(args: argparse.Namespace) -> int:
 
 
 def _print(console: Console, bench: BlockBench) -> None:
-    table = Table(title=f"{bench.name}: {bench.txs} txs, {bench.gas:,} gas")
+    loops = f", each sample the mean of {bench.loops} imports" if bench.loops > 1 else ""
+    table = Table(title=f"{bench.name}: {bench.txs} txs, {bench.gas:,} gas{loops}")
     for column in ("engine", "workers", "median s", "min s", "max s", "tx/s", "Mgas/s",
                    "vs reference", "vs 1 process", "ideal", "efficiency",
                    "tx phase s", "phase vs ref", "phase vs 1", "paired (range)"):
