@@ -145,8 +145,12 @@ def test_a_short_import_is_timed_as_the_mean_of_several(
     # the count comes from the warm-up round's fastest import; each timed sample
     # of every configuration is then the mean of that many imports in a row
     seen: list[float] = []
-    monkeypatch.setattr(pevm.bench, "loops_for",
-                        lambda seconds, min_time: seen.append(seconds) or 3)
+
+    def three(seconds: float, min_time: float) -> int:
+        seen.append(seconds)
+        return 3
+
+    monkeypatch.setattr(pevm.bench, "loops_for", three)
     runs: list[str] = []
     original = pevm.bench._run_once
 
