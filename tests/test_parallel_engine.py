@@ -458,6 +458,12 @@ def test_the_workers_start_with_the_warm_up_s_senders_and_one_batch_beyond():
     assert senders(batch, 1000) == range(2 * batch)
     assert senders(batch + 1, 1000) == range(3 * batch)
     assert senders(batch + 1, batch + 5) == range(batch + 5)   # never past the block
+    # the warm-up's batches grow with it: 0-32, 32-64, 64-128, 128-256, ...
+    assert [block_run.warm_up_batch_end(t) for t in (0, batch, 2 * batch, 4 * batch)] \
+        == [batch, 2 * batch, 4 * batch, 8 * batch]
+    assert senders(2 * batch + 1, 1000) == range(5 * batch)  # in 64-128, one more
+    assert senders(4 * batch, 1000) == range(5 * batch)
+    assert senders(4 * batch + 1, 1000) == range(9 * batch)
 
 
 def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
