@@ -66,11 +66,11 @@ def warm_up_batch_end(txn: int) -> int:
     CPU's caches); a warm-up that forks early should not have recovered much that
     the workers would have recovered in parallel. Growing with the warm-up keeps
     what it recovers ahead at most as long as what it ran. Batches of 32
-    throughout cost a block that stays in one process 2-3% against 1 worker's
-    recovery of all its senders back to back (alternating in one process, 1 worker
-    against 2 held in one process: the 1,000-transaction hot spot 0.971x, 3 runs
-    of 12 pairs, mainnet 5891667 0.965x, 30 pairs; one batch of all of them:
-    0.995x and 0.992x)."""
+    throughout cost a block that stays in one process up to 2% against 1
+    worker's recovery of all its senders back to back (1 worker against 2 held
+    in one process, alternating in one process: the 1,000-transaction hot spot
+    0.980x, growing batches 1.002x, one batch of all 1.003x; mainnet 6196166
+    0.988x, 0.995x, 0.997x)."""
     return txn + max(WARM_UP_SENDER_BATCH, txn)
 
 
