@@ -66,6 +66,19 @@ def test_a_call_without_data_weighs_a_plain_transfer():
     ]) == [21_000, 121_000, 15_000, 500_000]
 
 
+def test_the_block_s_cold_first_transaction_is_left_out_of_the_estimate():
+    estimate = WorkEstimate([21_000] * 100)
+    # the first took 4 ms, the next 7 took 1 ms each: 8 ms in all after 8
+    assert estimate.remaining(8, 0.011) == pytest.approx(0.011 * 92 / 8)
+    estimate.leave_out_first(0.004)
+    assert estimate.remaining(8, 0.011) == pytest.approx(0.001 * 92)
+    assert estimate.remaining(1, 0.004) == pytest.approx(0.004 * 99)  # only the first
+    # by gas as by count: the first one's gas is left out too
+    heavy_first = WorkEstimate([210_000] + [21_000] * 9)
+    heavy_first.leave_out_first(0.01)
+    assert heavy_first.remaining(5, 0.014) == pytest.approx(0.004 * 5 / 4)
+
+
 def test_a_part_of_the_rest_weighs_its_larger_share_by_count_or_by_gas():
     estimate = WorkEstimate([21_000] * 10 + [210_000] * 10)
     assert estimate.share(10, range(10, 20)) == 1.0          # all of it

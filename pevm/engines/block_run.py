@@ -369,6 +369,9 @@ class BlockRun:
                 self._recover_batch(txn)
             self._check_header(txn)
             self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
+            if txn == 0:
+                self.work.leave_out_first(
+                    time.perf_counter() - self._recovered_ahead(1) - start)
         self.warm_up_txs = sched.commit_index
 
     def _recover_batch(self, txn: int) -> None:

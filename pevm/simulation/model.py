@@ -296,6 +296,8 @@ class _Simulation:
                         break
                     serial_until = txn + SERIAL_STEP
                 yield from self._inline(txn)
+                if txn == 0:
+                    work.leave_out_first(self.now)
             done = sched.commit_index
             senders = warm_up_senders(done, self.n)
             pays = False
