@@ -326,8 +326,7 @@ class BlockRun:
             return True
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
-        hot = self.scheduler.hot
-        kept = [t for t in range(done, self.n) if hot.holds(t)]
+        kept = self.scheduler.hot.held(range(done, self.n))
         if parallel_pays(remaining, work, self.engine.workers, kept=len(kept),
                          kept_work=work * self.work.share(done, kept)):
             return True

@@ -92,5 +92,11 @@ class HotTargets:
         return bool(self.hot) and txn < len(self.targets) \
             and self.targets[txn] in self.hot
 
+    def held(self, txns: Iterable[int]) -> list[int]:
+        """Those of ``txns`` that call a hot target (:meth:`holds`): the ones the
+        coordinator keeps, as :func:`~pevm.engines.cost_model.parallel_pays`
+        weighs them."""
+        return [txn for txn in txns if self.holds(txn)] if self.hot else []
+
 
 __all__ = ["CHAIN_CALLS", "HOT_FAILURES", "HOT_RATIO", "HotTargets"]

@@ -313,7 +313,7 @@ class _Simulation:
                     sched.hot.predict((t, sender) for t in senders
                                       if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, self.now)
-                kept = [t for t in range(done, self.n) if sched.hot.holds(t)]
+                kept = sched.hot.held(range(done, self.n))
                 pays = done == 0 or parallel_pays(
                     self.n - done, work_left, self.executors, cal.cores, kept=len(kept),
                     kept_work=work_left * work.share(done, kept))
