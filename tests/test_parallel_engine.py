@@ -12,7 +12,7 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import block_run, cost_model, parallel
+from pevm.engines import block_run, cost_model, parallel, sender_batches
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
@@ -412,7 +412,7 @@ def test_one_sender_s_calls_into_a_contract_stay_with_the_coordinator_from_the_s
 def test_a_chain_that_starts_past_the_warm_up_s_senders_is_predicted_too():
     # transfers from many keys, then from past the warm-up's first batch of senders
     # every other transaction is key 1 incrementing the counter
-    batch = block_run.WARM_UP_SENDER_BATCH
+    batch = sender_batches.WARM_UP_SENDER_BATCH
     intents = [Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(batch + 8)] + [
         Intent("incr", 1, 0, 1) if i % 2 == 0 else Intent("transfer", 2 + i % 6, i % 8, 1)
         for i in range(60)]
@@ -448,52 +448,6 @@ def test_whether_workers_pay_weighs_what_a_predicted_chain_keeps_on_the_coordina
     assert (remaining, kept) == (40, 20)      # the chain's 20 increments
     # the increments' share of the rest: half by count, more by gas limit
     assert work / 2 <= kept_work < work
-
-
-def test_the_workers_start_with_the_warm_up_s_senders_and_one_batch_beyond():
-    batch = block_run.WARM_UP_SENDER_BATCH
-    senders = block_run.warm_up_senders
-    assert senders(0, 1000) == range(batch)          # no warm-up: the first batch
-    assert senders(1, 1000) == range(2 * batch)      # the warm-up's batch, one more
-    assert senders(batch, 1000) == range(2 * batch)
-    assert senders(batch + 1, 1000) == range(3 * batch)
-    assert senders(batch + 1, batch + 5) == range(batch + 5)   # never past the block
-    # the warm-up's batches grow with it: 0-32, 32-64, 64-128, 128-256, ...
-    assert [block_run.warm_up_batch_end(t) for t in (0, batch, 2 * batch, 4 * batch)] \
-        == [batch, 2 * batch, 4 * batch, 8 * batch]
-    assert senders(2 * batch + 1, 1000) == range(5 * batch)  # in 64-128, one more
-    assert senders(4 * batch, 1000) == range(5 * batch)
-    assert senders(4 * batch + 1, 1000) == range(9 * batch)
-
-
-def test_recovery_batches_start_half_a_batch_ahead_and_skip_known_senders():
-    batch_size = block_run.RECOVERY_BATCH
-    recovery_batch = block_run.recovery_batch
-    # from half a batch past the commit point, a whole batch, the frontier after it
-    batch, frontier = recovery_batch(0, 10, 1000, lambda txn: False)
-    assert batch == list(range(10 + batch_size // 2, 10 + batch_size // 2 + batch_size))
-    assert frontier == batch[-1] + 1
-    # the next batch goes on from the frontier; senders already known are skipped
-    even = recovery_batch(frontier, 10, 1000, lambda txn: txn % 2 == 0)[0]
-    assert even[0] == frontier + (frontier % 2 == 0) and all(t % 2 for t in even)
-    assert len(even) == batch_size
-    # at the block's end: what is left, then nothing
-    assert recovery_batch(990, 10, 1000, lambda txn: False) == (list(range(990, 1000)), 1000)
-    assert recovery_batch(1000, 10, 1000, lambda txn: False) == ([], 1000)
-
-
-def test_waiting_batches_start_at_the_first_untaken_transaction():
-    size = block_run.WAITING_SENDER_BATCH
-    waiting_batch = block_run.waiting_batch
-    batch, frontier = waiting_batch(0, 40, 1000, lambda txn: False)
-    assert batch == list(range(40, 40 + size)) and frontier == 40 + size
-    # on from the frontier (ahead of the untaken ones), skipping known senders
-    assert waiting_batch(frontier, 40, 1000, lambda txn: txn % 2 == 0) == \
-        (list(range(frontier + 1, frontier + 2 * size, 2)), frontier + 2 * size)
-    # from further on when everything up to there has been taken since
-    assert waiting_batch(frontier, 500, 1000, lambda txn: False)[0][0] == 500
-    assert waiting_batch(996, 40, 1000, lambda txn: False) == ([996, 997, 998, 999], 1000)
-    assert waiting_batch(1000, 40, 1000, lambda txn: False) == ([], 1000)
 
 
 def test_a_waiting_coordinator_recovers_senders_and_hands_them_to_the_worker():

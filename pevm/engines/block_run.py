@@ -15,7 +15,6 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
@@ -32,6 +31,8 @@ from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler
+from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
+                                         warm_up_batch_end, warm_up_senders)
 from pevm.engines.timeline import Activity, Timeline, breakdown
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
                                   ToWorker, WorkerPool, fork_available,
@@ -43,90 +44,6 @@ if TYPE_CHECKING:  # the engine imports this module to run its blocks
     from pevm.engines.parallel import ParallelEngine
 
 LOG = logging.getLogger("pevm.engine")
-
-#: Senders per recovery task handed to an idle worker while the coordinator runs
-#: the block in order (speculation paused, or hot targets).
-RECOVERY_BATCH = 64
-#: Senders the warm-up recovers at a time, back to back (cheaper than one by one
-#: between executions: :meth:`BlockContext.recover_senders`), at first; a batch
-#: then grows with the warm-up (:func:`warm_up_batch_end`)
-WARM_UP_SENDER_BATCH = 32
-#: Senders the coordinator recovers at a time while it would otherwise wait for a
-#: worker's results (:func:`waiting_batch`): small, so that results arriving
-#: meanwhile wait at most ~0.4 ms for it.
-WAITING_SENDER_BATCH = 8
-
-
-def warm_up_batch_end(txn: int) -> int:
-    """The end of the warm-up's batch of senders that starts at ``txn``: the
-    batch is as long as the warm-up so far, and at least
-    :data:`WARM_UP_SENDER_BATCH` (0-32, 32-64, 64-128, ...).
-
-    The longer the batches, the cheaper each recovery (its tables stay in the
-    CPU's caches); a warm-up that forks early should not have recovered much that
-    the workers would have recovered in parallel. Growing with the warm-up keeps
-    what it recovers ahead at most as long as what it ran. Batches of 32
-    throughout cost a block that stays in one process up to 2% against 1
-    worker's recovery of all its senders back to back (1 worker against 2 held
-    in one process, alternating in one process: the 1,000-transaction hot spot
-    0.980x, growing batches 1.002x, one batch of all 1.003x; mainnet 6196166
-    0.988x, 0.995x, 0.997x)."""
-    return txn + max(WARM_UP_SENDER_BATCH, txn)
-
-
-def warm_up_senders(done: int, n: int) -> range:
-    """The transactions whose senders are known when the workers start, after a
-    warm-up that ran ``done`` of the block's ``n``: the warm-up's batches
-    (:func:`warm_up_batch_end`), one as it reaches each, and
-    :data:`WARM_UP_SENDER_BATCH` beyond, recovered just before the fork (the
-    simulation follows it).
-
-    The batch beyond is for :meth:`HotTargets.predict
-    <pevm.engines.hot_targets.HotTargets.predict>`: a sender's chain of calls that
-    starts just past the warm-up is otherwise seen only after the workers' chunks
-    hold it (mainnet 4370000 after a 19-transaction warm-up: 8-13 failed results
-    against 0-3). The workers inherit those senders, so their recovery moves
-    ahead of the fork rather than adding to the block."""
-    end = 0
-    while end < done:
-        end = warm_up_batch_end(end)
-    return range(min(n, end + WARM_UP_SENDER_BATCH))
-
-
-def recovery_batch(frontier: int, commit_index: int, n: int,
-                   known: Callable[[int], bool]) -> tuple[list[int], int]:
-    """The next senders for an idle worker to recover while the coordinator runs
-    the block in order (the engine's policy; the simulation follows it): up to
-    :data:`RECOVERY_BATCH` transactions whose sender the coordinator does not ``known``, from the
-    ``frontier`` of earlier batches but at least half a batch past the commit
-    point -- far enough ahead that the batch is done before the coordinator gets
-    there (nearer ones it recovers itself). Returns the batch and the new frontier.
-    """
-    return _unknown_senders(max(frontier, commit_index + RECOVERY_BATCH // 2), n,
-                            known, RECOVERY_BATCH)
-
-
-def waiting_batch(frontier: int, next_txn: int, n: int,
-                  known: Callable[[int], bool]) -> tuple[list[int], int]:
-    """The next senders for the coordinator to recover itself while it would wait
-    for a worker (the engine's policy; the simulation follows it): up to
-    :data:`WAITING_SENDER_BATCH` unknown ones from the first transaction nobody has
-    taken (``next_txn``) or the ``frontier`` of earlier batches. Whoever executes
-    them later finds them recovered: the coordinator itself, or a worker, to which
-    the chunk's :class:`~pevm.engines.workers.Run` message hands them. Returns the
-    batch and the new frontier."""
-    return _unknown_senders(max(frontier, next_txn), n, known, WAITING_SENDER_BATCH)
-
-
-def _unknown_senders(txn: int, n: int, known: Callable[[int], bool],
-                     size: int) -> tuple[list[int], int]:
-    batch: list[int] = []
-    while txn < n and len(batch) < size:
-        if not known(txn):
-            batch.append(txn)
-        txn += 1
-    return batch, txn
-
 
 class BlockRun:
     """One block's execution on the coordinator (state that lives for the block

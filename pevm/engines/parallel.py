@@ -18,7 +18,7 @@ drives them is :class:`~pevm.engines.block_run.BlockRun`):
    the rest of the block after the warm-up: cheaper than one by one
    (:meth:`~pevm.engines.executor.BlockContext.recover_senders`). A coordinator
    that would wait for a worker recovers the next untaken transactions' senders
-   instead (:func:`~pevm.engines.block_run.waiting_batch`), and a chunk's run
+   instead (:func:`~pevm.engines.sender_batches.waiting_batch`), and a chunk's run
    message hands the senders the coordinator knows to the worker.
 2. **Execution**: the block starts in-process (see "Small blocks" below); then
    ``workers - 1`` forked workers (:mod:`pevm.engines.workers`) execute chunks of

@@ -6,13 +6,13 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.block_run import recovery_batch, waiting_batch, warm_up_senders
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, warm_up_settled)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
+from pevm.engines.sender_batches import recovery_batch, waiting_batch, warm_up_senders
 
 
 Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block
