@@ -5,6 +5,7 @@
     python benchmarks/report.py bench.json --plot out.png    # pevm bench's plot again
     python benchmarks/report.py bench.json --memory          # peak memory (--memory runs)
     python benchmarks/report.py bench.json --state-layer     # whole import at 1 worker
+    python benchmarks/report.py bench.json --breakdown       # per process, by activity
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
     python benchmarks/report.py bench.json --model sim.jsonl # the model against it
     python benchmarks/report.py bench.json --model sim.jsonl --plot out.png
@@ -13,11 +14,13 @@ The numbers in docs/results.md come from this script, never typed by hand.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import Counter
 
 from pevm.bench import format_ratio as _fmt, paired_cell
+from pevm.engines.timeline import Activity
 
 
 def render(document: dict, totals_only: bool = False) -> str:
@@ -125,6 +128,31 @@ def render_state_layer(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: the breakdown's columns: the engine's activities, then the rest of the wall time
+#: ("other" on the coordinator, "idle" on a worker: :func:`pevm.engines.timeline.breakdown`)
+_ACTIVITIES = [activity.value for activity in Activity] + ["other", "idle"]
+
+
+def render_breakdown(document: dict) -> str:
+    """Where each process's time went in the last timed round, in milliseconds (a
+    ``pevm bench --json`` document: ``breakdown``), one row per block, worker count
+    and process; a column per activity any row has."""
+    rows = [(block["name"], entry["workers"], process, activities)
+            for block in document["blocks"] for entry in block["engine"]
+            for process, activities in (entry.get("breakdown") or {}).items()]
+    if not rows:
+        return "No per-process breakdown in this document (pevm bench --json writes one).\n"
+    used = [name for name in _ACTIVITIES if any(name in row[3] for row in rows)]
+    lines = ["| block | workers | process | " + " | ".join(used) + " | total |",
+             "| --- | ---: | --- |" + " ---: |" * (len(used) + 1)]
+    for name, workers, process, activities in rows:
+        cells = [f"{activities[a] * 1e3:.1f}" if a in activities else "" for a in used]
+        total = sum(activities.values()) * 1e3
+        lines.append(f"| {name} | {workers} | {process} | " + " | ".join(cells)
+                     + f" | {total:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_analysis(rows: list[dict]) -> str:
     lines = ["| block | txs | conflict rate | critical path (txs) | ideal 2 | ideal 4 | "
              "ideal 8 | ideal 16 | ideal ∞ |",
@@ -227,27 +255,61 @@ def plot_model(document: dict, simulated: list[dict], path: str) -> None:
     plt.close(fig)
 
 
-if __name__ == "__main__":
-    with open(sys.argv[1]) as handle:
-        text = handle.read()
-    if text.lstrip().startswith("{\"source\""):
-        sys.stdout.write(render_analysis([json.loads(line) for line in text.splitlines() if line]))
-    else:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/report.py",
+        description="Render pevm bench --json (a JSON document) or pevm analyze --json "
+                    "(JSON lines) as the Markdown tables of docs/results.md.")
+    parser.add_argument("file", help="pevm bench --json or pevm analyze --json output")
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--totals", action="store_true", help="only the sums over blocks")
+    view.add_argument("--memory", action="store_true",
+                      help="peak memory (a pevm bench --memory run)")
+    view.add_argument("--state-layer", action="store_true",
+                      help="the whole import at 1 worker against py-evm")
+    view.add_argument("--breakdown", action="store_true",
+                      help="each process's time by activity, in ms (last timed round)")
+    view.add_argument("--model", metavar="SIM.jsonl",
+                      help="the model (pevm analyze --simulate --json) against the bench")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="plot instead: the bench's speedups, or with --model the "
+                             "model against the measurement")
+    args = parser.parse_args(argv)
+    reading = args.file
+    try:
+        with open(args.file) as handle:
+            text = handle.read()
+        if text.lstrip().startswith("{\"source\""):
+            sys.stdout.write(render_analysis(
+                [json.loads(line) for line in text.splitlines() if line]))
+            return 0
         document = json.loads(text)
-        if "--model" in sys.argv[2:]:
-            with open(sys.argv[sys.argv.index("--model") + 1]) as handle:
+        simulated = None
+        if args.model:
+            reading = args.model
+            with open(args.model) as handle:
                 simulated = [json.loads(line) for line in handle if line.strip()]
-            if "--plot" in sys.argv[2:]:
-                plot_model(document, simulated, sys.argv[sys.argv.index("--plot") + 1])
-            else:
-                sys.stdout.write(render_model(document, simulated))
-        elif "--plot" in sys.argv[2:]:
-            from pevm.bench import BlockBench, plot
-            plot([BlockBench.from_json(b) for b in document["blocks"]],
-                 sys.argv[sys.argv.index("--plot") + 1])
-        elif "--memory" in sys.argv[2:]:
-            sys.stdout.write(render_memory(document))
-        elif "--state-layer" in sys.argv[2:]:
-            sys.stdout.write(render_state_layer(document))
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"report.py: cannot read {reading}: {exc}", file=sys.stderr)
+        return 2
+    if simulated is not None:
+        if args.plot:
+            plot_model(document, simulated, args.plot)
         else:
-            sys.stdout.write(render(document, totals_only="--totals" in sys.argv[2:]))
+            sys.stdout.write(render_model(document, simulated))
+    elif args.plot:
+        from pevm.bench import BlockBench, plot
+        plot([BlockBench.from_json(b) for b in document["blocks"]], args.plot)
+    elif args.memory:
+        sys.stdout.write(render_memory(document))
+    elif args.state_layer:
+        sys.stdout.write(render_state_layer(document))
+    elif args.breakdown:
+        sys.stdout.write(render_breakdown(document))
+    else:
+        sys.stdout.write(render(document, totals_only=args.totals))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -154,3 +154,33 @@ def test_the_state_layer_table_gives_each_import_and_its_share_outside_the_phase
     assert rows[1] == ["b", "10", "6.000", "3.000", "2.00x", "50%", "33%"]
     # in all: 10 s vs 5 s; outside the phase 5 of 10 s and 2 of 5 s
     assert rows[2] == ["**total**", "", "10.00", "5.00", "**2.00x**", "50.0%", "40.0%"]
+
+
+def test_the_breakdown_gives_each_process_s_time_by_activity_in_ms() -> None:
+    from benchmarks.report import render_breakdown
+    document = {"blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 2: (1.0, 0.5)})]}
+    one, two = document["blocks"][0]["engine"]
+    one["breakdown"] = {"coordinator": {"execute": 0.8, "merge": 0.1, "other": 0.1}}
+    two["breakdown"] = {"coordinator": {"execute": 0.3, "message": 0.05, "other": 0.15},
+                        "worker 0": {"execute": 0.4, "idle": 0.02}}
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in render_breakdown(document).splitlines()]
+    # only the activities some row has, in the engine's order, the rest of the time last
+    assert rows[0] == ["block", "workers", "process", "execute", "message", "merge",
+                       "other", "idle", "total"]
+    assert rows[2] == ["a", "1", "coordinator", "800.0", "", "100.0", "100.0", "", "1000.0"]
+    assert rows[3] == ["a", "2", "coordinator", "300.0", "50.0", "", "150.0", "", "500.0"]
+    assert rows[4] == ["a", "2", "worker 0", "400.0", "", "", "", "20.0", "420.0"]
+    # a document from before the breakdown existed says so instead of an empty table
+    assert "No per-process breakdown" in render_breakdown(DOCUMENT)
+
+
+def test_the_script_refuses_a_missing_or_malformed_file_with_one_line(tmp_path, capsys
+                                                                      ) -> None:
+    from benchmarks.report import main
+    assert main([str(tmp_path / "absent.json")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("report.py: cannot read") for line in err)
