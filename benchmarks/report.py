@@ -20,7 +20,7 @@ import sys
 from collections import Counter
 
 from pevm.bench import format_ratio as _fmt, paired_cell
-from pevm.engines.timeline import Activity
+from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity
 
 
 def render(document: dict, totals_only: bool = False) -> str:
@@ -128,9 +128,10 @@ def render_state_layer(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: the breakdown's columns: the engine's activities, then the rest of the wall time
-#: ("other" on the coordinator, "idle" on a worker: :func:`pevm.engines.timeline.breakdown`)
-_ACTIVITIES = [activity.value for activity in Activity] + ["other", "idle"]
+#: the breakdown's columns: the engine's activities, then the rest of each process's
+#: wall time (:func:`pevm.engines.timeline.breakdown`)
+_ACTIVITIES = [activity.value for activity in Activity] + [REST_OF_COORDINATOR,
+                                                           REST_OF_WORKER]
 
 
 def render_breakdown(document: dict) -> str:

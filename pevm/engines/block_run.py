@@ -33,7 +33,8 @@ from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler
 from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
                                          warm_up_batch_end, warm_up_senders)
-from pevm.engines.timeline import Activity, Timeline, breakdown
+from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity,
+                                   Timeline, breakdown)
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
                                   ToWorker, WorkerPool, fork_available,
                                   unavailable_reason)
@@ -210,7 +211,8 @@ class BlockRun:
             dead_workers=sorted(set(range(workers)) - self.scheduler.alive)
             if self.pool_started else [],
             breakdown={name: breakdown(timeline, walls[name],
-                                       "other" if name == "coordinator" else "idle")
+                                       REST_OF_COORDINATOR if name == "coordinator"
+                                       else REST_OF_WORKER)
                        for name, timeline in tracks.items()})
         return header, receipts, stats
 

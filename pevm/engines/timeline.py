@@ -87,11 +87,17 @@ class Timeline:
             self.slices.extend(slices)
 
 
+#: what :func:`breakdown` calls the rest of a process's wall time: the coordinator's
+#: (scheduling, header checks, building messages) and a worker's (waiting for work)
+REST_OF_COORDINATOR = "other"
+REST_OF_WORKER = "idle"
+
+
 def breakdown(timeline: Timeline, wall: float, rest: str) -> dict[str, float]:
     """Seconds per activity, rounded, plus the rest of ``wall`` under ``rest``: a
-    worker's is ``idle`` (it records everything it does); the coordinator's is
-    ``other`` (scheduling, header checks, building messages), its idle time being
-    ``wait``."""
+    worker's is :data:`REST_OF_WORKER` (it records everything it does); the
+    coordinator's is :data:`REST_OF_COORDINATOR` (scheduling, header checks,
+    building messages), its idle time being ``wait``."""
     out = {name: round(value, 6) for name, value in sorted(timeline.seconds.items())}
     out[rest] = round(max(0.0, wall - sum(timeline.seconds.values())), 6)
     return out
