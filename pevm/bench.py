@@ -15,19 +15,25 @@ stops the measurement with the difference.
 Ratios are computed from medians within the same run, and over 1 worker also round
 by round (:func:`paired_ratios`); the ideal speedup comes from the block's
 dependency graph (:mod:`pevm.analysis`).
+
+Variants (``variants=``, ``pevm bench --variant``) are the parallel engine with some
+of its tuning options changed (:mod:`pevm.engines.options`), run in the same
+rounds at the same worker counts and compared with the engine as it ships at the
+same count, round by round: an A/B of a design choice on the same machine state.
 """
 from __future__ import annotations
 
 import gc
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pevm.abc import CaseRun
 from pevm.compare import compare_results
 from pevm.engines import make_engine
+from pevm.engines.options import format_options
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
@@ -75,6 +81,9 @@ class Timing:
     #: round, summed over the case's blocks (:attr:`ParallelDetail.breakdown
     #: <pevm.engines.detail.ParallelDetail>`)
     breakdown: dict[str, dict[str, float]] | None = None
+    #: the parallel engine's tuning options changed from how it ships (a variant,
+    #: :mod:`pevm.engines.options`); empty: the engine as it ships
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def median(self) -> float:
@@ -139,6 +148,8 @@ class BlockBench:
     ceiling: dict[str, float] | None = None
     #: imports per timed sample, each sample their mean (:func:`loops_for`)
     loops: int = 1
+    #: the parallel engine with changed options, timed in the same rounds
+    variants: list[Timing] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         """One record per engine configuration, ratios included (the JSON schema)."""
@@ -171,18 +182,44 @@ class BlockBench:
             })
         return out
 
+    def variant_rows(self) -> list[dict[str, Any]]:
+        """One record per variant and worker count, with its transaction phase
+        against the engine as it ships at the same count: the ratio of medians and
+        the paired ratios (above 1: the variant is faster)."""
+        base = {t.workers: t for t in self.engine}
+        one = base.get(1)
+        out = []
+        for timing in self.variants:
+            same = base[timing.workers]
+            out.append({
+                "options": timing.options, "variant": format_options(timing.options),
+                "workers": timing.workers, "seconds": timing.to_json(),
+                "transaction_phase": {
+                    "seconds": _summary(timing.phase_samples),
+                    "speedup_vs_base": same.phase_median / timing.phase_median,
+                    "paired_vs_base": paired_ratios(same.phase_samples,
+                                                    timing.phase_samples),
+                    "speedup_vs_one_process": one.phase_median / timing.phase_median
+                    if one else None},
+                "breakdown": timing.breakdown,
+            })
+        return out
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlockBench:
         """The inverse of :meth:`to_json` (timings and ideal; to re-plot a run)."""
         def timing(label: str, workers: int, entry: dict[str, Any]) -> Timing:
             return Timing(label, workers, list(entry["seconds"]["samples"]),
-                          list(entry["transaction_phase"]["seconds"]["samples"]))
+                          list(entry["transaction_phase"]["seconds"]["samples"]),
+                          options=dict(entry.get("options", {})))
         return cls(name=data["name"], source=data["source"], txs=data["txs"],
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),
                    engine=[timing("parallel", row["workers"], row)
                            for row in data["engine"]],
                    ideal_speedup=data["ideal_speedup"], ceiling=data.get("ceiling"),
-                   loops=data.get("loops", 1))
+                   loops=data.get("loops", 1),
+                   variants=[timing("parallel", row["workers"], row)
+                             for row in data.get("variants", [])])
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "txs": self.txs, "gas": self.gas,
@@ -195,7 +232,7 @@ class BlockBench:
                                   self.reference.phase_samples)},
                               "peak_memory": self.reference.peak.to_json()
                               if self.reference.peak else None},
-                "engine": self.rows()}
+                "engine": self.rows(), "variants": self.variant_rows()}
 
 
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
@@ -249,7 +286,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                progress: Progress | None = None, memory: bool = False,
                trace: Trace | None = None,
                state_backend: StateBackend = StateBackend.FLAT,
-               ceiling: bool = False, min_time: float = MIN_SAMPLE_S) -> BlockBench:
+               ceiling: bool = False, min_time: float = MIN_SAMPLE_S,
+               variants: Sequence[Mapping[str, Any]] = ()) -> BlockBench:
     """Time the reference and the engine at each worker count on one case.
 
     Each timed sample is the mean of as many imports as span ``min_time``
@@ -262,11 +300,19 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     ``state_backend``: the parallel engine's state layer (the reference's is
     py-evm's). ``ceiling``: also measure the machine's ceiling at each worker count
     above 1 (:func:`pevm.ceiling.machine_ceiling`, after the engines' rounds).
+    ``variants``: option sets of the parallel engine (:mod:`pevm.engines.options`),
+    each timed at every count of ``workers`` in the same rounds, its results
+    checked like the engine's.
     """
     configs: list[tuple[Timing, Any]] = [(Timing("reference", 1), make_engine("reference"))]
     for count in sorted(set([1, *workers])):
         configs.append((Timing("parallel", count),
                         make_engine("parallel", workers=count, state_backend=state_backend)))
+    for options in variants:
+        for count in sorted(set(workers)):
+            configs.append((Timing("parallel", count, options=dict(options)),
+                            make_engine("parallel", workers=count,
+                                        state_backend=state_backend, options=options)))
     txs = gas = 0
     rounds = warmup + repeat
     loops, fastest = 1, float("inf")
@@ -309,9 +355,11 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     if ceiling:
         from pevm.ceiling import machine_ceiling  # it imports this module's timing
         bound = machine_ceiling(ref, workers, repeat, state_backend)
+    timings = [t for t, _ in configs[1:]]
     return BlockBench(name=ref.name, source=ref.source, txs=txs, gas=gas,
-                      reference=configs[0][0], engine=[t for t, _ in configs[1:]],
-                      ideal_speedup=ideal, ceiling=bound, loops=loops)
+                      reference=configs[0][0], engine=[t for t in timings if not t.options],
+                      ideal_speedup=ideal, ceiling=bound, loops=loops,
+                      variants=[t for t in timings if t.options])
 
 
 def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | None,
@@ -348,9 +396,10 @@ def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
     for index, (want, got) in enumerate(zip(reference, results)):
         problems = compare_results(want, got, limit=1)
         if problems:
-            raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine "
-                                 f"at {timing.workers} worker(s) differs from py-evm: "
-                                 f"{problems[0]}")
+            variant = f" ({format_options(timing.options)})" if timing.options else ""
+            raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine"
+                                 f"{variant} at {timing.workers} worker(s) differs from "
+                                 f"py-evm: {problems[0]}")
 
 
 def plot(benches: list[BlockBench], path: str) -> None:

@@ -168,3 +168,43 @@ def test_a_short_import_is_timed_as_the_mean_of_several(
         ["reference"] * 3 + ["parallel2"] * 3 + ["parallel1"] * 3
     assert bench.loops == 3 and bench.to_json()["loops"] == 3
     assert all(len(t.samples) == 2 for t in (bench.reference, *bench.engine))
+
+
+def test_a_variant_is_timed_beside_the_engine_as_it_ships(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an A/B of a tuning option: the variant runs in the same rounds at each
+    # worker count, is checked against py-evm like the engine, and is reported
+    # against the engine as it ships at the same count
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(fixture), "--workers", "2", "--repeat", "2",
+                 "--min-time", "0", "--variant", "chunk_size=4,max_outstanding=1",
+                 "--variant", "worker_nice=0", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "variants against the engine as it ships" in printed
+    [block] = json.loads(out.read_text())["blocks"]
+    assert [row["workers"] for row in block["engine"]] == [1, 2]   # unchanged
+    assert [(row["variant"], row["workers"]) for row in block["variants"]] == [
+        ("chunk_size=4,max_outstanding=1", 2), ("worker_nice=0", 2)]
+    two = next(row for row in block["engine"] if row["workers"] == 2)
+    for row in block["variants"]:
+        phase = row["transaction_phase"]
+        assert len(phase["seconds"]["samples"]) == 2
+        shipped = two["transaction_phase"]["seconds"]["median"]
+        assert phase["speedup_vs_base"] == pytest.approx(
+            shipped / phase["seconds"]["median"])
+        assert phase["paired_vs_base"]["min"] <= phase["paired_vs_base"]["median"] \
+            <= phase["paired_vs_base"]["max"]
+    from pevm.bench import BlockBench
+    again = BlockBench.from_json(block)
+    assert [t.options for t in again.variants] == [
+        {"chunk_size": 4, "max_outstanding": 1}, {"worker_nice": 0}]
+
+
+def test_a_variant_that_is_no_option_is_a_usage_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", str(fixture), "--variant", "chunk_sise=4"])
+    assert exit_.value.code == 2
+    assert "unknown engine option 'chunk_sise'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -36,3 +37,13 @@ def positive_ints(what: str = "integers") -> Callable[[str], list[int]]:
                 f"expected positive {what} like 1,2,4, got {text!r}")
         return values
     return parse
+
+
+def engine_options(text: str) -> dict[str, Any]:
+    """The parallel engine's tuning options, ``name=value[,name=value...]``
+    (:func:`pevm.engines.options.parse_options`)."""
+    from pevm.engines.options import parse_options
+    try:
+        return parse_options(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

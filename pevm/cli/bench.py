@@ -16,7 +16,8 @@ from rich.table import Table
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
                         format_ratio as _fmt, paired_cell, plot)
-from pevm.cli.arguments import positive_ints
+from pevm.cli.arguments import engine_options, positive_ints
+from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
 from pevm.cli.info import machine_info
 from pevm.cli.main import print_case_error
@@ -73,6 +74,17 @@ def register(subparsers: Any) -> None:
                              "(slowest of the K) -- the best speedup K processes "
                              "give this block's work here, whatever the engine; "
                              "reported beside the engine's ('of ceiling')")
+    parser.add_argument("--variant", type=engine_options, action="append", default=[],
+                        metavar="NAME=VALUE[,...]",
+                        help="also time the parallel engine with these tuning options "
+                             "changed, at each --workers count, in the same rounds, "
+                             "and report its transaction phase against the engine as "
+                             "it ships at the same count (ratio of medians and paired "
+                             "per round; above 1: the variant is faster); repeat for "
+                             "more variants. Options: "
+                             f"{', '.join(tunable_options())} (see the "
+                             "ParallelEngine docstring); e.g. --variant worker_nice=0 "
+                             "--variant chunk_size=96,max_outstanding=1")
     parser.add_argument("--trace", metavar="FILE.json",
                         help="write where the parallel engine's time went in the last "
                              "timed round, at every worker count, as a Chrome "
@@ -128,7 +140,8 @@ def bench_command(args: argparse.Namespace) -> int:
                             bar, advance=1, description=f"{name} {done}/{total}"),
                         memory=args.memory, trace=trace,
                         state_backend=StateBackend(args.state),
-                        ceiling=args.ceiling, min_time=args.min_time))
+                        ceiling=args.ceiling, min_time=args.min_time,
+                        variants=args.variant))
                 except Exception as exc:  # noqa: BLE001 - contained: this case's
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
@@ -188,6 +201,24 @@ def _print(console: Console, bench: BlockBench) -> None:
               [_fmt(row["transaction_phase"]["ceiling"]),
                _fmt(row["transaction_phase"]["of_ceiling"], percent=True)]),
             *_memory(timing.peak))
+    console.print(table)
+    if bench.variants:
+        _print_variants(console, bench)
+
+
+def _print_variants(console: Console, bench: BlockBench) -> None:
+    table = Table(title=f"{bench.name}: variants against the engine as it ships "
+                        "(transaction phase; above 1: the variant is faster)")
+    for column in ("variant", "workers", "tx phase s", "as shipped s", "vs as shipped",
+                   "paired (range)", "phase vs 1"):
+        table.add_column(column, justify="right")
+    shipped = {t.workers: t for t in bench.engine}
+    for timing, row in zip(bench.variants, bench.variant_rows()):
+        phase = row["transaction_phase"]
+        table.add_row(row["variant"], str(row["workers"]), f"{timing.phase_median:.3f}",
+                      f"{shipped[timing.workers].phase_median:.3f}",
+                      _fmt(phase["speedup_vs_base"]), paired_cell(phase["paired_vs_base"]),
+                      _fmt(phase["speedup_vs_one_process"]))
     console.print(table)
 
 

@@ -5,7 +5,8 @@ parallel executor. Both satisfy :class:`pevm.abc.Engine`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
@@ -27,12 +28,16 @@ def default_engine_name() -> str:
 
 
 def make_engine(name: str, workers: int = 1, hooks: FaultHooks | None = None,
-                state_backend: StateBackend = StateBackend.FLAT) -> Engine:
+                state_backend: StateBackend = StateBackend.FLAT,
+                options: Mapping[str, Any] | None = None) -> Engine:
     """Build an engine by its CLI name (``hooks``: the parallel engine's fault
     hooks, for tests through the CLI; ``state_backend``: the state layer its
-    blocks run on. The reference has neither: it is py-evm, on py-evm's trie)."""
+    blocks run on; ``options``: the parallel engine's tuning keywords, see
+    :mod:`pevm.engines.options`. The reference has none of them: it is py-evm, on
+    py-evm's trie)."""
     if name == "reference":
         return ReferenceEngine()
     if name == "parallel":
-        return ParallelEngine(workers=workers, hooks=hooks, state_backend=state_backend)
+        return ParallelEngine(workers=workers, hooks=hooks, state_backend=state_backend,
+                              **(options or {}))
     raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINE_NAMES)})")

@@ -184,6 +184,13 @@ class ParallelEngine:
                  hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        for name, value, least in (("chunk_size", chunk_size, 1),
+                                   ("max_outstanding", max_outstanding, 1),
+                                   ("min_parallel_txs", min_parallel_txs, 0),
+                                   ("fork_after", fork_after, 0),
+                                   ("worker_nice", worker_nice, 0)):
+            if value is not None and value < least:
+                raise ValueError(f"{name} must be at least {least}, got {value}")
         self.workers = workers
         self.min_parallel_txs = MIN_PARALLEL_TXS if min_parallel_txs is None \
             else min_parallel_txs
