@@ -6,6 +6,7 @@
     python benchmarks/report.py bench.json --memory          # peak memory (--memory runs)
     python benchmarks/report.py bench.json --state-layer     # whole import at 1 worker
     python benchmarks/report.py bench.json --breakdown       # per process, by activity
+    python benchmarks/report.py bench.json --variants        # pevm bench --variant runs
     python benchmarks/report.py analyze.jsonl > table.md     # analyze JSON lines
     python benchmarks/report.py bench.json --model sim.jsonl # the model against it
     python benchmarks/report.py bench.json --model sim.jsonl --plot out.png
@@ -154,6 +155,26 @@ def render_breakdown(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_variants(document: dict) -> str:
+    """The variants (``pevm bench --variant``) against the engine as it ships at the
+    same worker count, transaction phase: one row per block, variant and count."""
+    lines = ["| block | variant | workers | tx phase s | as shipped s | vs as shipped | "
+             "paired (range) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for block in document["blocks"]:
+        shipped = {row["workers"]: row["transaction_phase"]["seconds"]["median"]
+                   for row in block["engine"]}
+        for row in block.get("variants", []):
+            phase = row["transaction_phase"]
+            lines.append(
+                f"| {block['name']} | {row['variant']} | {row['workers']} | "
+                f"{phase['seconds']['median']:.3f} | {shipped[row['workers']]:.3f} | "
+                f"{_fmt(phase['speedup_vs_base'])} | {paired_cell(phase['paired_vs_base'])} |")
+    if len(lines) == 2:
+        return "No variants in this document (pevm bench --variant measures them).\n"
+    return "\n".join(lines) + "\n"
+
+
 def render_analysis(rows: list[dict]) -> str:
     lines = ["| block | txs | conflict rate | critical path (txs) | ideal 2 | ideal 4 | "
              "ideal 8 | ideal 16 | ideal ∞ |",
@@ -270,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="the whole import at 1 worker against py-evm")
     view.add_argument("--breakdown", action="store_true",
                       help="each process's time by activity, in ms (last timed round)")
+    view.add_argument("--variants", action="store_true",
+                      help="the variants (pevm bench --variant) against the engine "
+                           "as it ships")
     view.add_argument("--model", metavar="SIM.jsonl",
                       help="the model (pevm analyze --simulate --json) against the bench")
     parser.add_argument("--plot", metavar="FILE.png",
@@ -307,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render_state_layer(document))
     elif args.breakdown:
         sys.stdout.write(render_breakdown(document))
+    elif args.variants:
+        sys.stdout.write(render_variants(document))
     else:
         sys.stdout.write(render(document, totals_only=args.totals))
     return 0

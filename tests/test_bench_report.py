@@ -175,6 +175,20 @@ def test_the_breakdown_gives_each_process_s_time_by_activity_in_ms() -> None:
     assert "No per-process breakdown" in render_breakdown(DOCUMENT)
 
 
+def test_the_variants_table_sets_each_against_the_engine_at_the_same_count() -> None:
+    from benchmarks.report import render_variants
+    document = {"blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 2: (1.0, 0.5)})]}
+    document["blocks"][0]["variants"] = [
+        {"variant": "worker_nice=0", "workers": 2, "transaction_phase": {
+            "seconds": {"median": 0.625}, "speedup_vs_base": 0.8,
+            "paired_vs_base": {"median": 0.79, "min": 0.7, "max": 0.9}}}]
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in render_variants(document).splitlines()]
+    assert rows[2] == ["a", "worker_nice=0", "2", "0.625", "0.500", "0.80",
+                       "0.79 (0.70-0.90)"]
+    assert "No variants" in render_variants(DOCUMENT)
+
+
 def test_the_script_refuses_a_missing_or_malformed_file_with_one_line(tmp_path, capsys
                                                                       ) -> None:
     from benchmarks.report import main

@@ -108,7 +108,9 @@ FORK_AFTER_S = 0.03
 #: How far below the coordinator's CPU priority workers run (``nice`` steps; see
 #: :class:`~pevm.engines.workers.WorkerPool`). Measured on the 2-core machine,
 #: transaction phase at 2 workers over 1, six large mainnet blocks interleaved:
-#: 1.04x at 0, 1.13x at 5, 1.15x at 10.
+#: 1.04x at 0, 1.13x at 5, 1.15x at 10 -- while the coordinator only validated.
+#: Since it executes too, 0 reads within the noise of 10 (``pevm bench --variant
+#: worker_nice=0``, docs/results.md); no block read better at 0.
 WORKER_NICE = 10
 #: The engine runs a full garbage collection before a block once the interpreter
 #: holds this many times the memory blocks it held after its last one
