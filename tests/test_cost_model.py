@@ -139,3 +139,19 @@ def test_a_serial_run_is_one_chain_through_every_transaction():
     assert serial([(), (0,), (0, 1)], 0, 3)
     # too few to tell, or a window starting before the block
     assert not serial([()], 0, 1) and not serial(chain, -2, 3)
+
+
+def test_a_warm_up_stops_early_once_the_rest_is_clearly_too_short_for_workers():
+    def short(done: int, work: float) -> bool:
+        return cost_model.clearly_short(done, 372, work, 2, cores=2, slowness=1.0)
+    # 372 transactions of ~0.11 ms: workers would not pay (as parallel_pays says)
+    assert not cost_model.parallel_pays(372, 0.040, 2, cores=2, slowness=1.0)
+    assert short(8, 0.040) and short(16, 0.040) and short(256, 0.040)
+    # asked only from the 8th transaction on, and at powers of two
+    assert not short(4, 0.040)
+    assert not short(12, 0.040) and not short(100, 0.040)
+    # a rest long enough for workers goes on warming up
+    assert cost_model.parallel_pays(372, 0.2, 2, cores=2, slowness=1.0)
+    assert not short(8, 0.2)
+    # one core: workers never pay, and the warm-up ends at once
+    assert cost_model.clearly_short(8, 372, 0.2, 2, cores=1, slowness=1.0)

@@ -22,6 +22,7 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMac
 
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
+                                     clearly_short,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, transaction_targets,
                                      warm_up_settled, work_weights)
@@ -263,8 +264,9 @@ class BlockRun:
         (:class:`WorkEstimate`, as :meth:`_parallel_pays` weighs it;
         :func:`warm_up_settled`) -- unless its latest transactions form one
         dependency chain (:func:`serial_run`): then it goes on for another
-        :data:`SERIAL_STEP` and looks again. The fault hooks can fix the fork
-        point instead: tests ask for that point exactly."""
+        :data:`SERIAL_STEP` and looks again. A rest too short for workers to pay
+        ends it early too (:func:`clearly_short`). The fault hooks can fix the
+        fork point instead: tests ask for that point exactly."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
         deadline = start + self.engine.fork_after
@@ -278,11 +280,13 @@ class BlockRun:
                 break
             elif txn >= serial_until:
                 now = time.perf_counter() - self._recovered_ahead(txn)
-                if now >= deadline or warm_up_settled(
-                        txn, self.work.remaining(txn, now - start)):
+                work = self.work.remaining(txn, now - start)
+                if now >= deadline or warm_up_settled(txn, work):
                     if not self._serial_tail(txn):
                         break
                     serial_until = txn + SERIAL_STEP
+                elif clearly_short(txn, self.n - txn, work, self.engine.workers):
+                    break  # short: its rest runs here, as 1 worker would run it
             if txn >= self._senders_batch[1]:
                 self._recover_batch(txn)
             self._check_header(txn)

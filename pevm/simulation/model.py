@@ -8,7 +8,8 @@ from typing import Any
 
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
                                      costly_transactions, default_chunk_size,
-                                     parallel_pays, serial_run, warm_up_settled)
+                                     clearly_short, parallel_pays, serial_run,
+                                     warm_up_settled)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -289,12 +290,14 @@ class _Simulation:
             serial_until = 0  # as the engine: a chain keeps the warm-up going
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
-                if txn >= serial_until and (
-                        self.now >= self.engine.fork_after
-                        or warm_up_settled(txn, work.remaining(txn, self.now))):
-                    if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
+                if txn >= serial_until:
+                    left = work.remaining(txn, self.now)
+                    if self.now >= self.engine.fork_after or warm_up_settled(txn, left):
+                        if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
+                            break
+                        serial_until = txn + SERIAL_STEP
+                    elif clearly_short(txn, self.n - txn, left, self.executors, cal.cores):
                         break
-                    serial_until = txn + SERIAL_STEP
                 yield from self._inline(txn)
                 if txn == 0:
                     work.leave_out_first(self.now)
