@@ -339,6 +339,26 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
+def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
+        monkeypatch):
+    # the warm-up would run for a minute; asked at 8 transactions whether workers
+    # would pay for the rest (cost_model.clearly_short), it hears no and stops
+    # there: the rest runs in-process, as 1 worker runs it
+    asked = []
+
+    def never(remaining, work, workers, *args, **kwargs):
+        asked.append(remaining)
+        return False
+
+    monkeypatch.setattr(cost_model, "parallel_pays", never)  # clearly_short's
+    engine, got = _in_process_import(monkeypatch, "parallel_pays", never, fork_after=60)
+    k = cost_model.SETTLED_AFTER_TXS
+    assert engine.last_detail.warm_up_txs == k
+    assert asked == [len(MIXED) - k, len(MIXED) - k]   # the early stop, then the verdict
+    assert "workers would not pay" in engine.last_detail.in_process_reason
+    assert got.result.stats.seconds["warm_up"] < 60
+
+
 def test_the_warm_up_leaves_senders_recovered_ahead_out_of_its_time():
     # the warm-up recovers senders in batches: a batch of transactions 10-41 that
     # took 32 ms, looked at when 20 is next, is 22 ms of recovery for transactions
