@@ -296,7 +296,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
     ``memory``: also sample the peak memory of this process and its workers
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
     ``trace``: collect the parallel engine's slices of the last timed round, at
-    every worker count (tracing costs a list append per slice).
+    every worker count (tracing costs a list append per slice; variants are not
+    traced).
     ``state_backend``: the parallel engine's state layer (the reference's is
     py-evm's). ``ceiling``: also measure the machine's ceiling at each worker count
     above 1 (:func:`pevm.ceiling.machine_ceiling`, after the engines' rounds).
@@ -327,10 +328,11 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             results: list[BlockResult] | None = None if round_index else []
             last = round_index == rounds - 1
             breakdown: dict[str, dict[str, float]] | None = {} if last else None
+            # the engine as it ships only: a variant's slices would share its tracks
+            traced = trace if last and not timing.options else None
             with PeakMemory(enabled=memory and timed) as peak:
                 seconds, phase, txs, gas = _sample(ref, engine, loops if timed else 1,
-                                                   results, breakdown,
-                                                   trace if last else None)
+                                                   results, breakdown, traced)
             fastest = min(fastest, seconds)
             if breakdown:
                 timing.breakdown = breakdown
