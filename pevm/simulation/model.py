@@ -303,6 +303,7 @@ class _Simulation:
                     work.leave_out_first(self.now)
             done = sched.commit_index
             senders = warm_up_senders(done, self.n)
+            warm_up_s = self.now  # as the engine times it: before the batch below
             pays = False
             if self.n - done >= max(2, self.engine.min_parallel_txs):
                 # as the engine: the senders the workers start with, recovered
@@ -315,7 +316,7 @@ class _Simulation:
                 if p.senders:
                     sched.hot.predict((t, sender) for t in senders
                                       if (sender := p.senders[t]) is not None)
-                work_left = work.remaining(done, self.now)
+                work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
                 pays = done == 0 or parallel_pays(
                     self.n - done, work_left, self.executors, cal.cores, kept=len(kept),
