@@ -155,3 +155,14 @@ def test_a_warm_up_stops_early_once_the_rest_is_clearly_too_short_for_workers():
     assert not short(8, 0.2)
     # one core: workers never pay, and the warm-up ends at once
     assert cost_model.clearly_short(8, 372, 0.2, 2, cores=1, slowness=1.0)
+
+
+def test_the_warm_up_verdict_weighs_time_and_length_before_shortness():
+    verdict, WarmUp = cost_model.warm_up_verdict, cost_model.WarmUp
+    # time is up: workers are weighed now, whatever the rest looks like
+    assert verdict(8, 372, 0.001, 2, out_of_time=True, cores=2) is WarmUp.SETTLED
+    # a rest clearly too short for workers ends the warm-up here
+    assert verdict(8, 372, 0.001, 2, out_of_time=False, cores=2) is WarmUp.SHORT
+    # between two looks, or before the 8th transaction, it goes on
+    assert verdict(12, 368, 0.001, 2, out_of_time=False, cores=2) is WarmUp.GO_ON
+    assert verdict(4, 376, 0.001, 2, out_of_time=False, cores=2) is WarmUp.GO_ON

@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, cast
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
 from pevm.analysis import DependencyGraph, TxAccess
-from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
-                                     clearly_short,
+from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions, default_chunk_size,
                                      parallel_pays, serial_run, transaction_targets,
-                                     warm_up_settled, work_weights)
+                                     warm_up_verdict, work_weights)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -262,10 +261,10 @@ class BlockRun:
         A costly transaction ends it early (a worker should run that one), and so
         does a rest of the block that is clearly long by the time since ``start``
         (:class:`WorkEstimate`, as :meth:`_parallel_pays` weighs it;
-        :func:`warm_up_settled`) -- unless its latest transactions form one
+        :func:`warm_up_verdict`) -- unless its latest transactions form one
         dependency chain (:func:`serial_run`): then it goes on for another
         :data:`SERIAL_STEP` and looks again. A rest too short for workers to pay
-        ends it early too (:func:`clearly_short`). The fault hooks can fix the
+        ends it early too. The fault hooks can fix the
         fork point instead: tests ask for that point exactly."""
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
@@ -280,13 +279,15 @@ class BlockRun:
                 break
             elif txn >= serial_until:
                 now = time.perf_counter() - self._recovered_ahead(txn)
-                work = self.work.remaining(txn, now - start)
-                if now >= deadline or warm_up_settled(txn, work):
+                verdict = warm_up_verdict(txn, self.n - txn,
+                                          self.work.remaining(txn, now - start),
+                                          self.engine.workers, now >= deadline)
+                if verdict is WarmUp.SHORT:
+                    break  # its rest runs here, as 1 worker would run it
+                if verdict is WarmUp.SETTLED:
                     if not self._serial_tail(txn):
                         break
                     serial_until = txn + SERIAL_STEP
-                elif clearly_short(txn, self.n - txn, work, self.engine.workers):
-                    break  # short: its rest runs here, as 1 worker would run it
             if txn >= self._senders_batch[1]:
                 self._recover_batch(txn)
             self._check_header(txn)

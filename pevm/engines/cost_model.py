@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Iterable, Sequence
+from enum import Enum
 from typing import Any
 
 from pevm.host import machine_slowness, usable_cores
@@ -207,6 +208,31 @@ def clearly_short(done: int, remaining: int, work: float, workers: int,
         not parallel_pays(remaining, work, workers, cores, slowness)
 
 
+class WarmUp(Enum):
+    """What the in-process warm-up does after a look (:func:`warm_up_verdict`)."""
+
+    #: nothing decided yet: run the next transaction in-process
+    GO_ON = "go on"
+    #: time is up, or the rest is clearly long: workers are weighed now
+    #: (:func:`parallel_pays`), unless the latest transactions form one chain
+    #: (:func:`serial_run`)
+    SETTLED = "settled"
+    #: the rest is too short for workers (:func:`clearly_short`): it runs in-process
+    SHORT = "short"
+
+
+def warm_up_verdict(done: int, remaining: int, work: float, workers: int,
+                    out_of_time: bool, cores: int | None = None) -> WarmUp:
+    """The warm-up's rule, one look after ``done`` transactions with ``remaining``
+    left of ``work`` seconds (:class:`WorkEstimate`), ``out_of_time`` once it ran
+    its ``fork_after``: the engine's and the simulation's warm-ups both ask it."""
+    if out_of_time or warm_up_settled(done, work):
+        return WarmUp.SETTLED
+    if clearly_short(done, remaining, work, workers, cores):
+        return WarmUp.SHORT
+    return WarmUp.GO_ON
+
+
 #: The warm-up goes on while its latest this-many transactions form one chain
 #: (:func:`serial_run`) ...
 SERIAL_WINDOW = 8
@@ -283,7 +309,7 @@ def default_chunk_size(n: int, workers: int) -> int:
 
 __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIXED_S",
            "PLAIN_TRANSFER_GAS", "SERIAL_STEP", "SERIAL_WINDOW", "SETTLED_AFTER_TXS",
-           "clearly_short",
+           "WarmUp", "clearly_short", "warm_up_verdict",
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights"]

@@ -6,10 +6,9 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WorkEstimate,
+from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions, default_chunk_size,
-                                     clearly_short, parallel_pays, serial_run,
-                                     warm_up_settled)
+                                     parallel_pays, serial_run, warm_up_verdict)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -291,13 +290,15 @@ class _Simulation:
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
                 if txn >= serial_until:
-                    left = work.remaining(txn, self.now)
-                    if self.now >= self.engine.fork_after or warm_up_settled(txn, left):
+                    verdict = warm_up_verdict(txn, self.n - txn,
+                                              work.remaining(txn, self.now), self.executors,
+                                              self.now >= self.engine.fork_after, cal.cores)
+                    if verdict is WarmUp.SHORT:
+                        break
+                    if verdict is WarmUp.SETTLED:
                         if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
                             break
                         serial_until = txn + SERIAL_STEP
-                    elif clearly_short(txn, self.n - txn, left, self.executors, cal.cores):
-                        break
                 yield from self._inline(txn)
                 if txn == 0:
                     work.leave_out_first(self.now)
