@@ -143,6 +143,23 @@ def test_the_model_against_the_measurement() -> None:
     assert rows[2][3:6] == ["0.80 (1.00)", "+25%", "53% / -"]
     assert rows[3][3:6] == ["-", "-", "-"]
     assert "Within 15% on 1 of 2 blocks; mean absolute error 18%." in text
+    assert "workers | ideal | simulated" not in text   # measured at 1 and 2 only
+
+
+def test_the_model_against_a_many_core_measurement_at_every_count() -> None:
+    engine = [{"workers": w, "transaction_phase": {"seconds": {"median": m, "min": m}}}
+              for w, m in ((1, 4.0), (2, 2.5), (4, 2.0), (16, 4.0))]
+    document = {"blocks": [{"name": "a", "engine": engine}]}
+    simulated = [{"case": "a", "ideal_speedup": {"2": 2.0, "4": 3.9, "16": 12.0},
+                  "simulated_speedup": {"1": 1.0, "2": 1.5, "4": 2.0, "8": 1.5}}]
+    lines = render_model(document, simulated).splitlines()
+    beyond = [[c.strip() for c in line.strip("|").split("|")]
+              for line in lines[lines.index("| block | workers | ideal | simulated | "
+                                            "measured (fastest) | error |") + 2:]
+              if line.startswith("| ")]
+    # 4 workers: 2.0 simulated against 4.0 / 2.0 measured; 16 was not simulated
+    assert beyond == [["a", "4", "3.90", "2.00", "2.00 (2.00)", "+0%"]]
+    assert lines[-1] == "Within 15% on 1 of 1 block-and-count pairs; mean absolute error 0%."
 
 
 def test_the_state_layer_table_gives_each_import_and_its_share_outside_the_phase() -> None:

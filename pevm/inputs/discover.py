@@ -112,14 +112,22 @@ def _sources(paths: list[str]) -> Iterator[tuple[str, str, bool]]:
             yield path, "fixture", True
 
 
+def _snapshot_label(path: str) -> str:
+    """A snapshot directory's name without a leading ``mainnet-``: the corpus names
+    them by block number (``13217637``), copies elsewhere often by case name
+    (``mainnet-13217637``), and both are the same case."""
+    base = os.path.basename(os.path.normpath(path))
+    return base.removeprefix("mainnet-")
+
+
 def snapshot_name(path: str) -> str:
-    return f"mainnet-{os.path.basename(os.path.normpath(path))}"
+    return f"mainnet-{_snapshot_label(path)}"
 
 
 def snapshot_network(path: str) -> str:
     """The fork of a snapshot named by its block number (else "mainnet")."""
     try:
-        return mainnet_vm_class(int(os.path.basename(os.path.normpath(path)))).fork
+        return mainnet_vm_class(int(_snapshot_label(path))).fork
     except ValueError:
         return "mainnet"
 
