@@ -52,6 +52,31 @@ def test_what_stays_with_the_coordinator_bounds_what_workers_gain():
     assert not pays(99, 0.099)
 
 
+def test_the_worker_count_stops_where_one_more_costs_more_than_it_gains():
+    def count(n: int, per_tx: float, workers: int, cores: int, slowness: float = 1.0) -> int:
+        return cost_model.workers_that_pay(n, n * per_tx, workers=workers, cores=cores,
+                                           slowness=slowness)
+
+    # costly transactions (5 ms): every core asked for pays
+    assert count(1000, 5e-3, workers=16, cores=16) == 16
+    # cheap ones (0.3 ms): each worker's fork and stop outweigh its share well
+    # before 16, and asking for more, or having more cores, changes nothing
+    cheap = count(1000, 0.3e-3, workers=16, cores=16)
+    assert 2 < cheap < 16
+    assert count(1000, 0.3e-3, workers=32, cores=16) == cheap
+    assert count(1000, 0.3e-3, workers=64, cores=64) == cheap
+    # on a machine twice as slow the overheads double: fewer pay
+    assert 2 <= count(1000, 0.3e-3, workers=16, cores=16, slowness=2.0) < cheap
+    # never more than the cores, never more than asked
+    assert count(1000, 0.3e-3, workers=16, cores=2) == 2
+    assert count(1000, 5e-3, workers=3, cores=16) == 3
+    # 1 exactly where workers do not pay
+    for n, per_tx, workers in ((300, 0.1e-3, 2), (1000, 5e-3, 2), (1000, 0.3e-3, 16)):
+        assert (count(n, per_tx, workers, cores=16) > 1) == cost_model.parallel_pays(
+            n, n * per_tx, workers=workers, cores=16, slowness=1.0)
+    assert count(300, 0.1e-3, workers=16, cores=16) == 1
+
+
 def test_a_call_without_data_weighs_a_plain_transfer():
     class Tx:
         def __init__(self, gas: int, to: bytes, data: bytes = b"") -> None:

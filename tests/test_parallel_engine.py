@@ -309,7 +309,7 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
     # stops after the first k transactions, and the workers take the rest (this
     # small block's rest would not pay for them: that verdict is not tested here)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(block_run, "parallel_pays", lambda *args, **kwargs: True)
+    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
     got = import_block(CancunVM, block, engine)
@@ -322,11 +322,12 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
     asked = []  # (remaining, their in-process seconds, workers) per call
 
-    def never(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+    def none_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
         asked.append((remaining, work, workers))
-        return False
+        return 1
 
-    engine, got = _in_process_import(monkeypatch, "parallel_pays", never, fork_after=0.003)
+    engine, got = _in_process_import(monkeypatch, "workers_that_pay", none_pay,
+                                     fork_after=0.003)
     warm = engine.last_detail.warm_up_txs
     assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
     assert asked[0][1] > 0
@@ -337,6 +338,33 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
     assert import_block(CancunVM, build_block(CancunVM, MIXED),
                         engine).result.stats.workers == 2
+
+
+def test_fewer_workers_start_where_more_would_not_pay(monkeypatch):
+    # asked for 4 executing processes, the cost model says 2 pay: one worker is
+    # forked, not three, and the result is py-evm's
+    asked = []
+
+    def two_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+        asked.append(workers)
+        return 2
+
+    monkeypatch.setattr(block_run, "workers_that_pay", two_pay)
+    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)   # the warm-up ends at 8
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert asked == [4]
+    assert got.result.stats.workers == 2
+    detail = engine.last_detail
+    assert len(detail.worker_cpu_s) == 1 and detail.dead_workers == []
+    assert set(detail.breakdown) == {"coordinator", "worker 0"}
+    # fit_workers=False: all that were asked for, once any pay
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60, fit_workers=False)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 4 and len(engine.last_detail.worker_cpu_s) == 3
 
 
 def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
@@ -351,7 +379,9 @@ def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
         return False
 
     monkeypatch.setattr(cost_model, "parallel_pays", never)  # clearly_short's
-    engine, got = _in_process_import(monkeypatch, "parallel_pays", never, fork_after=60)
+    engine, got = _in_process_import(monkeypatch, "workers_that_pay",
+                                     lambda *args, **kwargs: 1 + never(*args, **kwargs),
+                                     fork_after=60)
     k = cost_model.SETTLED_AFTER_TXS
     assert engine.last_detail.warm_up_txs == k
     assert asked == [len(MIXED) - k, len(MIXED) - k]   # the early stop, then the verdict
@@ -377,7 +407,7 @@ def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkey
     # its latest SERIAL_WINDOW transactions all increment one counter it goes on
     # (and looks again every SERIAL_STEP)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(block_run, "parallel_pays", lambda *args, **kwargs: True)
+    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
     window = cost_model.SERIAL_WINDOW
     chain = [Intent("incr", 1 + i % 7, 0, 1) for i in range(3 * window)]
     block = build_block(CancunVM, chain)
@@ -452,11 +482,11 @@ def test_whether_workers_pay_weighs_what_a_predicted_chain_keeps_on_the_coordina
         else Intent("transfer", 2 + i % 6, (i // 2) % 8, 1) for i in range(40)]
     asked = []
 
-    def never(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+    def none_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
         asked.append((remaining, work, kept, kept_work))
-        return False
+        return 1
 
-    monkeypatch.setattr(block_run, "parallel_pays", never)
+    monkeypatch.setattr(block_run, "workers_that_pay", none_pay)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)   # the warm-up ends at 8
     block = build_block(CancunVM, intents)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)

@@ -38,6 +38,20 @@ def test_chunks_are_ascending_and_bounded_per_worker():
     assert s.next_commit() == (WAIT, 0)
 
 
+def test_fewer_workers_can_start_than_the_scheduler_was_built_for():
+    s = Scheduler(100, workers=4, chunk_size=4, max_outstanding=1)
+    s.start_with(2, chunk_size=16)        # only two pay; their chunks may be longer
+    assert s.idle_workers() == [0, 1]
+    assert s.live_workers() == [0, 1]
+    assert s.next_chunk(2) is None        # never started
+    assert s.chunk_size == 16
+    first = s.next_chunk(0)
+    assert first is not None and first[0] == 0
+    assert s.stats.lost == 0              # nothing was lost: they never held work
+    with pytest.raises(ValueError):       # only before any chunk is out
+        s.start_with(1, chunk_size=16)
+
+
 def test_chunks_shrink_towards_the_block_s_end():
     # guided: at most the rest over 2 x max_outstanding x executors, so that no
     # process is left alone with a long run of the last transactions

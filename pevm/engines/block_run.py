@@ -23,8 +23,8 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMac
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions, default_chunk_size,
-                                     parallel_pays, serial_run, transaction_targets,
-                                     warm_up_verdict, work_weights)
+                                     serial_run, transaction_targets,
+                                     warm_up_verdict, work_weights, workers_that_pay)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.locations import BALANCE, NONCE
@@ -133,7 +133,12 @@ class BlockRun:
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
                 self._predict_hot(senders)
-                if self._parallel_pays(warm_up):
+                executors = self._workers_that_pay(warm_up)
+                if executors > 1:
+                    if executors < engine.workers:
+                        workers = executors - engine.coordinator_executes
+                        self.scheduler.start_with(workers, engine.chunk_size or
+                                                  default_chunk_size(self.n, executors))
                     mark = time.perf_counter()
                     if self.gc_frozen:
                         gc.freeze()  # what the warm-up created, too, before the fork
@@ -162,7 +167,7 @@ class BlockRun:
         self._execute_all()
         executed = time.perf_counter()
         self.seconds["execute"] = executed - mark
-        used = engine.workers if self.pool is not None else 1
+        used = workers + engine.coordinator_executes if self.pool is not None else 1
         if self.pool is not None:
             self.pool.stop()  # they exit while the coordinator merges
 
@@ -193,7 +198,7 @@ class BlockRun:
             validations=s.validations, seconds=self.seconds,
             in_process_reason=self.in_process_reason)
         engine.last_detail = ParallelDetail(
-            chunks=s.chunks, chunk_size=chunk, dispatched=s.dispatched,
+            chunks=s.chunks, chunk_size=self.scheduler.chunk_size, dispatched=s.dispatched,
             inline=s.inline, ahead=s.ahead, costly=s.costly,
             validation_failures=s.validation_failures,
             forced_aborts=s.forced_aborts, blocked=s.blocked, crashed=s.crashed,
@@ -227,14 +232,15 @@ class BlockRun:
         """Before the fork: recover the ``senders`` the workers start with (the
         batch beyond the warm-up's, :func:`warm_up_senders`) and predict the hot
         targets from them (:meth:`~pevm.engines.hot_targets.HotTargets.predict`),
-        so that :meth:`_parallel_pays` knows what stays with the coordinator."""
+        so that :meth:`_workers_that_pay` knows what stays with the coordinator."""
         self.ctx.recover_senders(range(self._senders_batch[1], senders.stop))
         known = self.ctx.known_sender
         self.scheduler.hot.predict(
             (t, sender) for t in senders if (sender := known(t)) is not None)
 
-    def _parallel_pays(self, warm_up_seconds: float) -> bool:
-        """After the warm-up: are workers worth starting (:func:`parallel_pays`)?
+    def _workers_that_pay(self, warm_up_seconds: float) -> int:
+        """After the warm-up: how many executing processes, of ``workers``, to run
+        the rest on (:func:`workers_that_pay`); 1 if workers would not pay.
 
         Only a warm-up that ran transactions is evidence; with none (``fork_after``
         0, or a fixed fork point from the fault hooks) the workers start as asked.
@@ -242,25 +248,26 @@ class BlockRun:
         """
         done = self.scheduler.commit_index
         if done == 0 or self.engine.hooks.fork_at_tx is not None:
-            return True
+            return self.engine.workers
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
         kept = self.scheduler.hot.held(range(done, self.n))
-        if parallel_pays(remaining, work, self.engine.workers, kept=len(kept),
-                         kept_work=work * self.work.share(done, kept)):
-            return True
+        executors = workers_that_pay(remaining, work, self.engine.workers, kept=len(kept),
+                                     kept_work=work * self.work.share(done, kept))
+        if executors > 1:  # stats.workers reports how many ran
+            return executors if self.engine.fit_workers else self.engine.workers
         # a routine decision, not a problem: reported in the detail, not logged
         self.in_process_reason = (
             f"{remaining} transactions left after the warm-up, about "
             f"{work * 1e3:.1f} ms in-process: workers would not pay")
-        return False
+        return 1
 
     def _warm_up(self, start: float) -> None:
         """Run in-process, in order, until ``fork_after`` seconds from the block's
         ``start``: a block that finishes by then never pays for starting workers.
         A costly transaction ends it early (a worker should run that one), and so
         does a rest of the block that is clearly long by the time since ``start``
-        (:class:`WorkEstimate`, as :meth:`_parallel_pays` weighs it;
+        (:class:`WorkEstimate`, as :meth:`_workers_that_pay` weighs it;
         :func:`warm_up_verdict`) -- unless its latest transactions form one
         dependency chain (:func:`serial_run`): then it goes on for another
         :data:`SERIAL_STEP` and looks again. A rest too short for workers to pay

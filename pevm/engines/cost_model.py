@@ -40,6 +40,16 @@ from pevm.host import machine_slowness, usable_cores
 COORDINATOR_TX_S = 40e-6
 WORKER_TX_S = 40e-6
 PARALLEL_FIXED_S = 0.02
+#: What each forked worker beyond the first costs, in the same seconds: its fork
+#: and its stop and reap, one after the other on the coordinator
+#: (:data:`PARALLEL_FIXED_S` holds the first's), and the chunks and messages it
+#: adds. The simulation's calibration measures fork + stop per worker at 6.3 ms on
+#: the reference machine and 9.7 ms on a 16-core device whose slowness reads 2.47
+#: (3.9 ms scaled); on that device each worker from 8 to 16 added 14-26 ms to the
+#: transaction phase of ERC-20 and mainnet blocks (5.6-10.4 ms scaled; session
+#: 27). Without it every count up to the cores looked best. See
+#: :func:`workers_that_pay`.
+EXTRA_WORKER_S = 0.006
 
 #: The warm-up ends early once this many transactions ran and the rest of the
 #: block is clearly long (:func:`warm_up_settled`).
@@ -163,16 +173,40 @@ def parallel_pays(remaining: int, work: float, workers: int,
     workers). Beyond those, it ignores conflicts (the scheduler's throttle limits
     what they cost), so it errs towards parallel on a block that conflicts.
     """
+    return workers_that_pay(remaining, work, workers, cores, slowness, kept,
+                            kept_work) > 1
+
+
+def workers_that_pay(remaining: int, work: float, workers: int,
+                     cores: int | None = None, slowness: float | None = None,
+                     kept: int = 0, kept_work: float = 0.0) -> int:
+    """How many executing processes, of at most ``workers``, should run the rest
+    of the block: 1 (the coordinator alone) unless some count pays
+    (:func:`parallel_pays`, whose arguments these are), else the count whose
+    estimate is lowest.
+
+    Each forked worker beyond the first adds :data:`EXTRA_WORKER_S` to the
+    estimate, and workers beyond the cores only add overheads, so the estimate
+    has a minimum: where the coordinator's commits (``n f c``) or its forks catch
+    up with what one more worker takes off the rest. A block of cheap
+    transactions stops short of a many-core machine's cores; a block of
+    costly ones uses them all (on a 16-core device, 16 workers ran a compute-heavy
+    block 1.34x faster than 8 and mainnet blocks 1.1-1.4x slower: session 27).
+    """
     cores = cores or usable_cores()
     scale = machine_slowness() if slowness is None else slowness
-    parallel = min(workers, cores)
-    if parallel < 2 or remaining < 2:
-        return False
-    shipped = min(remaining - kept, remaining * (workers - 1) / workers)
+    if min(workers, cores) < 2 or remaining < 2:
+        return 1
     per_tx, coordinator = (WORKER_TX_S + COORDINATOR_TX_S) * scale, COORDINATOR_TX_S * scale
-    estimate = max((work + shipped * per_tx) / parallel,
-                   shipped * coordinator + kept_work)
-    return estimate + PARALLEL_FIXED_S * scale < work
+    best, best_estimate = 1, work
+    for count in range(2, workers + 1):
+        shipped = min(remaining - kept, remaining * (count - 1) / count)
+        estimate = max((work + shipped * per_tx) / min(count, cores),
+                       shipped * coordinator + kept_work)
+        estimate += (PARALLEL_FIXED_S + (count - 2) * EXTRA_WORKER_S) * scale
+        if estimate < best_estimate:
+            best, best_estimate = count, estimate
+    return best
 
 
 def warm_up_settled(done: int, work: float, slowness: float | None = None) -> bool:
@@ -312,4 +346,4 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "WarmUp", "clearly_short", "warm_up_verdict",
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
-           "warm_up_settled", "work_weights"]
+           "warm_up_settled", "work_weights", "workers_that_pay", "EXTRA_WORKER_S"]

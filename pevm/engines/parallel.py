@@ -76,6 +76,10 @@ per unit of gas limit and the gas limits left
 estimate (the work plus a per-transaction overhead, over the processes that can
 run at once, plus a fixed cost) against finishing in-process, and a block of
 cheap transactions stays in-process (``ParallelDetail.in_process_reason`` says so).
+The same estimate says how many of the ``workers`` to start
+(:func:`~pevm.engines.cost_model.workers_that_pay`): each one forked costs the
+coordinator a fork and a stop, so a block of cheap transactions stops short of a
+many-core machine's cores (``EngineStats.workers`` reports how many ran).
 While the warm-up's latest transactions form one dependency chain
 (:func:`~pevm.engines.cost_model.serial_run`) it goes on in-process, whatever its
 time: workers cannot run a chain faster.
@@ -183,7 +187,7 @@ class ParallelEngine:
                  freeze_gc: bool = True, worker_nice: int = WORKER_NICE,
                  state_backend: StateBackend = StateBackend.FLAT,
                  coordinator_executes: bool = True, costly_to_workers: bool = True,
-                 hooks: FaultHooks | None = None) -> None:
+                 fit_workers: bool = True, hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         for name, value, least in (("chunk_size", chunk_size, 1),
@@ -207,6 +211,10 @@ class ParallelEngine:
         #: transactions with a gas limit far above the block's typical one run on
         #: workers, not on the coordinator (:func:`costly_transactions`)
         self.costly_to_workers = costly_to_workers
+        #: start only as many of ``workers`` as the warm-up says pay
+        #: (:func:`~pevm.engines.cost_model.workers_that_pay`); False: all of
+        #: them once any pay
+        self.fit_workers = fit_workers
         #: the state layer the blocks it runs are built on (pevm.state.backend)
         self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()

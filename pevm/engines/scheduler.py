@@ -202,6 +202,19 @@ class Scheduler:
         #: the last chunk's scan found only hot targets' transactions
         self._starved = False
 
+    def start_with(self, workers: int, chunk_size: int) -> None:
+        """Before the first chunk: only workers ``0..workers-1`` start (more would
+        not pay, :func:`~pevm.engines.cost_model.workers_that_pay`), with chunks
+        of up to ``chunk_size``; the others are gone without having held work."""
+        if any(self.chunks.values()) or not 0 <= workers <= len(self.chunks) \
+                or chunk_size < 1:
+            raise ValueError("start_with: only before any chunk, within the workers")
+        self.chunks = {w: self.chunks[w] for w in range(workers)}
+        self.alive &= set(range(workers))
+        self.chunk_size = chunk_size
+        self.min_chunk = min(self.min_chunk, chunk_size)
+        self.current_chunk = min(self.current_chunk, chunk_size)
+
     # ------------------------------------------------------------ dispatch
     def idle_workers(self) -> list[int]:
         """Live workers with room for another chunk, least loaded first."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions, default_chunk_size,
-                                     parallel_pays, serial_run, warm_up_verdict)
+                                     serial_run, warm_up_verdict, workers_that_pay)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -319,9 +319,14 @@ class _Simulation:
                                       if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
-                pays = done == 0 or parallel_pays(
+                executors = self.executors if done == 0 else workers_that_pay(
                     self.n - done, work_left, self.executors, cal.cores, kept=len(kept),
                     kept_work=work_left * work.share(done, kept))
+                pays = executors > 1
+                if pays and executors < self.executors:  # as the engine: fewer pay
+                    self.executors, self.workers = executors, executors - 1
+                    sched.start_with(self.workers, self.engine.chunk_size
+                                     or default_chunk_size(self.n, executors))
             if pays:
                 yield cal.fork_s * self.workers
                 self.started = True
