@@ -1,10 +1,12 @@
 """What things cost, as the parallel engine's decisions assume it.
 
-* When workers pay: after its in-process warm-up the engine knows what a
-  transaction of the block costs here; :func:`parallel_pays` weighs finishing the
-  block in-process against starting workers, with the per-transaction overheads of
-  going parallel measured on the project's 2-core machine (below), and
-  :func:`warm_up_settled` says when the warm-up has seen enough.
+* When workers pay, and how many: after its in-process warm-up the engine knows
+  what a transaction of the block costs here; :func:`parallel_pays` weighs
+  finishing the block in-process against starting workers, with the
+  per-transaction overheads of going parallel measured on the project's 2-core
+  machine (below), :func:`workers_that_pay` picks the count of processes with the
+  lowest estimate, and :func:`warm_up_settled` says when the warm-up has seen
+  enough.
 * Which transactions are costly, before any runs: :func:`costly_transactions`
   guesses by gas limit (the scheduler keeps them off the coordinator).
 * How long a chunk is: :func:`default_chunk_size` weighs a message's cost against

@@ -5,7 +5,8 @@ What it models. The block is replayed through the engine's own policy: the real
 the engine's knobs (``MIN_PARALLEL_TXS``, ``FORK_AFTER_S``, ``RECOVERY_BATCH``,
 ``WAITING_SENDER_BATCH``, ``default_chunk_size``, ``max_outstanding``) are read
 from the engine. The coordinator warms up in-process, forks one worker fewer than
-the worker count (it is an executor itself), dispatches chunks, executes
+the worker count (it is an executor itself; fewer where the warm-up says fewer
+pay, :func:`~pevm.engines.cost_model.workers_that_pay`), dispatches chunks, executes
 transactions ahead of the commit point where it would wait for a worker -- and
 where there is none, recovers senders instead -- validates and commits in block
 order and re-executes failures itself; workers apply the commits a run message
