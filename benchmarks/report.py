@@ -20,7 +20,7 @@ import json
 import sys
 from collections import Counter
 
-from pevm.bench import format_ratio as _fmt, paired_cell
+from pevm.bench import format_ratio as _fmt, paired_cell, workers_cell
 from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity
 
 
@@ -58,7 +58,7 @@ def render(document: dict, totals_only: bool = False) -> str:
             if totals_only:
                 continue
             lines.append(
-                f"| {block['name']} | {block['txs']} | {row['workers']} | {ref:.3f} | "
+                f"| {block['name']} | {block['txs']} | {workers_cell(row)} | {ref:.3f} | "
                 f"{row['seconds']['median']:.3f} | {_fmt(row['speedup_vs_reference'])} | "
                 f"{_fmt(row['speedup_vs_one_process'])} | {_fmt(row['ideal_speedup'])} | "
                 f"{_fmt(row['efficiency'], True)} | {ref_phase:.3f} | "
@@ -167,7 +167,7 @@ def render_variants(document: dict) -> str:
         for row in block.get("variants", []):
             phase = row["transaction_phase"]
             lines.append(
-                f"| {block['name']} | {row['variant']} | {row['workers']} | "
+                f"| {block['name']} | {row['variant']} | {workers_cell(row)} | "
                 f"{phase['seconds']['median']:.3f} | {shipped[row['workers']]:.3f} | "
                 f"{_fmt(phase['speedup_vs_base'])} | {paired_cell(phase['paired_vs_base'])} |")
     if len(lines) == 2:

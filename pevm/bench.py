@@ -86,6 +86,14 @@ class Timing:
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def ran(self) -> int | None:
+        """Processes that executed transactions in the last timed round (the
+        coordinator and the workers of its breakdown): fewer than ``workers``
+        where the engine found that fewer pay, 1 where the block stayed in one
+        process; None without a breakdown (the reference)."""
+        return len(self.breakdown) if self.breakdown else None
+
+    @property
     def median(self) -> float:
         return statistics.median(self.samples)
 
@@ -125,6 +133,15 @@ def format_ratio(value: float | None, percent: bool = False) -> str:
     return f"{value:.0%}" if percent else f"{value:.2f}"
 
 
+def workers_cell(row: Mapping[str, Any]) -> str:
+    """A JSON row's worker count as a table cell, with the processes that ran
+    where they were fewer (``16 (9 ran)``): ``pevm bench``'s table and
+    ``benchmarks/report.py`` alike."""
+    ran = row.get("processes_ran")
+    return str(row["workers"]) if ran in (None, row["workers"]) \
+        else f"{row['workers']} ({ran} ran)"
+
+
 def paired_cell(paired: dict[str, float] | None) -> str:
     """:func:`paired_ratios` as a table cell, ``median (fastest-slowest)``, or ``-``."""
     if not paired:
@@ -162,7 +179,8 @@ class BlockBench:
             paired = paired_ratios(one.phase_samples, timing.phase_samples) if one else None
             ceiling = (self.ceiling or {}).get(str(timing.workers))
             out.append({
-                "workers": timing.workers, "seconds": timing.to_json(),
+                "workers": timing.workers, "processes_ran": timing.ran,
+                "seconds": timing.to_json(),
                 "tx_per_s": self.txs / timing.median, "gas_per_s": self.gas / timing.median,
                 "speedup_vs_reference": self.reference.median / timing.median,
                 "speedup_vs_one_process": vs_one,
@@ -193,7 +211,8 @@ class BlockBench:
             same = base[timing.workers]
             out.append({
                 "options": timing.options, "variant": format_options(timing.options),
-                "workers": timing.workers, "seconds": timing.to_json(),
+                "workers": timing.workers, "processes_ran": timing.ran,
+                "seconds": timing.to_json(),
                 "transaction_phase": {
                     "seconds": _summary(timing.phase_samples),
                     "speedup_vs_base": same.phase_median / timing.phase_median,

@@ -215,3 +215,12 @@ def test_the_script_refuses_a_missing_or_malformed_file_with_one_line(tmp_path, 
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("report.py: cannot read") for line in err)
+
+
+def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:
+    from pevm.bench import workers_cell
+    assert workers_cell({"workers": 16, "processes_ran": 9}) == "16 (9 ran)"
+    assert workers_cell({"workers": 2, "processes_ran": 1}) == "2 (1 ran)"   # in-process
+    assert workers_cell({"workers": 4, "processes_ran": 4}) == "4"
+    assert workers_cell({"workers": 4}) == "4"      # a document from before the field
+

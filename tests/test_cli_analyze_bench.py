@@ -57,6 +57,8 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> No
             assert row["peak_memory"]["pss_mib"] > 0
             assert row["peak_memory"]["rss_sum_mib"] >= row["peak_memory"]["pss_mib"]
     assert [row["workers"] for row in block["engine"]] == [1, 2]
+    # 18 transactions: too few for workers, one process at both counts
+    assert [row["processes_ran"] for row in block["engine"]] == [1, 1]
     assert block["engine"][0]["speedup_vs_one_process"] == 1.0
     assert png.stat().st_size > 1000
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
-                        format_ratio as _fmt, paired_cell, plot)
+                        format_ratio as _fmt, paired_cell, plot, workers_cell)
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
@@ -188,7 +188,7 @@ def _print(console: Console, bench: BlockBench) -> None:
                   f"{ref.phase_median:.3f}", "1.00", "", "", *blank, *_memory(ref.peak))
     for timing, row in zip(bench.engine, bench.rows()):
         table.add_row(
-            "parallel", str(row["workers"]), f"{timing.median:.3f}",
+            "parallel", workers_cell(row), f"{timing.median:.3f}",
             f"{min(timing.samples):.3f}", f"{max(timing.samples):.3f}",
             f"{row['tx_per_s']:,.0f}", f"{row['gas_per_s'] / 1e6:.2f}",
             f"{row['speedup_vs_reference']:.2f}",
@@ -215,7 +215,7 @@ def _print_variants(console: Console, bench: BlockBench) -> None:
     shipped = {t.workers: t for t in bench.engine}
     for timing, row in zip(bench.variants, bench.variant_rows()):
         phase = row["transaction_phase"]
-        table.add_row(row["variant"], str(row["workers"]), f"{timing.phase_median:.3f}",
+        table.add_row(row["variant"], workers_cell(row), f"{timing.phase_median:.3f}",
                       f"{shipped[timing.workers].phase_median:.3f}",
                       _fmt(phase["speedup_vs_base"]), paired_cell(phase["paired_vs_base"]),
                       _fmt(phase["speedup_vs_one_process"]))
