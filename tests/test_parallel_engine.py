@@ -340,30 +340,38 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
+def _import_with_count(monkeypatch, intents, workers: int, count: int, **options):
+    """Import ``intents`` at ``workers``, the warm-up ending at 8 transactions and
+    the cost model answering ``count`` processes pay; it must equal py-evm. Returns
+    the engine, the outcome and what the cost model was asked: (remaining, work,
+    workers, kept, kept_work) per call."""
+    asked = []
+
+    def answer(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+        asked.append((remaining, work, workers, kept, kept_work))
+        return count
+
+    monkeypatch.setattr(block_run, "workers_that_pay", answer)
+    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
+    block = build_block(CancunVM, intents)
+    engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=60, **options)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    return engine, got, asked
+
+
 def test_fewer_workers_start_where_more_would_not_pay(monkeypatch):
     # asked for 4 executing processes, the cost model says 2 pay: one worker is
     # forked, not three, and the result is py-evm's
-    asked = []
-
-    def two_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
-        asked.append(workers)
-        return 2
-
-    monkeypatch.setattr(block_run, "workers_that_pay", two_pay)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)   # the warm-up ends at 8
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    assert asked == [4]
+    engine, got, asked = _import_with_count(monkeypatch, MIXED, workers=4, count=2)
+    assert [call[2] for call in asked] == [4]
     assert got.result.stats.workers == 2
     detail = engine.last_detail
     assert len(detail.worker_cpu_s) == 1 and detail.dead_workers == []
     assert set(detail.breakdown) == {"coordinator", "worker 0"}
     # fit_workers=False: all that were asked for, once any pay
-    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60, fit_workers=False)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
+    engine, got, _ = _import_with_count(monkeypatch, MIXED, workers=4, count=2,
+                                        fit_workers=False)
     assert got.result.stats.workers == 4 and len(engine.last_detail.worker_cpu_s) == 3
 
 
@@ -480,21 +488,10 @@ def test_whether_workers_pay_weighs_what_a_predicted_chain_keeps_on_the_coordina
     intents = [Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(8)] + [
         Intent("incr", 1, 0, 1) if i % 2 == 0
         else Intent("transfer", 2 + i % 6, (i // 2) % 8, 1) for i in range(40)]
-    asked = []
-
-    def none_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
-        asked.append((remaining, work, kept, kept_work))
-        return 1
-
-    monkeypatch.setattr(block_run, "workers_that_pay", none_pay)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)   # the warm-up ends at 8
-    block = build_block(CancunVM, intents)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
+    engine, got, asked = _import_with_count(monkeypatch, intents, workers=2, count=1)
     assert got.result.stats.workers == 1
     assert engine.last_detail.warm_up_txs == cost_model.SETTLED_AFTER_TXS
-    [(remaining, work, kept, kept_work)] = asked
+    [(remaining, work, _, kept, kept_work)] = asked
     assert (remaining, kept) == (40, 20)      # the chain's 20 increments
     # the increments' share of the rest: half by count, more by gas limit
     assert work / 2 <= kept_work < work
