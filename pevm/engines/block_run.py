@@ -22,7 +22,7 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMac
 
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
-                                     costly_transactions, default_chunk_size,
+                                     costly_transactions,
                                      serial_run, transaction_targets,
                                      warm_up_verdict, work_weights, workers_that_pay)
 from pevm.engines.detail import ParallelDetail
@@ -113,7 +113,7 @@ class BlockRun:
         workers = engine.workers - engine.coordinator_executes if eligible else 0
         start = time.perf_counter()
         cpu_start = time.process_time()
-        chunk = engine.chunk_size or default_chunk_size(self.n, max(engine.workers, 1))
+        chunk = engine.chunk_length(self.n, max(engine.workers, 1))
         gas_limits = [tx.gas for tx in self.transactions]
         self.scheduler = Scheduler(
             self.n, workers, chunk_size=chunk, max_outstanding=engine.max_outstanding,
@@ -137,8 +137,8 @@ class BlockRun:
                 if executors > 1:
                     if executors < engine.workers:
                         workers = executors - engine.coordinator_executes
-                        self.scheduler.start_with(workers, engine.chunk_size or
-                                                  default_chunk_size(self.n, executors))
+                        self.scheduler.start_with(workers,
+                                                  engine.chunk_length(self.n, executors))
                     mark = time.perf_counter()
                     if self.gc_frozen:
                         gc.freeze()  # what the warm-up created, too, before the fork

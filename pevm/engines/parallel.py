@@ -98,6 +98,7 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMac
 from eth_utils import ValidationError
 
 from pevm.engines.block_run import BlockRun
+from pevm.engines.cost_model import default_chunk_size
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.timeline import Trace
@@ -227,6 +228,13 @@ class ParallelEngine:
         self.last_detail = ParallelDetail()
         #: when set, every block's per-process slices are added to it
         self.trace: Trace | None = None
+
+    def chunk_length(self, n: int, executors: int) -> int:
+        """The longest chunk for a block of ``n`` transactions on ``executors``
+        processes: ``chunk_size`` where the caller fixed it, else
+        :func:`~pevm.engines.cost_model.default_chunk_size` (the engine and the
+        simulation both size chunks here)."""
+        return self.chunk_size or default_chunk_size(n, executors)
 
     # ------------------------------------------------------------------ API
     def apply_transactions(

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
-                                     costly_transactions, default_chunk_size,
+                                     costly_transactions,
                                      serial_run, warm_up_verdict, workers_that_pay)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S
@@ -190,7 +190,7 @@ class _Simulation:
         #: is one of the executors, as in the engine)
         self.executors = workers if self.eligible else 1
         self.workers = workers - 1 if self.eligible else 0
-        chunk = self.engine.chunk_size or default_chunk_size(self.n, self.executors)
+        chunk = self.engine.chunk_length(self.n, self.executors)
         self.sched = Scheduler(self.n, self.workers, chunk_size=chunk,
                                max_outstanding=self.engine.max_outstanding,
                                coordinator_executes=True,
@@ -325,8 +325,7 @@ class _Simulation:
                 pays = executors > 1
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
-                    sched.start_with(self.workers, self.engine.chunk_size
-                                     or default_chunk_size(self.n, executors))
+                    sched.start_with(self.workers, self.engine.chunk_length(self.n, executors))
             if pays:
                 yield cal.fork_s * self.workers
                 self.started = True
