@@ -88,7 +88,8 @@ class Timing:
     @property
     def ran(self) -> int | None:
         """Processes that executed transactions in the last timed round (the
-        coordinator and the workers of its breakdown): fewer than ``workers``
+        coordinator and the workers of its breakdown; of a case of several blocks,
+        the most any block used): fewer than ``workers``
         where the engine found that fewer pay, 1 where the block stayed in one
         process; None without a breakdown (the reference)."""
         return len(self.breakdown) if self.breakdown else None
