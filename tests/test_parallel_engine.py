@@ -1,6 +1,7 @@
 """The parallel engine against py-evm on hand-written blocks, across forks."""
 from __future__ import annotations
 
+import functools
 import gc
 import weakref
 from typing import Any
@@ -266,14 +267,38 @@ def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
     def no_processes(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    engine, _ = _in_process_import(monkeypatch, "WorkerPool", no_processes, fork_after=0)
+    engine, _ = _in_process_import(monkeypatch, "WorkerPool.start", no_processes,
+                                   fork_after=0)
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
 
+def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
+    """Workers are forked one by one, each fed before the next: a fork that fails
+    part-way leaves the block to the workers already running."""
+    start = block_run.WorkerPool.start
+
+    def second_fails(pool, worker):
+        if worker == 1:
+            raise OSError(11, "Resource temporarily unavailable")
+        start(pool, worker)
+
+    monkeypatch.setattr(block_run.WorkerPool, "start", second_fails)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0,
+                            fit_workers=False)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 2        # the coordinator and worker 0
+    assert engine.last_detail.in_process_reason == ""
+    assert engine.last_detail.dead_workers == [1]
+
+
 def _in_process_import(monkeypatch, name, replacement, **options):
-    """Import MIXED at 2 workers with ``block_run.<name>`` replaced; it must run
-    in one process and equal py-evm."""
-    monkeypatch.setattr(block_run, name, replacement)
+    """Import MIXED at 2 workers with ``block_run.<name>`` replaced (a dotted name:
+    an attribute of what it names); it must run in one process and equal py-evm."""
+    *path, attribute = name.split(".")
+    monkeypatch.setattr(functools.reduce(getattr, path, block_run), attribute,
+                        replacement)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, **options)
     got = import_block(CancunVM, block, engine)

@@ -36,7 +36,7 @@ from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
 from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity,
                                    Timeline, breakdown)
 from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
-                                  ToWorker, WorkerPool, fork_available,
+                                  ToWorker, WorkerPool, fork_available, pack_writes,
                                   unavailable_reason)
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
 from pevm.result import EngineStats
@@ -84,6 +84,8 @@ class BlockRun:
         self.waits = 0
         self.before_last: TxWrites | None = None
         self.synced: dict[int, int] = {}
+        #: committed writes as the workers receive them, packed once for them all
+        self.packed: dict[int, bytes] = {}
         self.warm_up_txs = 0
         #: the warm-up's latest batch of senders: (first, end, seconds)
         self._senders_batch: tuple[int, int, float] = (0, 0, 0.0)
@@ -92,7 +94,8 @@ class BlockRun:
         #: senders before it are known or unrecoverable (:func:`waiting_batch`)
         self.waiting_frontier = 0
         self.pool_started = False
-        self.pool_started_at = 0.0
+        #: when each worker was forked
+        self.worker_started: dict[int, float] = {}
         #: why the block ran without workers although more were asked for
         self.in_process_reason = ""
 
@@ -139,25 +142,10 @@ class BlockRun:
                         workers = executors - engine.coordinator_executes
                         self.scheduler.start_with(workers,
                                                   engine.chunk_length(self.n, executors))
-                    mark = time.perf_counter()
                     if self.gc_frozen:
                         gc.freeze()  # what the warm-up created, too, before the fork
-                    try:
-                        self.pool = WorkerPool(self.ctx, workers, engine.hooks, self.mv,
-                                               nice=engine.worker_nice)
-                    except (OSError, AssertionError, ValueError) as exc:
-                        # e.g. out of processes or memory: the block goes on in-process
-                        self._in_process(f"starting workers failed: {exc}")
-                    self.seconds["start_workers"] = \
-                        self.timeline.add(Activity.START, mark) - mark
-            if self.pool is not None:
-                self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
-                                         for w in range(workers)}
-                self.pool_started = True
-                self.pool_started_at = time.perf_counter()
-                self.synced = {w: self.scheduler.commit_index for w in range(workers)}
-                self.scheduler.start_ahead()
-            else:
+                    self._start_workers(workers)
+            if self.pool is None:
                 for worker in range(workers):
                     self.scheduler.worker_lost(worker)
         if self.pool is None:
@@ -167,7 +155,8 @@ class BlockRun:
         self._execute_all()
         executed = time.perf_counter()
         self.seconds["execute"] = executed - mark
-        used = workers + engine.coordinator_executes if self.pool is not None else 1
+        used = len(self.worker_started) + engine.coordinator_executes \
+            if self.pool is not None else 1
         if self.pool is not None:
             self.pool.stop()  # they exit while the coordinator merges
 
@@ -186,7 +175,8 @@ class BlockRun:
         tracks = {"coordinator": self.timeline} | {
             f"worker {w}": t for w, t in sorted(self.worker_timelines.items())}
         walls = {"coordinator": end - start} | {
-            f"worker {w}": executed - self.pool_started_at for w in self.worker_timelines}
+            f"worker {w}": executed - self.worker_started.get(w, executed)
+            for w in self.worker_timelines}
         if engine.trace is not None:
             engine.trace.add_block(f"block {self.base_header.block_number}", used,
                                    tracks)
@@ -220,6 +210,46 @@ class BlockRun:
                                        else REST_OF_WORKER)
                        for name, timeline in tracks.items()})
         return header, receipts, stats
+
+    def _start_workers(self, workers: int) -> None:
+        """Fork the workers one by one, each given its first chunks before the
+        next is forked (:meth:`WorkerPool.start`). If a fork fails, the workers
+        started go on without the rest; with none started the block runs on
+        in-process."""
+        pool = WorkerPool(self.ctx, self.engine.hooks, self.mv,
+                          nice=self.engine.worker_nice)
+        sched = self.scheduler
+        self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
+                                 for w in range(workers)}
+        self.synced = {w: sched.commit_index for w in range(workers)}
+        forking = 0.0
+        for worker in range(workers):
+            mark = time.perf_counter()
+            try:
+                pool.start(worker)
+            except (OSError, AssertionError, ValueError) as exc:
+                # e.g. out of processes or memory
+                if worker == 0:
+                    pool.close()
+                    self.worker_timelines, self.synced = {}, {}
+                    self._in_process(f"starting workers failed: {exc}")
+                    return
+                LOG.warning("parallel engine: %d of %d workers started: %s",
+                            worker, workers, exc)
+                for lost in range(worker, workers):
+                    sched.worker_lost(lost)
+                    del self.worker_timelines[lost]
+                break
+            finally:
+                started = self.timeline.add(Activity.START, mark)
+                forking += started - mark
+                self.seconds["start_workers"] = forking
+            if self.pool is None:
+                self.pool, self.pool_started = pool, True
+                sched.start_ahead()
+            self.worker_started[worker] = started
+            while (txns := sched.next_chunk(worker)) is not None:
+                self._send(worker, self._run_message(worker, txns))
 
     def _in_process(self, reason: str) -> None:
         """Run the block without workers (it stays correct, only not parallel)."""
@@ -554,11 +584,18 @@ class BlockRun:
 
     def _run_message(self, worker: int, txns: list[int]) -> Run:
         sched = self.scheduler
-        commits = []
+        commits: list[tuple[int, bytes | None]] = []
+        packed = self.packed
         for txn in range(self.synced[worker], sched.commit_index):
             result = self.committed[txn]
             assert result is not None
-            commits.append((txn, None if result.worker == worker else result.writes))
+            if result.worker == worker:
+                commits.append((txn, None))
+                continue
+            data = packed.get(txn)
+            if data is None:
+                data = packed[txn] = pack_writes(result.writes)
+            commits.append((txn, data))
         self.synced[worker] = sched.commit_index
         end = max(txns) + 1
         estimates: list[tuple[int, tuple[Key, ...]]] = []
