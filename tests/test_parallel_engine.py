@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import weakref
 from typing import Any
 
@@ -16,6 +17,7 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines import block_run, cost_model, parallel, sender_batches
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
+from pevm.engines.workers import NURSERY_FROM
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -263,26 +265,33 @@ def test_inside_a_daemonic_process_the_block_runs_in_process():
 
 
 def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
-
-    def no_processes(*args, **kwargs):
-        raise OSError(11, "Resource temporarily unavailable")
-
-    engine, _ = _in_process_import(monkeypatch, "WorkerPool.start", no_processes,
+    engine, _ = _in_process_import(monkeypatch, "WorkerPool._start_one", _no_processes,
                                    fork_after=0)
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
 
+def test_a_nursery_that_cannot_start_falls_back_to_in_process(monkeypatch):
+    monkeypatch.setattr(block_run.WorkerPool, "_start_through_nursery", _no_processes)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=1 + NURSERY_FROM, min_parallel_txs=2, fork_after=0,
+                            fit_workers=False)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert got.result.stats.workers == 1
+    assert "starting workers failed" in engine.last_detail.in_process_reason
+
+
 def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
-    """Workers are forked one by one, each fed before the next: a fork that fails
-    part-way leaves the block to the workers already running."""
-    start = block_run.WorkerPool.start
+    """Below NURSERY_FROM the coordinator forks each worker and feeds it before
+    the next: a fork that fails part-way leaves the block to those running."""
+    start = block_run.WorkerPool._start_one
 
     def second_fails(pool, worker):
         if worker == 1:
-            raise OSError(11, "Resource temporarily unavailable")
+            _no_processes()
         start(pool, worker)
 
-    monkeypatch.setattr(block_run.WorkerPool, "start", second_fails)
+    monkeypatch.setattr(block_run.WorkerPool, "_start_one", second_fails)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0,
                             fit_workers=False)
@@ -291,6 +300,33 @@ def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
     assert got.result.stats.workers == 2        # the coordinator and worker 0
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
+
+
+def test_a_worker_the_nursery_cannot_fork_counts_as_dead(monkeypatch):
+    """From NURSERY_FROM workers the nursery forks them; one it cannot fork has its
+    pipe closed unopened, and the coordinator redoes that worker's chunks."""
+    coordinator, fork = os.getpid(), os.fork
+    forks = []
+
+    def nursery_fails_second(*args):
+        if os.getpid() != coordinator:  # in the nursery
+            forks.append(1)
+            if len(forks) == 2:
+                _no_processes()
+        return fork()
+
+    monkeypatch.setattr(os, "fork", nursery_fails_second)
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=1 + NURSERY_FROM, min_parallel_txs=2, fork_after=0,
+                            fit_workers=False)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    assert engine.last_detail.in_process_reason == ""
+    assert engine.last_detail.dead_workers == [1]
+
+
+def _no_processes(*args, **kwargs):
+    raise OSError(11, "Resource temporarily unavailable")
 
 
 def _in_process_import(monkeypatch, name, replacement, **options):

@@ -9,6 +9,7 @@ from eth.vm.forks import CancunVM
 
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
+from pevm.engines.workers import NURSERY_FROM
 from pevm.errors import EngineFailure
 from tests.parallel_support import Intent, assert_same, build_block, import_block, \
     reference
@@ -28,10 +29,13 @@ def want(block):
     return reference(CancunVM, block)
 
 
+@pytest.mark.parametrize("workers", [4, 2 + NURSERY_FROM],
+                         ids=["forked-by-the-coordinator", "forked-by-the-nursery"])
 @pytest.mark.parametrize("kill", [{0: 1}, {1: 1}, {0: 1, 2: 1}])
-def test_a_dying_worker_s_work_is_redone(block, want, kill):
-    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=0, chunk_size=3,
-                            hooks=FaultHooks(kill_worker=kill))
+def test_a_dying_worker_s_work_is_redone(block, want, kill, workers):
+    engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=0,
+                            chunk_size=3, hooks=FaultHooks(kill_worker=kill),
+                            fit_workers=False)
     got = import_block(CancunVM, block, engine)
     assert_same(want, got, str(kill))
     # Only the workers told to die died, and worker 0 for sure when it was told
@@ -61,9 +65,11 @@ def test_a_worker_dying_under_random_delays(block, want):
     assert_same(want, import_block(CancunVM, block, engine))
 
 
-def test_every_worker_dying_is_an_engine_failure(block):
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=3,
-                            hooks=FaultHooks(kill_worker={0: 1, 1: 1}))
+@pytest.mark.parametrize("workers", [2, 1 + NURSERY_FROM])
+def test_every_worker_dying_is_an_engine_failure(block, workers):
+    engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=0,
+                            chunk_size=3, fit_workers=False,
+                            hooks=FaultHooks(kill_worker={w: 1 for w in range(workers)}))
     with pytest.raises(EngineFailure):
         import_block(CancunVM, block, engine)
 

@@ -56,12 +56,20 @@ import time
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
 
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.mv_memory import Key, MVMemory, TxWrites
+from pevm.engines.nursery import Nursery
 from pevm.engines.timeline import Activity, Slice, Timeline
 
+
+#: From this many workers the nursery forks them (:meth:`WorkerPool.start`): the
+#: coordinator then forks once instead of once per worker. Below it the nursery's
+#: own fork, and each worker starting one fork later, would cost about what the
+#: coordinator saves.
+NURSERY_FROM = 4
 
 #: A worker whose run has taken this long sends the results it has so far (and
 #: again each time as long), rather than making the commit point wait for the
@@ -269,23 +277,35 @@ class WorkerPool:
         self.connections: dict[int, Connection] = {}
         self.processes: dict[int, Any] = {}
         self.alive: set[int] = set()
+        self.nursery: Nursery | None = None
         self._poller = select.poll()
         #: file descriptor -> the worker whose pipe or process sentinel it is
         self._watched: dict[int, int] = {}
 
-    def start(self, worker: int) -> None:
-        """Fork ``worker``; it inherits this process's state as it is now.
+    def start(self, workers: int) -> Iterator[list[int]]:
+        """Fork ``workers`` workers (indices ``0..workers-1``), yielding each batch
+        as soon as it is started, so that the caller feeds it before the next fork.
 
-        One at a time, so that the coordinator can hand each worker its first
-        chunks before forking the next: a fork of the coordinator costs 5-7 ms, and
-        at 16 workers the last one forked would otherwise start 100 ms after the
-        first could have. Raises ``OSError`` (say, out of processes or memory)
-        with the worker not started.
+        From :data:`NURSERY_FROM` workers, one :class:`~pevm.engines.nursery.Nursery`
+        forks them all (one batch); below it the coordinator forks each itself (a
+        batch of one: the nursery's own fork would cost more than it saves).
+        Raises ``OSError`` (say, out of processes or memory) with that batch not
+        started; those yielded before stay started.
 
         The engine has moved the objects that exist at the fork to the collector's
         permanent generation: a collection in a worker then never walks, and so
         never copies-on-write, the whole shared heap.
         """
+        if workers >= NURSERY_FROM:
+            self._start_through_nursery(range(workers))
+            yield list(range(workers))
+            return
+        for worker in range(workers):
+            self._start_one(worker)
+            yield [worker]
+
+    def _start_one(self, worker: int) -> None:
+        """Fork ``worker`` from this process."""
         ctx, mv, hooks, nice = self._args
         parent, child = self._mp.Pipe(duplex=True)
         process = self._mp.Process(target=_worker_main, name=f"pevm-worker-{worker}",
@@ -298,8 +318,31 @@ class WorkerPool:
             raise
         finally:
             child.close()
-        self.connections[worker] = parent
         self.processes[worker] = process
+        self._add(worker, parent)
+
+    def _start_through_nursery(self, workers: Iterable[int]) -> None:
+        """Start ``workers`` through one nursery: the coordinator forks once, the
+        nursery forks the workers; messages sent meanwhile wait in their pipes."""
+        ctx, mv, hooks, nice = self._args
+        pipes = {worker: self._mp.Pipe(duplex=True) for worker in workers}
+        ends = {worker: child for worker, (_, child) in pipes.items()}
+        try:
+            self.nursery = Nursery(ends, [parent for parent, _ in pipes.values()],
+                                   partial(_worker_main, ctx=ctx, mv=mv, hooks=hooks,
+                                           nice=nice))
+        except BaseException:
+            for parent, _ in pipes.values():
+                parent.close()
+            raise
+        finally:
+            for child in ends.values():
+                child.close()
+        for worker, (parent, _) in pipes.items():
+            self._add(worker, parent)
+
+    def _add(self, worker: int, conn: Connection) -> None:
+        self.connections[worker] = conn
         self.alive.add(worker)
         self._watch(worker)
 
@@ -340,8 +383,9 @@ class WorkerPool:
                 worker = self._watched[fd]
                 if worker in dead:
                     continue
-                if fd == self.processes[worker].sentinel:
-                    if not self.processes[worker].is_alive():
+                process = self.processes.get(worker)
+                if process is not None and fd == process.sentinel:
+                    if not process.is_alive():
                         out.extend(self._drain(worker, dead))
                         dead.add(worker)
                     continue
@@ -368,7 +412,11 @@ class WorkerPool:
         return out
 
     def _watch(self, worker: int) -> None:
-        for fd in (self.connections[worker].fileno(), self.processes[worker].sentinel):
+        """Watch the worker's pipe, and its process sentinel where the coordinator
+        forked it (a worker of the nursery's is found dead by its pipe closing)."""
+        process = self.processes.get(worker)
+        for fd in [self.connections[worker].fileno()] + \
+                ([process.sentinel] if process is not None else []):
             self._poller.register(fd, select.POLLIN)
             self._watched[fd] = worker
 
@@ -395,15 +443,20 @@ class WorkerPool:
         for process in self.processes.values():
             if process.exitcode is None:
                 process.kill()
+        if self.nursery is not None:
+            self.nursery.stop()
         self.alive.clear()
 
     def close(self) -> None:
         """Stop every worker and reap the processes."""
         self.stop()
-        for worker, process in self.processes.items():
+        for process in self.processes.values():
             process.join(timeout=2)
+        if self.nursery is not None:
+            self.nursery.close()
+        for conn in self.connections.values():
             try:
-                self.connections[worker].close()
+                conn.close()
             except OSError:
                 pass
         self.alive.clear()
