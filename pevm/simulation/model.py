@@ -10,7 +10,7 @@ from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEst
                                      costly_transactions,
                                      serial_run, warm_up_verdict, workers_that_pay)
 from pevm.engines.parallel import ParallelEngine
-from pevm.engines.workers import FLUSH_S
+from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
 from pevm.engines.sender_batches import recovery_batch, waiting_batch, warm_up_senders
 
@@ -200,6 +200,8 @@ class _Simulation:
         self.procs: list[_Proc] = []
         self.woken: list[_Proc] = []
         self.started = False
+        #: transactions whose writes are packed for the workers (once each)
+        self.packed: set[int] = set()
         self.committed_by = [-1] * self.n    # the worker whose result committed
         self.synced: list[int] = []          # per worker: commits it has
         self.correct: list[dict[int, bool]] = []  # per worker: its results' validity
@@ -327,15 +329,7 @@ class _Simulation:
                     self.executors, self.workers = executors, executors - 1
                     sched.start_with(self.workers, self.engine.chunk_length(self.n, executors))
             if pays:
-                yield cal.fork_s * self.workers
-                self.started = True
-                for _ in range(self.workers):
-                    self.synced.append(sched.commit_index)
-                    self.correct.append({})
-                    self.known.append(set(senders))  # inherited
-                    self.procs.append(_Proc(self._worker(len(self.procs) - 1)))
-                    self.woken.append(self.procs[-1])
-                sched.start_ahead()
+                yield from self._start_workers(senders)
             else:
                 for w in range(self.workers):
                     sched.worker_lost(w)
@@ -424,23 +418,50 @@ class _Simulation:
                 if not sched.on_result(result, worker) and result.txn < sched.commit_index:
                     sched.late_verdict(result.ok)
 
+    def _start_workers(self, senders: range) -> Job:
+        """As the engine (:meth:`~pevm.engines.workers.WorkerPool.start`): from
+        ``NURSERY_FROM`` workers the coordinator forks the nursery once and worker
+        ``w`` is up ``w + 1`` forks later; below it the coordinator forks each
+        worker and feeds it before the next."""
+        sched, cal = self.sched, self.cal
+        nursery = self.workers >= NURSERY_FROM
+        for w in range(self.workers):
+            if w == 0 or not nursery:
+                yield cal.fork_s
+            if w == 0:
+                self.started = True
+                sched.start_ahead()
+            self.synced.append(sched.commit_index)
+            self.correct.append({})
+            self.known.append(set(senders))  # inherited
+            start = cal.ready_s + ((w + 1) * cal.fork_s if nursery else 0.0)
+            self.procs.append(_Proc(self._worker(w, start)))
+            self.woken.append(self.procs[-1])
+            yield from self._feed(w)
+
     def _dispatch(self) -> Job:
         sched = self.sched
         for w in sched.idle_workers():
-            while (txns := sched.next_chunk(w)) is not None:  # as the engine: fill up
-                # commits since the worker's last run message; its own results
-                # travel as None (no write set)
-                commits = [(t, self.committed_by[t] != w)
-                           for t in range(self.synced[w], sched.commit_index)]
-                self.synced[w] = sched.commit_index
-                results = [self._speculate(w, t) for t in txns]
-                # the run message hands over the senders the coordinator knows
-                self.known[w].update(t for t in txns if self.coordinator_knows[t])
-                yield self.cal.message_s + sum(self.p.writes_dump_s[t]
-                                               for t, shipped in commits if shipped)
-                self._post(self.procs[1 + w], ("run", commits, results))
+            yield from self._feed(w)
         if sched.keeps_to_coordinator:
             yield from self._dispatch_recovery()
+
+    def _feed(self, w: int) -> Job:
+        """Run messages to worker ``w`` until it has its fill (as the engine)."""
+        sched = self.sched
+        while (txns := sched.next_chunk(w)) is not None:
+            # commits since the worker's last run message; its own results travel
+            # as None, the others packed once for every worker (pack_writes)
+            commits = [(t, self.committed_by[t] != w)
+                       for t in range(self.synced[w], sched.commit_index)]
+            self.synced[w] = sched.commit_index
+            results = [self._speculate(w, t) for t in txns]
+            # the run message hands over the senders the coordinator knows
+            self.known[w].update(t for t in txns if self.coordinator_knows[t])
+            packing = [t for t, shipped in commits if shipped and t not in self.packed]
+            self.packed.update(packing)
+            yield self.cal.message_s + sum(self.p.writes_dump_s[t] for t in packing)
+            self._post(self.procs[1 + w], ("run", commits, results))
 
     def _speculate(self, w: int, txn: int) -> _Result:
         """Whether ``txn`` run by ``w`` reads what sequential execution gives it."""
@@ -464,9 +485,10 @@ class _Simulation:
             self._post(self.procs[1 + w], ("recover", batch))
 
     # ------------------------------------------------------------------ worker
-    def _worker(self, w: int) -> Job:
+    def _worker(self, w: int, start_s: float) -> Job:
+        """Worker ``w``: up after ``start_s``, then answers its messages."""
         p, cal, me, known = self.p, self.cal, self.procs[1 + w], self.known[w]
-        yield cal.ready_s
+        yield start_s
         while True:
             while not me.inbox:
                 yield None
