@@ -81,3 +81,23 @@ def test_a_worker_that_exits_reads_as_a_closed_pipe_at_once():
     conns[2].send("still here")
     assert conns[2].recv() == (2, "still here")
     nursery.close()
+
+
+def _orphaning_coordinator(report: Connection) -> None:
+    """A coordinator that starts a nursery and dies without closing it."""
+    nursery, conns = _start(2)
+    report.send([conn.recv()[1] for conn in conns.values()])
+    os._exit(0)
+
+
+def test_the_workers_go_when_the_coordinator_dies_without_closing():
+    """The control pipe closes with the coordinator, however it dies: the nursery
+    then kills and reaps its workers."""
+    ours, theirs = multiprocessing.Pipe()
+    coordinator = multiprocessing.get_context("fork").Process(
+        target=_orphaning_coordinator, args=(theirs,))
+    coordinator.start()
+    pids = ours.recv()
+    coordinator.join(timeout=10)
+    assert coordinator.exitcode == 0
+    assert all(_gone(pid) for pid in pids)

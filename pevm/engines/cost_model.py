@@ -43,7 +43,8 @@ COORDINATOR_TX_S = 40e-6
 WORKER_TX_S = 40e-6
 PARALLEL_FIXED_S = 0.02
 #: What each forked worker beyond the first costs, in the same seconds: its fork
-#: and its stop and reap, one after the other on the coordinator
+#: (by the coordinator, or from ``NURSERY_FROM`` workers by the nursery, where each
+#: later worker starts one fork later), its stop and reap
 #: (:data:`PARALLEL_FIXED_S` holds the first's), and the chunks and messages it
 #: adds. The simulation's calibration measures fork + stop per worker at 6.3 ms on
 #: the reference machine and 9.7 ms on a 16-core device whose slowness reads 2.47

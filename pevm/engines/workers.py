@@ -1,9 +1,10 @@
 """Worker processes: execute chunks of transactions for one block.
 
 Processes, not threads: EVM execution in py-evm holds the interpreter lock, so
-threads give no speedup (see docs/design.md). The pool is started per block with
-the ``fork`` start method, *after* py-evm has prepared the block's pre-state and
-after the engine's in-process warm-up: each worker inherits ``vm.state``, the
+threads give no speedup (see docs/design.md). The pool is started per block by
+``fork`` (by the coordinator, or from :data:`NURSERY_FROM` workers by a
+:class:`~pevm.engines.nursery.Nursery`), *after* py-evm has prepared the block's
+pre-state and after the engine's in-process warm-up: each worker inherits ``vm.state``, the
 decoded transactions, the pre-state cache and the committed prefix (its replica of
 the multi-version memory) copy-on-write, so no state is ever shipped. Where
 ``fork`` is unavailable (or a caller asks for another start method)
