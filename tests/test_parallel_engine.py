@@ -1,7 +1,6 @@
 """The parallel engine against py-evm on hand-written blocks, across forks."""
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import weakref
@@ -17,7 +16,7 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines import block_run, cost_model, parallel, sender_batches
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
-from pevm.engines.workers import NURSERY_FROM
+from pevm.engines.workers import NURSERY_FROM, WorkerPool
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
 from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
@@ -265,13 +264,13 @@ def test_inside_a_daemonic_process_the_block_runs_in_process():
 
 
 def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
-    engine, _ = _in_process_import(monkeypatch, "WorkerPool._start_one", _no_processes,
+    engine, _ = _in_process_import(monkeypatch, WorkerPool, "_start_one", _no_processes,
                                    fork_after=0)
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
 
 def test_a_nursery_that_cannot_start_falls_back_to_in_process(monkeypatch):
-    monkeypatch.setattr(block_run.WorkerPool, "_start_through_nursery", _no_processes)
+    monkeypatch.setattr(WorkerPool, "_start_through_nursery", _no_processes)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=1 + NURSERY_FROM, min_parallel_txs=2, fork_after=0,
                             fit_workers=False)
@@ -284,14 +283,14 @@ def test_a_nursery_that_cannot_start_falls_back_to_in_process(monkeypatch):
 def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
     """Below NURSERY_FROM the coordinator forks each worker and feeds it before
     the next: a fork that fails part-way leaves the block to those running."""
-    start = block_run.WorkerPool._start_one
+    start = WorkerPool._start_one
 
     def second_fails(pool, worker):
         if worker == 1:
             _no_processes()
         start(pool, worker)
 
-    monkeypatch.setattr(block_run.WorkerPool, "_start_one", second_fails)
+    monkeypatch.setattr(WorkerPool, "_start_one", second_fails)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0,
                             fit_workers=False)
@@ -329,12 +328,10 @@ def _no_processes(*args, **kwargs):
     raise OSError(11, "Resource temporarily unavailable")
 
 
-def _in_process_import(monkeypatch, name, replacement, **options):
-    """Import MIXED at 2 workers with ``block_run.<name>`` replaced (a dotted name:
-    an attribute of what it names); it must run in one process and equal py-evm."""
-    *path, attribute = name.split(".")
-    monkeypatch.setattr(functools.reduce(getattr, path, block_run), attribute,
-                        replacement)
+def _in_process_import(monkeypatch, owner, name, replacement, **options):
+    """Import MIXED at 2 workers with ``owner.<name>`` replaced; it must run in one
+    process and equal py-evm."""
+    monkeypatch.setattr(owner, name, replacement)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, **options)
     got = import_block(CancunVM, block, engine)
@@ -387,7 +384,7 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
         asked.append((remaining, work, workers))
         return 1
 
-    engine, got = _in_process_import(monkeypatch, "workers_that_pay", none_pay,
+    engine, got = _in_process_import(monkeypatch, block_run, "workers_that_pay", none_pay,
                                      fork_after=0.003)
     warm = engine.last_detail.warm_up_txs
     assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
@@ -448,7 +445,7 @@ def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
         return False
 
     monkeypatch.setattr(cost_model, "parallel_pays", never)  # clearly_short's
-    engine, got = _in_process_import(monkeypatch, "workers_that_pay",
+    engine, got = _in_process_import(monkeypatch, block_run, "workers_that_pay",
                                      lambda *args, **kwargs: 1 + never(*args, **kwargs),
                                      fork_after=60)
     k = cost_model.SETTLED_AFTER_TXS

@@ -1,12 +1,17 @@
 """Paired in-process A/B of session 28's two coordinator changes, by monkeypatch.
 
+It patches the engine as it was at commit c0d620e (BlockRun._start_workers and
+block_run.pack_writes; WorkerFeed took them over afterwards): run it there.
+
 variants: before = commits pickled inside each run message and every worker forked
 before any is fed (sessions <= 27); pack = commits packed once (pack_writes),
 forks as before; direct = both, each worker forked by the coordinator (commit 783e043);
 after = both, from NURSERY_FROM workers forked by the nursery. Prints one JSON line per
 import: block, workers, variant, round, transaction-phase seconds, start_workers
 and the coordinator's message seconds."""
-import json, sys, time
+import json
+import sys
+import time
 import pevm.engines.block_run as br
 import pevm.engines.workers as wk
 from pevm.engines.timeline import Activity, Timeline
@@ -51,8 +56,11 @@ def main():
             order = names[r % len(names):] + names[:r % len(names)]
             plan = [(1, "after")] + [(w, v) for w in counts for v in order]
             for w, v in plan:
-                br.BlockRun._start_workers, (br.pack_writes, wk.unpack_writes), wk.NURSERY_FROM = VARIANTS[v]
-                eng = ParallelEngine(workers=w, state_backend=StateBackend.FLAT, fit_workers=False)
+                start, packing, wk.NURSERY_FROM = VARIANTS[v]
+                br.BlockRun._start_workers = start
+                br.pack_writes, wk.unpack_writes = packing
+                eng = ParallelEngine(workers=w, state_backend=StateBackend.FLAT,
+                                     fit_workers=False)
                 run = ref.load().start(StateBackend.FLAT)
                 _, phase, _, _ = import_run(ref, run, eng, [])
                 d = eng.last_detail

@@ -1,13 +1,14 @@
-"""One block on the coordinator: the warm-up, the commit loop, the workers' messages.
+"""One block on the coordinator: the warm-up, the commit loop, the merge.
 
 :class:`BlockRun` is what :meth:`ParallelEngine.apply_transactions
 <pevm.engines.parallel.ParallelEngine.apply_transactions>` runs for each block; the
 engine's docstring (:mod:`pevm.engines.parallel`) describes the steps -- senders,
 execution, commit, merge -- and the small-block warm-up. This module holds the
 state that lives for one block only (the multi-version memory, the scheduler, the
-worker pool, the committed results) and the loop that drives them: the engine is
-its configuration, the run is its work. What to run next is the scheduler's
-policy (:mod:`pevm.engines.scheduler`); this loop carries it out.
+committed results) and the loop that drives them: the engine is its
+configuration, the run is its work. What to run next is the scheduler's policy
+(:mod:`pevm.engines.scheduler`); this loop carries it out, and talks to the
+workers through a :class:`~pevm.engines.feed.WorkerFeed`.
 """
 from __future__ import annotations
 
@@ -27,17 +28,13 @@ from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEst
                                      warm_up_verdict, work_weights, workers_that_pay)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
-from pevm.engines.locations import BALANCE, NONCE
+from pevm.engines.feed import WorkerFeed
 from pevm.engines.merge import apply_writes, final_writes, merge_block
-from pevm.engines.mv_memory import CreditOverflow, Key, MVMemory, TxWrites
+from pevm.engines.mv_memory import CreditOverflow, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler
-from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
-                                         warm_up_batch_end, warm_up_senders)
-from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity,
-                                   Timeline, breakdown)
-from pevm.engines.workers import (Dead, FromWorker, Recover, Results, Run, Senders,
-                                  ToWorker, WorkerPool, fork_available, pack_writes,
-                                  unavailable_reason)
+from pevm.engines.sender_batches import waiting_batch, warm_up_batch_end, warm_up_senders
+from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity, breakdown
+from pevm.engines.workers import fork_available, unavailable_reason
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
 from pevm.result import EngineStats
 
@@ -72,37 +69,27 @@ class BlockRun:
         #: the coordinator's time by activity (and slices, when tracing)
         self.timeline = self.ctx.timeline
         self.timeline.tracing = engine.trace is not None
-        #: each worker's, as its messages bring them
-        self.worker_timelines: dict[int, Timeline] = {}
         self.mv = MVMemory(self.ctx.pre)
-        self.pool: WorkerPool | None = None
+        #: the workers, once started (None: the block runs in-process)
+        self.feed: WorkerFeed | None = None
         self.rng = random.Random(engine.hooks.seed * 7919 + block_index)
         self.committed: list[TxResult | None] = [None] * self.n
+        #: executions in this process (the workers' own: ``feed.executions``)
         self.executions = 0
         self.cumulative_gas = 0
-        self.worker_cpu: dict[int, float] = {}
         self.waits = 0
         self.before_last: TxWrites | None = None
-        self.synced: dict[int, int] = {}
-        #: committed writes as the workers receive them, packed once for them all
-        self.packed: dict[int, bytes] = {}
         self.warm_up_txs = 0
         #: the warm-up's latest batch of senders: (first, end, seconds)
         self._senders_batch: tuple[int, int, float] = (0, 0, 0.0)
-        self.recovering: set[int] = set()
-        self.recovery_frontier = 0
         #: senders before it are known or unrecoverable (:func:`waiting_batch`)
         self.waiting_frontier = 0
-        self.pool_started = False
-        #: when each worker was forked
-        self.worker_started: dict[int, float] = {}
         #: why the block ran without workers although more were asked for
         self.in_process_reason = ""
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            self.pool = None
+        if self.feed is not None:
+            self.feed.close()
 
     # -------------------------------------------------------------- phases
     def run(self) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
@@ -145,20 +132,20 @@ class BlockRun:
                     if self.gc_frozen:
                         gc.freeze()  # what the warm-up created, too, before the fork
                     self._start_workers(workers)
-            if self.pool is None:
+            if self.feed is None:
                 for worker in range(workers):
                     self.scheduler.worker_lost(worker)
-        if self.pool is None:
+        feed = self.feed
+        if feed is None:
             # the rest runs in this process: its senders back to back first
             self.ctx.recover_senders(range(self.scheduler.commit_index, self.n))
         mark = time.perf_counter()
         self._execute_all()
         executed = time.perf_counter()
         self.seconds["execute"] = executed - mark
-        used = len(self.worker_started) + engine.coordinator_executes \
-            if self.pool is not None else 1
-        if self.pool is not None:
-            self.pool.stop()  # they exit while the coordinator merges
+        used = len(feed.started) + engine.coordinator_executes if feed is not None else 1
+        if feed is not None:
+            feed.stop()  # they exit while the coordinator merges
 
         mark = time.perf_counter()
         header, receipts = merge_block(self.vm, self.base_header, self.transactions,
@@ -167,24 +154,26 @@ class BlockRun:
         self.close()
         recover = Activity.RECOVER.value
         recover_coordinator = self.timeline.seconds.get(recover, 0.0)
+        worker_timelines = feed.timelines if feed is not None else {}
+        started = feed.started if feed is not None else {}
         recover_workers = sum(t.seconds.get(recover, 0.0)
-                              for t in self.worker_timelines.values())
+                              for t in worker_timelines.values())
         self.seconds["recover_senders"] = recover_coordinator + recover_workers
         end = time.perf_counter()
         self.seconds["total"] = end - start
         tracks = {"coordinator": self.timeline} | {
-            f"worker {w}": t for w, t in sorted(self.worker_timelines.items())}
+            f"worker {w}": t for w, t in sorted(worker_timelines.items())}
         walls = {"coordinator": end - start} | {
-            f"worker {w}": executed - self.worker_started.get(w, executed)
-            for w in self.worker_timelines}
+            f"worker {w}": executed - started.get(w, executed) for w in worker_timelines}
         if engine.trace is not None:
             engine.trace.add_block(f"block {self.base_header.block_number}", used,
                                    tracks)
         s = self.scheduler.stats
+        executions = self.executions + (feed.executions if feed is not None else 0)
         stats = EngineStats(
             engine=engine.name, workers=used,
-            executions=self.executions,
-            aborts=self.executions - self.n,
+            executions=executions,
+            aborts=executions - self.n,
             validations=s.validations, seconds=self.seconds,
             in_process_reason=self.in_process_reason)
         engine.last_detail = ParallelDetail(
@@ -199,12 +188,12 @@ class BlockRun:
             recover_coordinator_s=round(recover_coordinator, 4),
             recover_workers_s=round(recover_workers, 4),
             coordinator_cpu_s=time.process_time() - cpu_start,
-            worker_cpu_s=[round(self.worker_cpu.get(w, 0.0), 4)
-                          for w in range(workers if self.pool_started else used)],
+            worker_cpu_s=[round(feed.cpu.get(w, 0.0), 4) for w in range(workers)]
+            if feed is not None else [0.0],
             waits=self.waits,
             wait_s=round(self.timeline.seconds.get(Activity.WAIT.value, 0.0), 4),
             dead_workers=sorted(set(range(workers)) - self.scheduler.alive)
-            if self.pool_started else [],
+            if feed is not None else [],
             breakdown={name: breakdown(timeline, walls[name],
                                        REST_OF_COORDINATOR if name == "coordinator"
                                        else REST_OF_WORKER)
@@ -212,48 +201,18 @@ class BlockRun:
         return header, receipts, stats
 
     def _start_workers(self, workers: int) -> None:
-        """Fork the workers (:meth:`WorkerPool.start`), feeding each batch its first
-        chunks before the next fork: at 16 workers the last one forked started
-        ~100 ms after the first could have. If a fork fails, the workers started
-        go on without the rest; with none started the block runs on in-process."""
-        pool = WorkerPool(self.ctx, self.engine.hooks, self.mv,
-                          nice=self.engine.worker_nice)
-        sched = self.scheduler
-        self.worker_timelines = {w: Timeline(tracing=self.timeline.tracing)
-                                 for w in range(workers)}
-        self.synced = {w: sched.commit_index for w in range(workers)}
-        forks = pool.start(workers)
-        self.seconds["start_workers"] = 0.0
-        while True:
-            mark = time.perf_counter()
-            try:
-                batch = next(forks, None)
-            except (OSError, AssertionError, ValueError) as exc:
-                # e.g. out of processes or memory
-                if self.pool is None:
-                    pool.close()
-                    self.worker_timelines, self.synced = {}, {}
-                    self._in_process(f"starting workers failed: {exc}")
-                    return
-                LOG.warning("parallel engine: %d of %d workers started: %s",
-                            len(self.worker_started), workers, exc)
-                for lost in range(workers):
-                    if lost not in self.worker_started:
-                        sched.worker_lost(lost)
-                        del self.worker_timelines[lost]
-                return
-            finally:
-                started = self.timeline.add(Activity.START, mark)
-                self.seconds["start_workers"] += started - mark
-            if batch is None:
-                return
-            if self.pool is None:
-                self.pool, self.pool_started = pool, True
-                sched.start_ahead()
-            for worker in batch:
-                self.worker_started[worker] = started
-                while (txns := sched.next_chunk(worker)) is not None:
-                    self._send(worker, self._run_message(worker, txns))
+        """Fork the workers (:meth:`WorkerFeed.start`); with none started the
+        block runs on in-process."""
+        engine = self.engine
+        feed = WorkerFeed(self.ctx, self.scheduler, self.mv, self.committed,
+                          engine.hooks, engine.worker_nice)
+        failed = feed.start(workers)
+        self.seconds["start_workers"] = feed.start_seconds
+        if failed:
+            feed.close()
+            self._in_process(failed)
+        else:
+            self.feed = feed
 
     def _in_process(self, reason: str) -> None:
         """Run the block without workers (it stays correct, only not parallel)."""
@@ -368,29 +327,29 @@ class BlockRun:
     # ----------------------------------------------------------- execution
     def _execute_all(self) -> None:
         sched = self.scheduler
-        pool = self.pool
+        feed = self.feed
         force = self.engine.hooks.force_abort
         while True:
-            if pool is not None:
-                self._dispatch()
+            if feed is not None:
+                feed.dispatch()
             action, txn = sched.next_commit()
             if action is Action.DONE:
                 return
             if action is Action.WAIT:
-                assert pool is not None
-                self._dispatch()  # a costly transaction next_commit left to workers
+                assert feed is not None
+                feed.dispatch()  # a costly transaction next_commit left to workers
                 ahead = sched.claim_ahead()
                 if ahead is not None:
                     self._execute_ahead(ahead)
-                    self._handle(pool.receive(0))
+                    feed.handle(feed.receive(0))
                     continue
-                messages = pool.receive(0)
+                messages = feed.receive(0)
                 if not messages:
                     if self._recover_while_waiting():
                         continue
-                    messages = pool.receive(1.0)
+                    messages = feed.receive(1.0)
                     self.waits += 1
-                self._handle(messages)
+                feed.handle(messages)
                 continue
             self._check_header(txn)
             result: TxResult | None = None
@@ -407,14 +366,9 @@ class BlockRun:
             if result is None:
                 incarnation = sched.executed_inline(txn)
                 result = self._execute_inline(txn, incarnation)
-                if pool is not None:
-                    self._handle(pool.receive(0))
+                if feed is not None:
+                    feed.handle(feed.receive(0))
             self._commit(txn, result)
-
-    def _sender_known(self, txn: int) -> bool:
-        """Whether this process has the sender of ``txn`` (the recovery batches'
-        test: :func:`recovery_batch`, :func:`waiting_batch`)."""
-        return self.ctx.known_sender(txn) is not None
 
     def _recover_while_waiting(self) -> bool:
         """Recover a :func:`waiting_batch` of senders instead of waiting for a
@@ -423,7 +377,7 @@ class BlockRun:
         the coordinator would spend idle. False when there is none left."""
         batch, self.waiting_frontier = waiting_batch(
             self.waiting_frontier, self.scheduler.next_txn, self.n,
-            self._sender_known)
+            self.ctx.has_sender)
         self.ctx.recover_senders(batch)
         return bool(batch)
 
@@ -512,103 +466,3 @@ class BlockRun:
         self.cumulative_gas += self.ctx.gas_used(txn, outcome)
         self.scheduler.committed(txn)
         self.timeline.add(Activity.COMMIT, mark, txn=txn, incarnation=result.incarnation)
-
-    # ------------------------------------------------------------ messages
-    def _handle(self, messages: list[FromWorker]) -> None:
-        if not messages:
-            return
-        mark = time.perf_counter()
-        sched = self.scheduler
-        for message in messages:
-            if not isinstance(message, Dead):
-                self.worker_timelines[message.worker].absorb(*message.timeline)
-            if isinstance(message, Results):
-                worker = message.worker
-                self.ctx.pre.absorb(message.pre_state_loads)
-                self.worker_cpu[worker] = self.worker_cpu.get(worker, 0.0) + \
-                    message.cpu_seconds
-                if message.final:
-                    sched.chunk_done(worker)
-                self.executions += len(message.results)
-                for result in message.results:
-                    self.ctx.adopt_sender(result.txn, result.sender)
-                    if not sched.on_result(result, worker):
-                        done = self.committed[result.txn] \
-                            if result.txn < sched.commit_index else None
-                        if done is not None and result.outcome is not None:
-                            # plain equality, knowingly conservative: see
-                            # docs/architecture.md, "Throttle and late verdicts"
-                            sched.late_verdict(result.reads == done.reads)
-            elif isinstance(message, Senders):
-                self.recovering.discard(message.worker)
-                for txn, sender in message.senders:
-                    self.ctx.adopt_sender(txn, sender)
-            elif isinstance(message, Dead):
-                self.recovering.discard(message.worker)
-                sched.worker_lost(message.worker)
-                if not sched.alive:
-                    raise EngineFailure("every worker process died mid-block")
-        self.timeline.add(Activity.MESSAGE, mark)
-
-    def _dispatch(self) -> None:
-        sched = self.scheduler
-        pool = self.pool
-        assert pool is not None
-        for worker in sched.idle_workers():
-            # up to max_outstanding chunks: the next waits in the worker's inbox
-            while (txns := sched.next_chunk(worker)) is not None:
-                self._send(worker, self._run_message(worker, txns))
-        if sched.keeps_to_coordinator:
-            self._dispatch_recovery()
-
-    def _send(self, worker: int, message: ToWorker) -> None:
-        assert self.pool is not None
-        if not self.pool.send(worker, message):
-            self.scheduler.worker_lost(worker)
-            if not self.scheduler.alive:
-                raise EngineFailure("every worker process died mid-block")
-
-    def _dispatch_recovery(self) -> None:
-        """While speculation is paused, or hot targets' transactions stay with it
-        (:attr:`Scheduler.keeps_to_coordinator`), the coordinator runs transaction
-        after transaction itself; idle workers recover the senders ahead of it,
-        which takes a large share of each (cheap) transaction's cost off that
-        sequential path."""
-        sched = self.scheduler
-        for worker in sched.live_workers():
-            if sched.outstanding(worker) or worker in self.recovering:
-                continue
-            batch, self.recovery_frontier = recovery_batch(
-                self.recovery_frontier, sched.commit_index, self.n,
-                self._sender_known)
-            if not batch:
-                return
-            self.recovering.add(worker)
-            self._send(worker, Recover(batch))
-
-    def _run_message(self, worker: int, txns: list[int]) -> Run:
-        sched = self.scheduler
-        commits: list[tuple[int, bytes | None]] = []
-        packed = self.packed
-        for txn in range(self.synced[worker], sched.commit_index):
-            result = self.committed[txn]
-            assert result is not None
-            if result.worker == worker:
-                commits.append((txn, None))
-                continue
-            data = packed.get(txn)
-            if data is None:
-                data = packed[txn] = pack_writes(result.writes)
-            commits.append((txn, data))
-        self.synced[worker] = sched.commit_index
-        end = max(txns) + 1
-        estimates: list[tuple[int, tuple[Key, ...]]] = []
-        for txn in sched.in_flight_below(end, worker):
-            if txn < txns[0]:
-                sender = self.ctx.known_sender(txn)
-                if sender is not None:
-                    estimates.append((txn, ((BALANCE, sender), (NONCE, sender))))
-        known = self.ctx.known_sender
-        senders = [(t, sender) for t in txns if (sender := known(t)) is not None]
-        return Run(txns, [sched.incarnation[t] for t in txns], commits, estimates,
-                   senders)

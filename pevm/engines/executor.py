@@ -171,6 +171,12 @@ class BlockContext:
         """The sender of ``txn`` if this process has it already (no recovery)."""
         return pinned_sender(self.transactions[txn])
 
+    def has_sender(self, txn: int) -> bool:
+        """Whether this process has the sender of ``txn`` (the recovery batches'
+        test: :func:`~pevm.engines.sender_batches.recovery_batch`,
+        :func:`~pevm.engines.sender_batches.waiting_batch`)."""
+        return pinned_sender(self.transactions[txn]) is not None
+
     def adopt_sender(self, txn: int, sender: bytes | None) -> None:
         """Pin a sender another process recovered (and checked) for ``txn``."""
         if sender is not None and pinned_sender(self.transactions[txn]) is None:
