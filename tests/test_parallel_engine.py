@@ -271,11 +271,7 @@ def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
 
 def test_a_nursery_that_cannot_start_falls_back_to_in_process(monkeypatch):
     monkeypatch.setattr(WorkerPool, "_start_through_nursery", _no_processes)
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=1 + NURSERY_FROM, min_parallel_txs=2, fork_after=0,
-                            fit_workers=False)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
+    engine, got = _import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
     assert got.result.stats.workers == 1
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
@@ -291,11 +287,7 @@ def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
         start(pool, worker)
 
     monkeypatch.setattr(WorkerPool, "_start_one", second_fails)
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=3, min_parallel_txs=2, fork_after=0,
-                            fit_workers=False)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
+    engine, got = _import_checked(3, fork_after=0, fit_workers=False)
     assert got.result.stats.workers == 2        # the coordinator and worker 0
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
@@ -315,11 +307,7 @@ def test_a_worker_the_nursery_cannot_fork_counts_as_dead(monkeypatch):
         return fork()
 
     monkeypatch.setattr(os, "fork", nursery_fails_second)
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=1 + NURSERY_FROM, min_parallel_txs=2, fork_after=0,
-                            fit_workers=False)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
+    engine, _ = _import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
 
@@ -332,11 +320,18 @@ def _in_process_import(monkeypatch, owner, name, replacement, **options):
     """Import MIXED at 2 workers with ``owner.<name>`` replaced; it must run in one
     process and equal py-evm."""
     monkeypatch.setattr(owner, name, replacement)
+    engine, got = _import_checked(2, **options)
+    assert got.result.stats.workers == 1
+    return engine, got
+
+
+def _import_checked(workers, **options):
+    """Import MIXED at ``workers`` with the engine's ``options``; it must equal
+    py-evm. Returns the engine and the import."""
     block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, **options)
+    engine = ParallelEngine(workers=workers, min_parallel_txs=2, **options)
     got = import_block(CancunVM, block, engine)
     assert_same(reference(CancunVM, block), got)
-    assert got.result.stats.workers == 1
     return engine, got
 
 
