@@ -28,7 +28,11 @@ def render(document: dict, totals_only: bool = False) -> str:
     """One row per block and worker count (whole import, then the transaction
     phase); with several blocks a last row per worker count sums the medians."""
     machine = document["machine"]
-    lines = [f"Machine: {machine['cpu_count']} CPUs, Python {machine['python']}, "
+    cpu = machine.get("cpu_model")  # recorded since session 28
+    threads = machine.get("threads_per_core")
+    described = (f" ({cpu}" + (f", {threads} per core" if threads else "") + ")"
+                 if cpu else "")
+    lines = [f"Machine: {machine['cpu_count']} CPUs{described}, Python {machine['python']}, "
              f"{machine['platform']}; {document['date'][:10]}; "
              f"repeat {document['repeat']} (median shown).", "",
              "| block | txs | workers | import s (py-evm) | import s (pevm) | "

@@ -6,6 +6,12 @@ process may run on -- its affinity mask, which a ``taskset`` or a container's
 cpuset narrows -- not the machine's (``os.cpu_count()``, which ``pevm info`` and
 the benchmark JSON report as a description of the machine).
 
+:func:`cpu_description` says what those CPUs are: the model, and how many hardware
+threads share a core. A speedup at 16 workers means something else on 16 cores
+than on 8 cores of two threads each, and even one thread per core does not make a
+process run as fast beside 15 busy ones as alone (a 16-vCPU device machine:
+1.3-1.5x slower; docs/results.md, session 28).
+
 The engine's cost model (:mod:`pevm.engines.cost_model`) states what going
 parallel costs in seconds measured on one machine; :func:`machine_slowness` says
 how much longer the same kind of work takes on this one, so that the decisions
@@ -59,4 +65,27 @@ def machine_slowness() -> float:
     return min(max(best / REFERENCE_PROBE_S, 0.25), 8.0)
 
 
-__all__ = ["usable_cores", "machine_slowness", "REFERENCE_PROBE_S"]
+def cpu_description(cpuinfo: str | None = None) -> dict[str, str | int | None]:
+    """The CPU's ``model`` and ``threads_per_core`` (hardware threads per physical
+    core: 2 where SMT is on) from Linux's ``/proc/cpuinfo`` (or the text given);
+    None for what the platform does not say."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() not in fields:  # the first processor's
+            fields[name.strip()] = value.strip()
+    threads: int | None = None
+    try:
+        threads = max(1, int(fields["siblings"]) // int(fields["cpu cores"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        pass
+    return {"model": fields.get("model name"), "threads_per_core": threads}
+
+
+__all__ = ["usable_cores", "machine_slowness", "cpu_description", "REFERENCE_PROBE_S"]

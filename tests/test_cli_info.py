@@ -10,6 +10,7 @@ import pytest
 
 from pevm.cli import info
 from pevm.cli.main import main
+from pevm.host import cpu_description
 
 
 def _fake_distributions(monkeypatch: pytest.MonkeyPatch,
@@ -66,3 +67,34 @@ def test_a_reader_that_goes_away_ends_it_quietly() -> None:
                           timeout=120)
     assert done.returncode == 141
     assert "Traceback" not in done.stderr and "Error" not in done.stderr
+
+
+#: two processors of one core with SMT, as Linux's /proc/cpuinfo lists them
+SMT_CPUINFO = """processor\t: 0
+model name\t: Example CPU @ 3.0GHz
+siblings\t: 2
+cpu cores\t: 1
+
+processor\t: 1
+model name\t: Example CPU @ 3.0GHz
+siblings\t: 2
+cpu cores\t: 1
+"""
+
+
+def test_the_cpu_is_described_by_model_and_threads_per_core() -> None:
+    assert cpu_description(SMT_CPUINFO) == {"model": "Example CPU @ 3.0GHz",
+                                            "threads_per_core": 2}
+    no_smt = SMT_CPUINFO.replace("siblings\t: 2", "siblings\t: 1")
+    assert cpu_description(no_smt)["threads_per_core"] == 1
+    # a platform that says nothing (no /proc/cpuinfo, or an ARM one without them)
+    assert cpu_description("") == {"model": None, "threads_per_core": None}
+
+
+def test_info_reports_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["cpu_model"] == cpu_description()["model"]
+    assert document["threads_per_core"] == cpu_description()["threads_per_core"]
+    assert main(["info"]) == 0
+    assert any(line.startswith("cpu ") for line in capsys.readouterr().out.splitlines())

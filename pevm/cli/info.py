@@ -9,7 +9,7 @@ from importlib import metadata
 from typing import Any
 
 from pevm.engines import ENGINE_NAMES, default_engine_name
-from pevm.host import machine_slowness
+from pevm.host import cpu_description, machine_slowness
 
 #: What ``pevm info`` and ``pevm bench --json`` report the versions of. CuPy is named
 #: by what pevm imports, ``cupy``: it ships as one wheel per CUDA version
@@ -44,11 +44,14 @@ def package_version(name: str) -> str | None:
 def machine_info() -> dict[str, Any]:
     """The facts a benchmark or a bug report needs about this machine (``slowness``:
     :func:`~pevm.host.machine_slowness`, how much longer than the cost model's
-    reference machine it takes for the engine's kind of work)."""
+    reference machine it takes for the engine's kind of work; ``cpu_model`` and
+    ``threads_per_core``: :func:`~pevm.host.cpu_description`)."""
     versions: dict[str, str | None] = {name: package_version(name) for name in PACKAGES}
+    cpu = cpu_description()
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "slowness": round(machine_slowness(), 3),
-            "packages": versions}
+            "cpu_count": os.cpu_count(), "cpu_model": cpu["model"],
+            "threads_per_core": cpu["threads_per_core"],
+            "slowness": round(machine_slowness(), 3), "packages": versions}
 
 
 def backend_info() -> dict[str, Any]:
@@ -72,6 +75,10 @@ def info_command(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"python      {info['python']} on {info['platform']} ({info['cpu_count']} CPUs)")
+    threads = info["threads_per_core"]
+    print(f"cpu         {info['cpu_model'] or 'model unknown'}, "
+          + (f"{threads} thread{'s' if threads != 1 else ''} per core"
+             if threads else "threads per core unknown"))
     print(f"slowness    {info['slowness']}x the engine's reference machine "
           "(scales the engine's cost model)")
     for name, version in info["packages"].items():
