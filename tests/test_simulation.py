@@ -3,6 +3,7 @@ whose answer is known, with fixed calibrations (no timing is asserted)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ import pevm.simulation.calibration as calibration
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.cli.main import main
 from pevm.engines.parallel import MIN_PARALLEL_TXS
+from pevm.engines.workers import NURSERY_FROM
 from pevm.simulation import BlockProfile, Calibration, predict, simulate
+from pevm.simulation.model import _Proc, _Simulation
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -300,3 +303,29 @@ def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
                                2, slow)
     assert none_to_recover.worker_run_s == pytest.approx(
         none_to_recover.worker_runs * execution)
+
+
+def _idle() -> Generator[float | None, None, None]:
+    yield None
+
+
+@pytest.mark.parametrize("forked", [1, NURSERY_FROM - 1, NURSERY_FROM, 15])
+def test_the_coordinator_forks_each_worker_or_only_the_nursery(forked: int) -> None:
+    """As the engine: below NURSERY_FROM workers the coordinator forks each one
+    (and feeds it before the next); from it, it forks the nursery once and worker
+    ``w`` comes up ``w + 1`` forks later."""
+    fork = 0.01
+    sim = _Simulation(EXPENSIVE, independent(2000), forked + 1,
+                      Calibration(cores=64, fork_s=fork))
+    sim.procs.append(_Proc(_idle()))  # the coordinator's place (run() puts it there)
+    coordinator_time = sum(step or 0.0 for step in sim._start_workers(range(0)))
+    forks = 1 if forked >= NURSERY_FROM else forked
+    assert coordinator_time == pytest.approx(forks * fork)
+    assert len(sim.procs) == 1 + forked and sim.started
+    assert all(proc.inbox for proc in sim.procs[1:])  # each fed its first chunks
+    # each worker's first job is its wait to come up (after the coordinator's forks)
+    starts = [next(proc.gen) for proc in sim.procs[1:]]
+    if forked >= NURSERY_FROM:
+        assert starts == pytest.approx([(w + 1) * fork for w in range(forked)])
+    else:
+        assert starts == [0.0] * forked
