@@ -4,9 +4,10 @@ Processes, not threads: EVM execution in py-evm holds the interpreter lock, so
 threads give no speedup (see docs/design.md). The pool is started per block by
 ``fork`` (by the coordinator, or from :data:`NURSERY_FROM` workers by a
 :class:`~pevm.engines.nursery.Nursery`), *after* py-evm has prepared the block's
-pre-state and after the engine's in-process warm-up: each worker inherits ``vm.state``, the
-decoded transactions, the pre-state cache and the committed prefix (its replica of
-the multi-version memory) copy-on-write, so no state is ever shipped. Where
+pre-state and after the engine's in-process warm-up: each worker inherits
+``vm.state``, the decoded transactions, the pre-state cache and the committed
+prefix (its replica of the multi-version memory) copy-on-write, so no state is
+ever shipped. Where
 ``fork`` is unavailable (or a caller asks for another start method)
 :func:`fork_available` says so and the engine runs the block in-process -- a worker
 started by ``spawn`` would have no pre-state to read, and fetching reads one by one
@@ -54,10 +55,10 @@ import random
 import select
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
-from collections.abc import Iterable, Iterator
 
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
