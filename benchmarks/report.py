@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 
 from pevm.bench import format_ratio as _fmt, paired_cell, workers_cell
+from pevm.cli.info import describe_machine
 from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity
 
 
@@ -28,11 +29,7 @@ def render(document: dict, totals_only: bool = False) -> str:
     """One row per block and worker count (whole import, then the transaction
     phase); with several blocks a last row per worker count sums the medians."""
     machine = document["machine"]
-    cpu = machine.get("cpu_model")  # recorded since session 28
-    threads = machine.get("threads_per_core")
-    described = (f" ({cpu}" + (f", {threads} per core" if threads else "") + ")"
-                 if cpu else "")
-    lines = [f"Machine: {machine['cpu_count']} CPUs{described}, Python {machine['python']}, "
+    lines = [f"Machine: {describe_machine(machine)}, "
              f"{machine['platform']}; {document['date'][:10]}; "
              f"repeat {document['repeat']} (median shown).", "",
              "| block | txs | workers | import s (py-evm) | import s (pevm) | "

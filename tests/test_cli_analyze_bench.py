@@ -34,12 +34,16 @@ def test_analyze_json_and_dot(snapshot: Path, tmp_path: Path,
     assert text.startswith("digraph") and "t17" in text
 
 
-def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path) -> None:
+def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     assert main(["bench", str(snapshot), "--workers", "1,2", "--repeat", "1",
                  "--json", str(out), "--plot", str(png), "--memory"]) == 0
+    # the tables say what machine they were measured on
+    assert "machine: " in capsys.readouterr().out
     document = json.loads(out.read_text())
     assert document["machine"]["cpu_count"] >= 1
+    assert {"cpu_model", "threads_per_core", "slowness"} <= set(document["machine"])
     assert document["command"].startswith("pevm bench ") and "--memory" in document["command"]
     [block] = document["blocks"]
     assert block["txs"] == 18 and block["gas"] > 0

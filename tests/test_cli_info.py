@@ -98,3 +98,14 @@ def test_info_reports_the_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["threads_per_core"] == cpu_description()["threads_per_core"]
     assert main(["info"]) == 0
     assert any(line.startswith("cpu ") for line in capsys.readouterr().out.splitlines())
+
+
+def test_one_line_describes_the_machine() -> None:
+    machine = {"cpu_count": 16, "python": "3.12.3", "slowness": 1.26,
+               "cpu_model": "Intel(R) Xeon(R) Processor", "threads_per_core": 1}
+    assert info.describe_machine(machine) == \
+        "16 CPUs (Intel(R) Xeon(R) Processor, 1 thread per core), Python 3.12.3, " \
+        "slowness 1.26x"
+    # a bench JSON from before the CPU was recorded
+    assert info.describe_machine({"cpu_count": 2, "python": "3.11.7"}) == \
+        "2 CPUs, Python 3.11.7"

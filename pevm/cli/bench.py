@@ -19,7 +19,7 @@ from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
-from pevm.cli.info import machine_info
+from pevm.cli.info import describe_machine, machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef, list_cases
@@ -146,10 +146,13 @@ def bench_command(args: argparse.Namespace) -> int:
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
                                      getattr(args, "debug", False))
+    machine = machine_info()
+    if benches:
+        console.print(f"machine: {describe_machine(machine)}")
     for bench in benches:
         _print(console, bench)
     if args.json:
-        document = {"machine": machine_info(),
+        document = {"machine": machine,
                     "date": datetime.datetime.now(datetime.UTC).isoformat(),
                     "command": getattr(args, "command_line", None),
                     "repeat": args.repeat, "blocks": [b.to_json() for b in benches]}

@@ -54,6 +54,20 @@ def machine_info() -> dict[str, Any]:
             "slowness": round(machine_slowness(), 3), "packages": versions}
 
 
+def describe_machine(machine: dict[str, Any]) -> str:
+    """One line for a :func:`machine_info` record (or an older bench JSON's, which
+    lacks the CPU): CPUs, CPU model and threads per core, Python, slowness."""
+    threads = machine.get("threads_per_core")
+    cpu = ", ".join(part for part in (
+        machine.get("cpu_model"),
+        f"{threads} thread{'s' if threads != 1 else ''} per core" if threads else None)
+        if part)
+    slowness = machine.get("slowness")
+    return (f"{machine['cpu_count']} CPUs" + (f" ({cpu})" if cpu else "")
+            + f", Python {machine['python']}"
+            + (f", slowness {slowness}x" if slowness is not None else ""))
+
+
 def backend_info() -> dict[str, Any]:
     from pevm.gpu import backend
     try:
