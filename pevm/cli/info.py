@@ -58,14 +58,16 @@ def describe_machine(machine: dict[str, Any]) -> str:
     """One line for a :func:`machine_info` record (or an older bench JSON's, which
     lacks the CPU): CPUs, CPU model and threads per core, Python, slowness."""
     threads = machine.get("threads_per_core")
-    cpu = ", ".join(part for part in (
-        machine.get("cpu_model"),
-        f"{threads} thread{'s' if threads != 1 else ''} per core" if threads else None)
-        if part)
+    cpu = ", ".join(part for part in (machine.get("cpu_model"),
+                                      _per_core(threads) if threads else None) if part)
     slowness = machine.get("slowness")
     return (f"{machine['cpu_count']} CPUs" + (f" ({cpu})" if cpu else "")
             + f", Python {machine['python']}"
             + (f", slowness {slowness}x" if slowness is not None else ""))
+
+
+def _per_core(threads: int) -> str:
+    return f"{threads} thread{'s' if threads != 1 else ''} per core"
 
 
 def backend_info() -> dict[str, Any]:
@@ -91,8 +93,7 @@ def info_command(args: argparse.Namespace) -> int:
     print(f"python      {info['python']} on {info['platform']} ({info['cpu_count']} CPUs)")
     threads = info["threads_per_core"]
     print(f"cpu         {info['cpu_model'] or 'model unknown'}, "
-          + (f"{threads} thread{'s' if threads != 1 else ''} per core"
-             if threads else "threads per core unknown"))
+          + (_per_core(threads) if threads else "threads per core unknown"))
     print(f"slowness    {info['slowness']}x the engine's reference machine "
           "(scales the engine's cost model)")
     for name, version in info["packages"].items():

@@ -79,8 +79,7 @@ class WorkerFeed:
                 batch = next(forks, None)
             except (OSError, AssertionError, ValueError) as exc:
                 # e.g. out of processes or memory
-                if not self.started:
-                    self.timelines, self.synced = {}, {}
+                if not self.started:  # the caller closes this feed and runs in-process
                     return f"starting workers failed: {exc}"
                 LOG.warning("parallel engine: %d of %d workers started: %s",
                             len(self.started), workers, exc)

@@ -273,7 +273,8 @@ class WorkerPool:
     def __init__(self, ctx: BlockContext, hooks: FaultHooks, mv: MVMemory,
                  nice: int = 0) -> None:
         self._mp = multiprocessing.get_context("fork")
-        self._args = (ctx, mv, hooks, nice)
+        #: a worker's life, ``(conn, worker)`` -> None, however it is forked
+        self._worker_main = partial(_worker_main, ctx=ctx, mv=mv, hooks=hooks, nice=nice)
         #: the coordinator's timeline: sending, waiting and receiving go there
         self.timeline = ctx.timeline
         self.connections: dict[int, Connection] = {}
@@ -308,11 +309,9 @@ class WorkerPool:
 
     def _start_one(self, worker: int) -> None:
         """Fork ``worker`` from this process."""
-        ctx, mv, hooks, nice = self._args
         parent, child = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=_worker_main, name=f"pevm-worker-{worker}",
-                                   args=(child, worker, ctx, mv, hooks, nice),
-                                   daemon=True)
+        process = self._mp.Process(target=self._worker_main, name=f"pevm-worker-{worker}",
+                                   args=(child, worker), daemon=True)
         try:
             process.start()
         except BaseException:
@@ -326,13 +325,11 @@ class WorkerPool:
     def _start_through_nursery(self, workers: Iterable[int]) -> None:
         """Start ``workers`` through one nursery: the coordinator forks once, the
         nursery forks the workers; messages sent meanwhile wait in their pipes."""
-        ctx, mv, hooks, nice = self._args
         pipes = {worker: self._mp.Pipe(duplex=True) for worker in workers}
         ends = {worker: child for worker, (_, child) in pipes.items()}
         try:
             self.nursery = Nursery(ends, [parent for parent, _ in pipes.values()],
-                                   partial(_worker_main, ctx=ctx, mv=mv, hooks=hooks,
-                                           nice=nice))
+                                   self._worker_main)
         except BaseException:
             for parent, _ in pipes.values():
                 parent.close()
