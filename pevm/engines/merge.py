@@ -54,6 +54,9 @@ def merge_block(vm: VirtualMachineAPI, base_header: BlockHeaderAPI,
     check = not _receipts_valid_by_construction(type(vm))
     # Byzantium's stock make_receipt hands the logs to the transaction's own step
     blooms = BloomCache() if _stock_steps(type(vm)) is ByzantiumVM else None
+    if blooms is not None:
+        blooms.prepare(result.outcome.logs for result in committed
+                       if result is not None and result.outcome is not None)
     for txn, tx in enumerate(transactions):
         result = committed[txn]
         assert result is not None and result.outcome is not None
