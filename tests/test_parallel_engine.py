@@ -16,7 +16,6 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines import block_run, cost_model, parallel, sender_batches
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
-from pevm.engines.nursery import split_brood
 from pevm.engines.workers import NURSERY_FROM, WorkerPool
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
@@ -311,29 +310,6 @@ def test_a_worker_the_nursery_cannot_fork_counts_as_dead(monkeypatch):
     engine, _ = _import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
-
-
-def test_a_brood_the_nursery_cannot_fork_counts_as_dead(monkeypatch):
-    """A large brood is split: the nursery first forks a nursery for its upper
-    half (nursery.split_brood). When that fork fails, the half's pipes close
-    unopened and its workers are dead; the others run the block."""
-    coordinator, fork = os.getpid(), os.fork
-    forks = []
-    workers = 7
-    broods, own = split_brood(range(workers))
-    assert broods == [[3, 4, 5, 6]] and own == [0, 1, 2]
-
-    def nursery_fails_first(*args):
-        if os.getpid() != coordinator:  # in the nursery
-            forks.append(1)
-            if len(forks) == 1:
-                _no_processes()
-        return fork()
-
-    monkeypatch.setattr(os, "fork", nursery_fails_first)
-    engine, _ = _import_checked(1 + workers, fork_after=0, fit_workers=False)
-    assert engine.last_detail.in_process_reason == ""
-    assert engine.last_detail.dead_workers == broods[0]
 
 
 def _no_processes(*args, **kwargs):

@@ -12,7 +12,6 @@ import pevm.simulation.calibration as calibration
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.cli.main import main
 from pevm.engines.parallel import MIN_PARALLEL_TXS
-from pevm.engines.nursery import BROOD, forks_until_up
 from pevm.engines.workers import NURSERY_FROM
 from pevm.simulation import BlockProfile, Calibration, predict, simulate
 from pevm.simulation.model import _Proc, _Simulation
@@ -313,9 +312,8 @@ def _idle() -> Generator[float | None, None, None]:
 @pytest.mark.parametrize("forked", [1, NURSERY_FROM - 1, NURSERY_FROM, 15])
 def test_the_coordinator_forks_each_worker_or_only_the_nursery(forked: int) -> None:
     """As the engine: below NURSERY_FROM workers the coordinator forks each one
-    (and feeds it before the next); from it, it forks the nursery once and the
-    workers come up as the nurseries fork them (``forks_until_up``: worker ``w``
-    ``w + 1`` forks later while one nursery forks them all)."""
+    (and feeds it before the next); from it, it forks the nursery once and worker
+    ``w`` comes up ``w + 1`` forks later."""
     fork = 0.01
     sim = _Simulation(EXPENSIVE, independent(2000), forked + 1,
                       Calibration(cores=64, fork_s=fork))
@@ -328,10 +326,6 @@ def test_the_coordinator_forks_each_worker_or_only_the_nursery(forked: int) -> N
     # each worker's first job is its wait to come up (after the coordinator's forks)
     starts = [next(proc.gen) for proc in sim.procs[1:]]
     if forked >= NURSERY_FROM:
-        assert starts == pytest.approx([up * fork for up in forks_until_up(forked)])
-        if forked <= BROOD:
-            assert starts == pytest.approx([(w + 1) * fork for w in range(forked)])
-        else:  # broods split: the last worker is up sooner than one by one
-            assert max(starts) < forked * fork
+        assert starts == pytest.approx([(w + 1) * fork for w in range(forked)])
     else:
         assert starts == [0.0] * forked

@@ -1,5 +1,8 @@
 """Paired in-process A/B of session 29's two changes, by monkeypatch (device run).
 
+It patches the engine as it was at commit e34f4bb, where ``nursery.BROOD`` and
+``split_brood`` existed (the split brood was dropped after this run): run it there.
+
 Variants: before = one nursery forks every worker and the merge hashes bloom items
 one by one (sessions <= 28); brood = broods split (nursery.split_brood); after =
 broods split and the bloom items hashed in one batch (BloomCache.prepare), the

@@ -9,7 +9,6 @@ from typing import Any
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions,
                                      serial_run, warm_up_verdict, workers_that_pay)
-from pevm.engines.nursery import forks_until_up
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -422,11 +421,10 @@ class _Simulation:
     def _start_workers(self, senders: range) -> Job:
         """As the engine (:meth:`~pevm.engines.workers.WorkerPool.start`): from
         ``NURSERY_FROM`` workers the coordinator forks the nursery once and worker
-        ``w`` is up :func:`~pevm.engines.nursery.forks_until_up` forks later;
-        below it the coordinator forks each worker and feeds it before the next."""
+        ``w`` is up ``w + 1`` forks later; below it the coordinator forks each
+        worker and feeds it before the next."""
         sched, cal = self.sched, self.cal
         nursery = self.workers >= NURSERY_FROM
-        up = forks_until_up(self.workers)
         for w in range(self.workers):
             if w == 0 or not nursery:
                 yield cal.fork_s
@@ -436,7 +434,7 @@ class _Simulation:
             self.synced.append(sched.commit_index)
             self.correct.append({})
             self.known.append(set(senders))  # inherited
-            start = cal.ready_s + (up[w] * cal.fork_s if nursery else 0.0)
+            start = cal.ready_s + ((w + 1) * cal.fork_s if nursery else 0.0)
             self.procs.append(_Proc(self._worker(w, start)))
             self.woken.append(self.procs[-1])
             yield from self._feed(w)
