@@ -18,7 +18,9 @@ Every method is warmed up (its first call compiles kernels and loads
 libraries), then timed in interleaved rounds of at least ``min_time`` each; the
 best round counts (see :func:`bench_keccak`). A measurement whose predicted
 duration (from the previous batch size) exceeds ``max_seconds`` is skipped and
-marked so, never extrapolated into a number.
+marked so, never extrapolated into a number; so is one that would start, or be
+predicted to end, after the whole run's ``budget`` (a time limit for the run, such
+as a device check's step, that would otherwise kill it with nothing reported).
 """
 from __future__ import annotations
 
@@ -98,10 +100,19 @@ def _runner(method: str, msgs: list[bytes] | None, data: np.ndarray,
     raise ValueError(f"unknown method {method!r}")
 
 
+#: Why a measurement was not run: the run's time budget was spent.
+OVER_BUDGET = "over the run's --budget"
+
+
+def _past(deadline: float | None, seconds: float = 0.0) -> bool:
+    """Whether ``seconds`` from now is past ``deadline`` (``time.monotonic``)."""
+    return deadline is not None and time.monotonic() + seconds > deadline
+
+
 def bench_keccak(sizes: Sequence[int], batches: Sequence[int], methods: Sequence[str],
                  min_time: float = 0.2, max_seconds: float = 8.0, rounds: int = 3,
-                 seed: int = 1, progress: Callable[[str], None] | None = None
-                 ) -> list[dict[str, Any]]:
+                 seed: int = 1, progress: Callable[[str], None] | None = None,
+                 deadline: float | None = None) -> list[dict[str, Any]]:
     """One record per (size, batch, method): ``hashes_per_s``, ``gb_per_s`` and
     ``seconds`` (per batch, best round), or ``skipped`` with the reason.
 
@@ -110,13 +121,19 @@ def bench_keccak(sizes: Sequence[int], batches: Sequence[int], methods: Sequence
     rounds down, and interleaving keeps that from favouring one method. A
     method runs a single round when ``rounds`` of them are predicted (from its
     rate at the previous batch size) to exceed ``max_seconds``, and is skipped
-    when one round is.
+    when one round is. With a ``deadline`` (``time.monotonic``), a measurement
+    that would start after it, or whose one round is predicted to end after it,
+    is skipped too.
     """
     rng = np.random.default_rng(seed)
     records: list[dict[str, Any]] = []
     for size in sizes:
         last_rate: dict[str, float] = {}
         for batch in batches:
+            if _past(deadline):
+                records.extend({"size": size, "batch": batch, "method": method,
+                                "skipped": OVER_BUDGET} for method in methods)
+                continue
             data = rng.integers(0, 256, size * batch, dtype=np.uint8)
             offsets = np.arange(batch + 1, dtype=np.int64) * size
             msgs = None
@@ -131,6 +148,9 @@ def bench_keccak(sizes: Sequence[int], batches: Sequence[int], methods: Sequence
                 predicted = batch / last_rate[method] if method in last_rate else 0.0
                 if max_seconds and predicted > max_seconds:
                     record["skipped"] = f"~{predicted:.0f} s per batch predicted"
+                    continue
+                if _past(deadline, predicted):
+                    record["skipped"] = OVER_BUDGET
                     continue
                 fn = _runner(method, msgs, data, offsets)
                 if fn is None:
@@ -201,12 +221,17 @@ def pyevm_state_root(accounts: dict[bytes, Any]) -> tuple[bytes, float, float]:
 
 def bench_state_root(counts: Iterable[int], backend: str, pyevm: bool = True,
                      max_seconds: float = 8.0, seed: int = 1,
-                     progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                     progress: Callable[[str], None] | None = None,
+                     deadline: float | None = None) -> list[dict[str, Any]]:
     """One record per account count: batched seconds, py-evm seconds (or why
-    skipped), speedup and whether the roots match."""
-    records = []
+    skipped), speedup and whether the roots match; past ``deadline``, only
+    ``skipped``."""
+    records: list[dict[str, Any]] = []
     pyevm_rate = None  # accounts per second of the previous py-evm run
     for count in counts:
+        if _past(deadline):
+            records.append({"accounts": count, "backend": backend, "skipped": OVER_BUDGET})
+            continue
         accounts = make_accounts(count, seed)
         record: dict[str, Any] = {
             "accounts": count,
@@ -226,6 +251,8 @@ def bench_state_root(counts: Iterable[int], backend: str, pyevm: bool = True,
             record["pyevm_skipped"] = "disabled"
         elif max_seconds and predicted > max_seconds:
             record["pyevm_skipped"] = f"~{predicted:.0f} s predicted"
+        elif _past(deadline, predicted):
+            record["pyevm_skipped"] = OVER_BUDGET
         else:
             py_root, set_s, root_s = pyevm_state_root(accounts)
             pyevm_rate = count / (set_s + root_s)
@@ -252,8 +279,10 @@ def run(sizes: Sequence[int] = DEFAULT_SIZES, min_batch: int = 1000,
         max_batch: int | None = None, accounts: Sequence[int] = (10_000, 100_000),
         backend: str | None = None, pyevm: bool = True, max_seconds: float = 8.0,
         min_time: float = 0.2, rounds: int = 3, seed: int = 1,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The whole benchmark; returns the JSON-ready report."""
+        progress: Callable[[str], None] | None = None,
+        budget: float | None = None) -> dict[str, Any]:
+    """The whole benchmark; returns the JSON-ready report. ``budget``: seconds for
+    the whole run, after which what is left is skipped (None: no limit)."""
     name = _backend.resolve(backend)
     if max_batch is None:
         max_batch = 10_000_000 if name == "cuda" else 1_000_000
@@ -262,15 +291,16 @@ def run(sizes: Sequence[int] = DEFAULT_SIZES, min_batch: int = 1000,
         "machine": machine(), "backend": _backend.describe(),
         "settings": {"sizes": list(sizes), "batches": batches, "accounts": list(accounts),
                      "max_seconds": max_seconds, "min_time": min_time, "rounds": rounds,
-                     "seed": seed},
+                     "seed": seed, "budget": budget},
     }
     start = time.perf_counter()
+    deadline = None if budget is None else time.monotonic() + budget
     report["keccak"] = bench_keccak(sizes, batches, _methods(name), min_time=min_time,
                                     max_seconds=max_seconds, rounds=rounds, seed=seed,
-                                    progress=progress)
+                                    progress=progress, deadline=deadline)
     report["state_root"] = bench_state_root(accounts, name, pyevm=pyevm,
                                             max_seconds=max_seconds, seed=seed,
-                                            progress=progress)
+                                            progress=progress, deadline=deadline)
     report["machine"]["load_average_end"] = machine()["load_average"]
     report["seconds"] = time.perf_counter() - start
     return report
@@ -315,13 +345,17 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(line)
     skipped = sorted({r["skipped"] for r in records if "skipped" in r})
     if skipped:
-        lines.append("skipped: " + "; ".join(skipped) + " (raise --max-seconds to run them)")
+        lines.append("skipped: " + "; ".join(skipped)
+                     + " (raise --max-seconds or --budget to run them)")
     lines.append("")
     lines.append("State root (batched pevm.gpu.trie vs py-evm AccountDB: set accounts + "
                  "make_state_root)")
     lines.append(f"{'accounts':>10} {'contracts':>9} {'slots':>9} {'batched s':>10} "
                  f"{'py-evm s':>9} {'(set+root)':>14} {'speedup':>8}  roots")
     for r in report["state_root"]:
+        if "skipped" in r:
+            lines.append(f"{r['accounts']:>10,}  skipped: {r['skipped']}")
+            continue
         if "pyevm_s" in r:
             py = (f"{r['pyevm_s']:>9.2f} {r['pyevm_set_s']:>6.2f}+{r['pyevm_root_s']:<7.2f} "
                   f"{r['speedup']:>7.1f}x  {'equal' if r['roots_match'] else 'DIFFERENT'}")

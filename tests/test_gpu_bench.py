@@ -38,10 +38,34 @@ def test_hashbench_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert root["roots_match"] is True and root["accounts"] == 300
 
 
+def test_a_spent_budget_skips_what_is_left_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a budget spent before the first measurement: nothing runs, everything is
+    # reported as skipped for that reason (a run under a time limit still reports)
+    report = bench.run(sizes=[32], max_batch=2000, accounts=[300], backend="cpu",
+                       pyevm=False, min_time=0.01, rounds=1, budget=1e-9)
+    assert report["keccak"] and all(r.get("skipped") == bench.OVER_BUDGET
+                                    for r in report["keccak"])
+    assert report["state_root"] == [{"accounts": 300, "backend": "cpu",
+                                     "skipped": bench.OVER_BUDGET}]
+    assert "over the run's --budget" in bench.format_report(report)
+    # a budget that is not spent changes nothing
+    report = bench.run(sizes=[32], max_batch=2000, accounts=[300], backend="cpu",
+                       pyevm=False, min_time=0.01, rounds=1, budget=600)
+    assert not any("skipped" in r for r in report["keccak"])
+    assert report["state_root"][0]["batched_s"] > 0
+    out = tmp_path / "report.json"
+    assert main(["hashbench", "--backend", "cpu", "--sizes", "32", "--max-batch", "1000",
+                 "--accounts", "300", "--budget", "1e-9", "--quiet", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["budget"] == 1e-9
+    assert "skipped: over the run's --budget" in capsys.readouterr().out
+
+
 def test_hashbench_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["hashbench", "--sizes", "0,x"])
     assert main(["hashbench", "--json", "/nonexistent-dir/r.json", "--quiet"]) == 2
+    assert main(["hashbench", "--budget", "0", "--quiet"]) == 2
 
 
 def test_hashbench_incremental_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,8 +22,8 @@ def register(subparsers: Any) -> None:
                     "size and batch size for each method (eth-hash per message as the "
                     "baseline, pevm's CPU loop and NumPy paths, CUDA when present), and "
                     "the time of a batched state root against py-evm's AccountDB. "
-                    "Measurements predicted to exceed --max-seconds are skipped, never "
-                    "extrapolated.")
+                    "Measurements predicted to exceed --max-seconds, or to end past "
+                    "the run's --budget, are skipped, never extrapolated.")
     parser.add_argument("--sizes", type=positive_ints(), default=[32, 64, 136, 532],
                         help="message sizes in bytes (default 32,64,136,532)")
     parser.add_argument("--min-batch", type=positive_int, default=1000,
@@ -49,6 +49,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--max-seconds", type=float, default=8.0,
                         help="skip a measurement predicted to take longer (default 8; "
                              "0: never skip)")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="seconds for the Keccak and state-root measurements in all: "
+                             "one that would start, or is predicted to end, after them is "
+                             "skipped and reported so (default: no limit; for a run under "
+                             "a time limit, such as a device check's step)")
     parser.add_argument("--min-time", type=float, default=0.2,
                         help="each timed round lasts at least this long (default 0.2 s)")
     parser.add_argument("--rounds", type=positive_int, default=3,
@@ -73,6 +78,8 @@ def hashbench_command(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if args.budget is not None and args.budget <= 0:
+        raise InputError("--budget", "must be a positive number of seconds")
     if args.only_update and args.update is None:
         raise InputError("--only-update", "needs --update K")
     shown = None if args.quiet else progress
@@ -84,7 +91,8 @@ def hashbench_command(args: argparse.Namespace) -> int:
                            max_batch=args.max_batch, accounts=args.accounts,
                            backend=args.backend, pyevm=not args.no_pyevm,
                            max_seconds=args.max_seconds, min_time=args.min_time,
-                           rounds=args.rounds, seed=args.seed, progress=shown)
+                           rounds=args.rounds, seed=args.seed, progress=shown,
+                           budget=args.budget)
         print(bench.format_report(report))
     if args.update is not None:
         from pevm.state.bench import bench_incremental_root, format_records
