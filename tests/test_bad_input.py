@@ -31,6 +31,8 @@ def test_truncated_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
     assert code == 2
     assert_one_line_error(err, out, str(bad), "not valid JSON")
+    # a file that never became a case is named alone, not with an empty case name
+    assert f"first: {bad}\n" in out.replace("\n ", " ")
 
 
 def test_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

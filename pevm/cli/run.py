@@ -289,6 +289,7 @@ def _summary(console: Console, reports: Iterable[BlockReport], cases: int,
         console.print(f"skipped {count}: {reason}", highlight=False)
     bad = [r for r in reports if not r.ok]
     if bad:
+        first = bad[0]
+        where = f"{first.source} :: {first.case}" if first.case else first.source
         console.print(f"{len(bad)} block(s) did not match or could not be read; "
-                      f"first: {bad[0].source} :: {bad[0].case}", highlight=False,
-                      soft_wrap=True)
+                      f"first: {where}", highlight=False, soft_wrap=True)
