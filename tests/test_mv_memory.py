@@ -68,16 +68,16 @@ def test_lazy_credits_fold_onto_the_latest_absolute_value():
 
 def test_estimates_block_readers_until_replaced():
     mv = MVMemory(base)
-    mv.record(1, 0, writes({(NONCE, A): 4}, deltas={B: 3}))
-    mv.mark_estimate(1)
+    mv.add_estimates(1, [(NONCE, A), (BALANCE, B)])
     with pytest.raises(Blocked) as blocked:
         mv.read((NONCE, A), 2)
     assert blocked.value.txn == 1
     with pytest.raises(Blocked):
         mv.read((BALANCE, B), 5)
     assert mv.read((NONCE, A), 1) == 3      # readers below are unaffected
-    mv.record(1, 1, writes({(NONCE, A): 4}))
+    mv.record(1, 0, writes({(NONCE, A): 4}))
     assert mv.read((NONCE, A), 2) == 4
+    assert mv.read((BALANCE, B), 5) == 0    # a marker it did not write goes too
     assert mv.read((BALANCE, B), 5) == 0
 
 
@@ -145,11 +145,10 @@ def test_value_based_validation():
     mv.record(1, 0, writes({(NONCE, A): 4}))
     assert mv.validate(2, {(NONCE, A): 4, (BALANCE, A): 100})
     assert not mv.validate(2, {(NONCE, A): 3})
-    assert mv.first_conflict(2, {(BALANCE, A): 100, (NONCE, A): 3}) == (NONCE, A)
     mv.record(1, 1, writes({(NONCE, A): 4, (STORAGE, A, 1): 9}))
     assert mv.validate(2, {(NONCE, A): 4, (STORAGE, A, 1): 9})  # same values: valid
-    mv.mark_estimate(1)
-    assert not mv.validate(2, {(NONCE, A): 4})
+    mv.add_estimates(3, [(STORAGE, A, 1)])
+    assert not mv.validate(4, {(STORAGE, A, 1): 9})  # an ESTIMATE below: invalid
 
 
 def test_validation_at_the_commit_point_agrees_with_reading_each_location():

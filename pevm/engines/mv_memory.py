@@ -232,14 +232,6 @@ class MVMemory:
         else:
             insort(entries, (txn, value), key=_first)
 
-    def mark_estimate(self, txn: int) -> None:
-        """Turn ``txn``'s recorded writes into ESTIMATE markers (it was aborted)."""
-        self._tx_writes.pop(txn, None)
-        for key in self._tx_keys.get(txn, ()):
-            entries = self._versions[key]
-            for position in range(*_span_of(entries, txn)):
-                entries[position] = (txn, ESTIMATE)
-
     def add_estimates(self, txn: int, keys: Iterable[Key]) -> None:
         """Expect ``txn`` (not yet executed here) to write ``keys``: mark them ESTIMATE.
 
@@ -253,10 +245,6 @@ class MVMemory:
                 continue
             insort(self._versions.setdefault(key, []), (txn, ESTIMATE), key=_first)
             have.append(key)
-
-    def writes_of(self, txn: int) -> tuple[int, TxWrites] | None:
-        """The (incarnation, writes) last recorded for ``txn`` and not yet committed."""
-        return self._tx_writes.get(txn)
 
     def commit(self, txn: int, writes: TxWrites | None = None) -> None:
         """Fold ``txn``'s writes into the committed state (strictly in block order).
@@ -427,16 +415,6 @@ class MVMemory:
             elif committed_or_base(key) != value:
                 return False
         return True
-
-    def first_conflict(self, txn: int, reads: Mapping[Key, Any]) -> Key | None:
-        """The first location of ``reads`` whose value changed (for diagnostics)."""
-        for key, value in reads.items():
-            try:
-                if not self.holds(key, value, txn):
-                    return key
-            except Blocked:
-                return key
-        return None
 
 
 def _span_of(entries: list[tuple[int, Any]], txn: int) -> tuple[int, int]:

@@ -125,7 +125,6 @@ class SchedulerStats:
     """Counters the engine reports in its :class:`~pevm.result.EngineStats`."""
 
     dispatched: int = 0          # transaction incarnations sent to workers
-    worker_results: int = 0      # results received from workers
     stale_results: int = 0       # results for incarnations already superseded
     validations: int = 0
     validation_failures: int = 0
@@ -370,7 +369,6 @@ class Scheduler:
     def on_result(self, result: object, worker: int | None = None) -> bool:
         """Store a worker's result; False when it is stale (ignored)."""
         txn = result.txn  # type: ignore[attr-defined]
-        self.stats.worker_results += 1
         if worker is not None and self.owner.get(txn) == worker:
             del self.owner[txn]
         if txn < self.commit_index or \
@@ -534,9 +532,6 @@ class Scheduler:
 
     def outstanding(self, worker: int) -> int:
         return len(self.chunks.get(worker, ()))
-
-    def any_outstanding(self) -> bool:
-        return any(self.chunks[w] for w in self.alive)
 
     def live_workers(self) -> Iterable[int]:
         return sorted(self.alive)
