@@ -88,8 +88,11 @@ class BlockRun:
         self.in_process_reason = ""
 
     def close(self) -> None:
-        if self.feed is not None:
-            self.feed.close()
+        """Stop and reap the workers, once (the engine closes the run again after
+        :meth:`run` has)."""
+        feed, self.feed = self.feed, None
+        if feed is not None:
+            feed.close()
 
     # -------------------------------------------------------------- phases
     def run(self) -> tuple[BlockHeaderAPI, tuple[ReceiptAPI, ...], EngineStats]:
