@@ -175,7 +175,7 @@ class BlockContext:
         """Whether this process has the sender of ``txn`` (the recovery batches'
         test: :func:`~pevm.engines.sender_batches.recovery_batch`,
         :func:`~pevm.engines.sender_batches.waiting_batch`)."""
-        return pinned_sender(self.transactions[txn]) is not None
+        return self.known_sender(txn) is not None
 
     def adopt_sender(self, txn: int, sender: bytes | None) -> None:
         """Pin a sender another process recovered (and checked) for ``txn``."""
