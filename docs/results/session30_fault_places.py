@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 MAPS, TIMES, IMPORT = "/tmp/pevm_fault_maps.txt", "/tmp/pevm_fault_times.txt", 4
 
@@ -36,7 +37,7 @@ def run(path: str) -> None:
         with open(TIMES, "a") as out:
             out.write(f"{time.clock_gettime(time.CLOCK_MONOTONIC)}\n")
 
-    def start_noted(self, worker):  # type: ignore[no-untyped-def]
+    def start_noted(self: Any, worker: int) -> None:
         imports["n"] += 1
         if imports["n"] == IMPORT:
             shutil.copy("/proc/self/maps", MAPS)
@@ -44,13 +45,13 @@ def run(path: str) -> None:
             note()
         start_one(self, worker)
 
-    def stop_noted(self):  # type: ignore[no-untyped-def]
+    def stop_noted(self: Any) -> None:
         if imports["n"] == IMPORT:
             note()
         stop(self)
 
-    workers_module.WorkerPool._start_one = start_noted
-    feed_module.WorkerFeed.stop = stop_noted
+    workers_module.WorkerPool._start_one = start_noted  # type: ignore[method-assign]
+    feed_module.WorkerFeed.stop = stop_noted  # type: ignore[method-assign]
     case = list_cases([path]).cases[0]
     for _ in range(IMPORT):
         engine = ParallelEngine(workers=2, state_backend=StateBackend.FLAT)

@@ -9,6 +9,7 @@ the first starts from a steady heap.
 import resource
 import sys
 import time
+from typing import Any
 
 import pevm.engines.workers as workers_module
 from pevm.bench import import_run
@@ -27,7 +28,7 @@ def mark(name: str) -> None:
 def wrap(method_name: str, before: str, after: str | None = None) -> None:
     original = getattr(workers_module.WorkerPool, method_name)
 
-    def wrapped(self, *args):  # type: ignore[no-untyped-def]
+    def wrapped(self: Any, *args: Any) -> Any:
         mark(before)
         result = original(self, *args)
         if after:
@@ -41,7 +42,7 @@ wrap("stop", "stop")
 wrap("close", "close", "closed")
 case = list_cases([sys.argv[1]]).cases[0]
 workers, imports = int(sys.argv[2]), int(sys.argv[3])
-for _ in range(imports):
+for _import in range(imports):
     engine = ParallelEngine(workers=workers, state_backend=StateBackend.FLAT)
     run = case.load().start(StateBackend.FLAT)
     marks.clear()
@@ -50,7 +51,7 @@ for _ in range(imports):
     _, phase, _, _ = import_run(case, run, engine)
     mark("end")
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - children
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
     spans = []
     for (a, f0, s0, t0), (b, f1, s1, t1) in zip(marks, marks[1:]):
         if (a, b) in seen or f1 - f0 < 10:

@@ -32,9 +32,9 @@ def recv(self: Connection) -> Any:
     return message
 
 
-Connection.recv = recv  # type: ignore[method-assign]
+Connection.recv = recv  # type: ignore[assignment]
 case = list_cases([sys.argv[1]]).cases[0]
-for _ in range(3):
+for _import in range(3):
     received.clear()
     engine = ParallelEngine(workers=2, state_backend=StateBackend.FLAT)
     import_run(case, case.load().start(StateBackend.FLAT), engine, [])
@@ -43,7 +43,7 @@ for _ in range(3):
           f"{sum(r[2] for r in received) * 1e3:.2f} ms, "
           f"{sum(r[3] for r in received)} faults", flush=True)
 start = time.perf_counter()
-for data, _, _, _ in received:
+for data, *_ in received:
     pickle.loads(data)
 print(f"the last import's messages again after it: "
       f"{(time.perf_counter() - start) * 1e3:.2f} ms")
