@@ -100,6 +100,7 @@ from eth_utils import ValidationError
 from pevm.engines.block_run import BlockRun
 from pevm.engines.cost_model import default_chunk_size
 from pevm.engines.detail import ParallelDetail
+from pevm.engines.frame_stack import call_with_roomy_stack
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.timeline import Trace
 from pevm.pyevm_compat import quick_debug_messages
@@ -166,7 +167,9 @@ class ParallelEngine:
     ``coordinator_executes=False`` forks ``workers`` and has the coordinator only
     validate, commit and re-execute (the design before; kept for comparisons);
     ``costly_to_workers=False`` lets the coordinator execute costly transactions
-    too (:func:`~pevm.engines.cost_model.costly_transactions`).
+    too (:func:`~pevm.engines.cost_model.costly_transactions`);
+    ``roomy_stack=False`` runs the block wherever the caller's frame stack stands
+    (:mod:`~pevm.engines.frame_stack`; kept for comparisons).
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
     ``chunk_size`` (longest chunk; default
     :func:`~pevm.engines.cost_model.default_chunk_size`),
@@ -188,7 +191,8 @@ class ParallelEngine:
                  freeze_gc: bool = True, worker_nice: int = WORKER_NICE,
                  state_backend: StateBackend = StateBackend.FLAT,
                  coordinator_executes: bool = True, costly_to_workers: bool = True,
-                 fit_workers: bool = True, hooks: FaultHooks | None = None) -> None:
+                 fit_workers: bool = True, roomy_stack: bool = True,
+                 hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         for name, value, least in (("chunk_size", chunk_size, 1),
@@ -216,6 +220,10 @@ class ParallelEngine:
         #: (:func:`~pevm.engines.cost_model.workers_that_pay`); False: all of
         #: them once any pay
         self.fit_workers = fit_workers
+        #: run the block on a roomy frame stack, which the workers forked during it
+        #: inherit (:mod:`pevm.engines.frame_stack`); False: wherever the caller's
+        #: stack stands, as before session 31
+        self.roomy_stack = roomy_stack
         #: the state layer the blocks it runs are built on (pevm.state.backend)
         self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()
@@ -259,7 +267,7 @@ class ParallelEngine:
                        block_index=self._blocks, gc_frozen=frozen, warned=self._warned)
         try:
             with quick_debug_messages():
-                return run.run()
+                return call_with_roomy_stack(run.run) if self.roomy_stack else run.run()
         finally:
             run.close()
             if frozen:

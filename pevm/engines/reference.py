@@ -7,6 +7,7 @@ from typing import Any
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
+from pevm.engines.frame_stack import call_with_roomy_stack
 from pevm.errors import REJECTION_ERRORS, BlockRejected
 from pevm.pyevm_compat import patch_methods
 from pevm.result import EngineStats
@@ -33,8 +34,8 @@ class ReferenceEngine:
         undo = patch_methods(vm, {"transaction_applied_hook": counting})
         start = time.perf_counter()
         try:
-            header, receipts, _ = type(vm).apply_all_transactions(
-                vm, transactions, base_header)
+            header, receipts, _ = call_with_roomy_stack(
+                type(vm).apply_all_transactions, vm, transactions, base_header)
         except Exception as exc:
             if isinstance(exc, REJECTION_ERRORS):
                 raise BlockRejected(f"{type(exc).__name__}: {exc}", applied) from exc
