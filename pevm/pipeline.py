@@ -26,6 +26,7 @@ from eth.rlp.accounts import Account
 
 from pevm.abc import Engine
 from pevm.errors import REJECTION_ERRORS, BlockRejected, raised_by_pevm
+from pevm.frame_stack import call_with_roomy_stack
 from pevm.pyevm_compat import WriteLog, observe_state, patch_methods
 from pevm.gpu import backend_name, ordered_trie_roots
 from pevm.result import AccountDiff, BlockResult, EngineStats, Log, Receipt
@@ -132,7 +133,10 @@ def import_with_engine(
     start = time.perf_counter()
     rejection: BlockRejected | None = None
     try:
-        run_import(lambda vm: hook_vm(vm, engine, seen))
+        # the whole import on a roomy frame stack, as the engines run a block's
+        # transactions: py-evm's own steps around them (its trie's recursive
+        # updates, above all) sit at a frame-stack chunk's edge as easily
+        call_with_roomy_stack(run_import, lambda vm: hook_vm(vm, engine, seen))
     except BlockRejected as exc:
         rejection = exc
     except REJECTION_ERRORS as exc:

@@ -1,4 +1,4 @@
-"""The roomy frame stack (pevm.engines.frame_stack): what it calls, and that calls
+"""The roomy frame stack (pevm.frame_stack): what it calls, and that calls
 at a chunk's edge stop mapping a chunk each time.
 
 The edge is found by page faults, not by time: each call that opens a new chunk of
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pevm.engines.frame_stack import FRAME_SLOTS, call_with_roomy_stack
+from pevm.frame_stack import FRAME_SLOTS, call_with_roomy_stack
 
 CALLS = 400
 STEP = 64  # slots per padding frame: a 16 KiB chunk (2,048 slots) in 32 positions

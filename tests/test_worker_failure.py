@@ -67,8 +67,12 @@ def test_a_worker_dying_under_random_delays(block, want):
 
 @pytest.mark.parametrize("workers", [2, 1 + NURSERY_FROM])
 def test_every_worker_dying_is_an_engine_failure(block, workers):
+    # A coordinator that only validates leaves every transaction to the workers, so
+    # each of them is sent a chunk and dies of it; one that executes ahead could
+    # finish the block before the nursery's last worker was fed, and a worker that
+    # never had work never dies.
     engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=0,
-                            chunk_size=3, fit_workers=False,
+                            chunk_size=3, fit_workers=False, coordinator_executes=False,
                             hooks=FaultHooks(kill_worker={w: 1 for w in range(workers)}))
     with pytest.raises(EngineFailure):
         import_block(CancunVM, block, engine)

@@ -5,7 +5,7 @@ engine at 1 worker (in-process: no fork, so the frame stack is the only thing th
 changes) imports the block from POSITIONS stack positions -- each a padding of
 recursive frames of known size below the engine's call, covering one 16 KiB chunk
 (2,048 slots) of CPython 3.11's frame stack -- with ``roomy_stack`` on (the
-engine as shipped, :mod:`pevm.engines.frame_stack`) and off, alternating; with
+engine as shipped, :mod:`pevm.frame_stack`) and off, alternating; with
 ``--reference``, py-evm's own import too (it runs on the roomy stack in pevm's
 reference engine, so its "off" calls py-evm's ``apply_all_transactions``
 directly). Prints one JSON line per block and setting: the transaction-phase

@@ -100,7 +100,7 @@ from eth_utils import ValidationError
 from pevm.engines.block_run import BlockRun
 from pevm.engines.cost_model import default_chunk_size
 from pevm.engines.detail import ParallelDetail
-from pevm.engines.frame_stack import call_with_roomy_stack
+from pevm.frame_stack import call_with_roomy_stack
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.timeline import Trace
 from pevm.pyevm_compat import quick_debug_messages
@@ -169,7 +169,7 @@ class ParallelEngine:
     ``costly_to_workers=False`` lets the coordinator execute costly transactions
     too (:func:`~pevm.engines.cost_model.costly_transactions`);
     ``roomy_stack=False`` runs the block wherever the caller's frame stack stands
-    (:mod:`~pevm.engines.frame_stack`; kept for comparisons).
+    (:mod:`~pevm.frame_stack`; kept for comparisons).
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
     ``chunk_size`` (longest chunk; default
     :func:`~pevm.engines.cost_model.default_chunk_size`),
@@ -221,7 +221,7 @@ class ParallelEngine:
         #: them once any pay
         self.fit_workers = fit_workers
         #: run the block on a roomy frame stack, which the workers forked during it
-        #: inherit (:mod:`pevm.engines.frame_stack`); False: wherever the caller's
+        #: inherit (:mod:`pevm.frame_stack`); False: wherever the caller's
         #: stack stands, as before session 31
         self.roomy_stack = roomy_stack
         #: the state layer the blocks it runs are built on (pevm.state.backend)

@@ -22,10 +22,13 @@ it, in powers of two), and the frames of the function's callees land in that
 chunk's other half: about 65,000 slots before an edge, where the deepest mainnet
 block of the corpus (17666333) reaches 5,700. The frame's own value stack is never
 written, so its pages are never touched; the chunk is unmapped when the call
-returns. Both engines run their blocks this way -- the reference too, so that a
-comparison with py-evm does not hinge on where either engine's stack happens to
-stand -- and a worker, forked while the coordinator runs the block, goes on in the
-same chunk. On an interpreter whose frame stack is not chunked this way the call
+returns. Both engines run their blocks' transactions this way -- the reference
+too, so that a comparison with py-evm does not hinge on where either engine's stack
+happens to stand -- and a worker, forked while the coordinator runs the block, goes
+on in the same chunk; :func:`pevm.pipeline.import_with_engine` runs the whole
+import so as well (py-evm's steps outside the transactions, its trie's recursive
+updates above all, sat at an edge as easily). A call inside another maps a chunk
+of its own. On an interpreter whose frame stack is not chunked this way the call
 is just a call.
 """
 from __future__ import annotations
