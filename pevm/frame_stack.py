@@ -19,8 +19,8 @@ py-evm's own import of 12520364 0.67-1.30 s.
 value stack of :data:`FRAME_SLOTS` slots. No ordinary chunk holds that frame, so
 CPython maps a chunk of 1 MiB for it (a chunk is sized for the frame that opens
 it, in powers of two), and the frames of the function's callees land in that
-chunk's other half: about 65,000 slots before an edge, where the deepest mainnet
-block of the corpus (17666333) reaches 5,700. The frame's own value stack is never
+chunk's other half: about 65,000 slots before an edge, where the deepest of four
+mainnet blocks measured (17666333) reached 5,700. The frame's own value stack is never
 written, so its pages are never touched; the chunk is unmapped when the call
 returns. Both engines run their blocks' transactions this way -- the reference
 too, so that a comparison with py-evm does not hinge on where either engine's stack
