@@ -78,7 +78,6 @@ def test_estimates_block_readers_until_replaced():
     mv.record(1, 0, writes({(NONCE, A): 4}))
     assert mv.read((NONCE, A), 2) == 4
     assert mv.read((BALANCE, B), 5) == 0    # a marker it did not write goes too
-    assert mv.read((BALANCE, B), 5) == 0
 
 
 def test_predicted_estimates_for_a_transaction_not_executed_here():

@@ -100,9 +100,9 @@ from eth_utils import ValidationError
 from pevm.engines.block_run import BlockRun
 from pevm.engines.cost_model import default_chunk_size
 from pevm.engines.detail import ParallelDetail
-from pevm.frame_stack import call_with_roomy_stack
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.timeline import Trace
+from pevm.frame_stack import call_with_roomy_stack
 from pevm.pyevm_compat import quick_debug_messages
 from pevm.result import EngineStats
 from pevm.state.backend import StateBackend

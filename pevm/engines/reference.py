@@ -7,8 +7,8 @@ from typing import Any
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.frame_stack import call_with_roomy_stack
 from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.frame_stack import call_with_roomy_stack
 from pevm.pyevm_compat import patch_methods
 from pevm.result import EngineStats
 
