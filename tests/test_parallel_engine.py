@@ -687,3 +687,41 @@ def test_a_block_starts_by_collecting_a_grown_heap_before_it_freezes_it(
     assert_same(reference(CancunVM, block), got)
     assert garbage() is None
     assert parallel._Heap.collected_at > 1
+
+
+def test_a_heap_someone_else_froze_stays_frozen_through_a_block(collector_off):
+    # a server that froze its heap before forking keeps it frozen: the engine's
+    # own freeze would end in a gc.unfreeze() that undid theirs
+    def frozen(obj: object) -> bool:  # the collector lists every object but those
+        return all(o is not obj for o in gc.get_objects())
+
+    block = build_block(CancunVM, MIXED)
+    theirs = _Cycle()
+    gc.freeze()
+    try:
+        assert frozen(theirs) and not parallel.heap_freezable()
+        got = import_block(CancunVM, block, ParallelEngine(workers=1))
+        assert frozen(theirs)  # the engine's block did not unfreeze it
+    finally:
+        gc.unfreeze()
+    assert not frozen(theirs)  # the check can tell
+    assert_same(reference(CancunVM, block), got)
+
+
+def test_the_interpreter_s_own_frozen_objects_do_not_stop_the_engine_freezing(
+        monkeypatch, collector_off):
+    # CPython 3.12 starts with its static types' tuples frozen (375 on 3.12.1):
+    # read as someone else's freeze, the engine never froze a block there
+    gc.freeze()
+    try:
+        monkeypatch.setattr(parallel, "INTERPRETER_FROZEN", gc.get_freeze_count())
+        assert parallel.heap_freezable()
+        seen: list[int] = []
+        monkeypatch.setattr(parallel.gc, "freeze",
+                            lambda: seen.append(gc.get_freeze_count()))
+        block = build_block(CancunVM, MIXED)
+        got = import_block(CancunVM, block, ParallelEngine(workers=1))
+    finally:
+        gc.unfreeze()
+    assert seen  # the engine froze the block's heap
+    assert_same(reference(CancunVM, block), got)

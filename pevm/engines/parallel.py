@@ -122,6 +122,24 @@ WORKER_NICE = 10
 #: holds this many times the memory blocks it held after its last one
 #: (:func:`collect_if_grown`).
 GC_GROWTH = 1.5
+#: Objects in the collector's permanent generation when pevm was imported: the
+#: interpreter's own. CPython 3.12 keeps its static types' base and MRO tuples
+#: there from startup (375 on 3.12.1; 0 on 3.11 and 3.13), so "nothing frozen"
+#: cannot be read as a count of 0 (:func:`heap_freezable`).
+INTERPRETER_FROZEN = gc.get_freeze_count()
+
+
+def heap_freezable() -> bool:
+    """Whether the engine may freeze the heap for a block and unfreeze it after:
+    nobody else holds objects frozen (a server that froze its heap before
+    forking, say), whose freeze the engine's ``gc.unfreeze()`` would undo.
+
+    Anything at or below :data:`INTERPRETER_FROZEN` is the interpreter's; the
+    engine's own unfreeze moves those objects to the oldest generation like any
+    others (3.12's tuples are immortal: a full collection walks them and never
+    frees them). A freeze made before pevm was imported counts as the
+    interpreter's."""
+    return gc.get_freeze_count() <= INTERPRETER_FROZEN
 
 
 class _Heap:
@@ -259,7 +277,7 @@ class ParallelEngine:
         # through the block: the collector's permanent generation keeps full
         # collections -- which py-evm's allocation rate triggers often -- from
         # walking it again and again (and, in forked workers, from copying it).
-        frozen = self.freeze_gc and gc.get_freeze_count() == 0  # not someone else's
+        frozen = self.freeze_gc and heap_freezable()
         if frozen:
             collect_if_grown()  # what earlier blocks left, before it is frozen too
             gc.freeze()

@@ -13,7 +13,7 @@ from typing import Any
 from pevm.engines.cost_model import transaction_targets, work_weights
 from pevm.engines.executor import BlockContext
 from pevm.engines.mv_memory import MVMemory
-from pevm.engines.parallel import (ParallelEngine)
+from pevm.engines.parallel import ParallelEngine, heap_freezable
 
 from pevm.simulation.model import _COSTS, BlockProfile
 from pevm.state.backend import backend_of
@@ -35,7 +35,7 @@ class _ProfilingEngine:
     def apply_transactions(self, vm: Any, transactions: Sequence[Any],
                            base_header: Any) -> Any:
         txs = tuple(transactions)
-        frozen = gc.get_freeze_count() == 0  # as the engine does for its block
+        frozen = heap_freezable()  # as the engine does for its block
         if frozen:
             gc.freeze()
         try:
