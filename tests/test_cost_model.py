@@ -6,7 +6,8 @@ import pytest
 
 from pevm.engines import cost_model
 from pevm.host import machine_slowness
-from pevm.engines.cost_model import WorkEstimate, costly_transactions, default_chunk_size
+from pevm.engines.cost_model import (WorkEstimate, costly_transactions, default_chunk_size,
+                                     workers_to_start)
 
 
 def test_workers_pay_only_where_the_work_outweighs_their_overheads():
@@ -191,3 +192,10 @@ def test_the_warm_up_verdict_weighs_time_and_length_before_shortness():
     # between two looks, or before the 8th transaction, it goes on
     assert verdict(12, 368, 0.001, 2, out_of_time=False, cores=2) is WarmUp.GO_ON
     assert verdict(4, 376, 0.001, 2, out_of_time=False, cores=2) is WarmUp.GO_ON
+
+
+def test_without_evidence_as_many_start_as_asked_up_to_the_cores():
+    assert workers_to_start(4, cores=2) == 2     # more than cores only add overheads
+    assert workers_to_start(2, cores=16) == 2
+    assert workers_to_start(8, cores=1) == 1     # one core: the coordinator alone
+    assert workers_to_start(1, cores=4) == 1

@@ -428,6 +428,31 @@ def test_fewer_workers_start_where_more_would_not_pay(monkeypatch):
     assert got.result.stats.workers == 4 and len(engine.last_detail.worker_cpu_s) == 3
 
 
+def test_a_costly_first_transaction_starts_no_more_processes_than_cores(monkeypatch):
+    # the warm-up stops at once (a worker should run transaction 0), so nothing
+    # tells how many pay: as many as asked start, up to the usable cores -- and a
+    # fork point the caller set (fork_after 0) still starts every one asked for
+    intents = [Intent(i.kind, i.sender, i.a, i.b, i.tip, gas=3_000_000 if n == 0 else 0)
+               for n, i in enumerate(MIXED)]
+    block = build_block(CancunVM, intents)
+    want = reference(CancunVM, block)
+    monkeypatch.setattr(cost_model, "usable_cores", lambda: 2)
+    for options, started in ((dict(), 2), (dict(fit_workers=False), 4),
+                             (dict(fork_after=0), 4)):
+        engine = ParallelEngine(**{"workers": 4, "min_parallel_txs": 2, "fork_after": 60,
+                                   **options})
+        got = import_block(CancunVM, block, engine)
+        assert_same(want, got, str(options))
+        assert engine.last_detail.warm_up_txs == 0, options
+        assert got.result.stats.workers == started, options
+    monkeypatch.setattr(cost_model, "usable_cores", lambda: 1)
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60)
+    got = import_block(CancunVM, block, engine)
+    assert_same(want, got)
+    assert got.result.stats.workers == 1
+    assert engine.last_detail.in_process_reason == "one usable core: workers would not pay"
+
+
 def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
         monkeypatch):
     # the warm-up would run for a minute; asked at 8 transactions whether workers

@@ -25,7 +25,8 @@ from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions,
                                      serial_run, transaction_targets,
-                                     warm_up_verdict, work_weights, workers_that_pay)
+                                     warm_up_verdict, work_weights, workers_that_pay,
+                                     workers_to_start)
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.feed import WorkerFeed
@@ -238,20 +239,31 @@ class BlockRun:
         """After the warm-up: how many executing processes, of ``workers``, to run
         the rest on (:func:`workers_that_pay`); 1 if workers would not pay.
 
-        Only a warm-up that ran transactions is evidence; with none (``fork_after``
-        0, or a fixed fork point from the fault hooks) the workers start as asked.
+        Only a warm-up that ran transactions is evidence. Where it ran none
+        because the block's first transaction is costly, the workers start as
+        asked up to the usable cores (:func:`workers_to_start`); a fork point set
+        by the caller (``fork_after`` 0, or the fault hooks') starts exactly as
+        many as asked -- the tests run more workers than the machine has cores.
         The predicted hot targets' transactions stay with the coordinator.
         """
         done = self.scheduler.commit_index
-        if done == 0 or self.engine.hooks.fork_at_tx is not None:
-            return self.engine.workers
+        engine = self.engine
+        if engine.hooks.fork_at_tx is not None:
+            return engine.workers
+        if done == 0:
+            if engine.fork_after == 0 or not engine.fit_workers:
+                return engine.workers
+            executors = workers_to_start(engine.workers)
+            if executors < 2:
+                self.in_process_reason = "one usable core: workers would not pay"
+            return executors
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
         kept = self.scheduler.hot.held(range(done, self.n))
-        executors = workers_that_pay(remaining, work, self.engine.workers, kept=len(kept),
+        executors = workers_that_pay(remaining, work, engine.workers, kept=len(kept),
                                      kept_work=work * self.work.share(done, kept))
         if executors > 1:  # stats.workers reports how many ran
-            return executors if self.engine.fit_workers else self.engine.workers
+            return executors if engine.fit_workers else engine.workers
         # a routine decision, not a problem: reported in the detail, not logged
         self.in_process_reason = (
             f"{remaining} transactions left after the warm-up, about "

@@ -235,8 +235,9 @@ class ParallelEngine:
         #: workers, not on the coordinator (:func:`costly_transactions`)
         self.costly_to_workers = costly_to_workers
         #: start only as many of ``workers`` as the warm-up says pay
-        #: (:func:`~pevm.engines.cost_model.workers_that_pay`); False: all of
-        #: them once any pay
+        #: (:func:`~pevm.engines.cost_model.workers_that_pay`), or, where it ran no
+        #: transaction, as the machine has cores (:func:`~pevm.engines.cost_model.
+        #: workers_to_start`); False: all of them once any pay
         self.fit_workers = fit_workers
         #: run the block on a roomy frame stack, which the workers forked during it
         #: inherit (:mod:`pevm.frame_stack`); False: wherever the caller's

@@ -8,7 +8,8 @@ from typing import Any
 
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      costly_transactions,
-                                     serial_run, warm_up_verdict, workers_that_pay)
+                                     serial_run, warm_up_verdict, workers_that_pay,
+                                     workers_to_start)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -321,9 +322,12 @@ class _Simulation:
                                       if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
-                executors = self.executors if done == 0 else workers_that_pay(
-                    self.n - done, work_left, self.executors, cal.cores, kept=len(kept),
-                    kept_work=work_left * work.share(done, kept))
+                if done == 0:  # as the engine: no evidence, its first is costly
+                    executors = workers_to_start(self.executors, cal.cores)
+                else:
+                    executors = workers_that_pay(
+                        self.n - done, work_left, self.executors, cal.cores,
+                        kept=len(kept), kept_work=work_left * work.share(done, kept))
                 pays = executors > 1
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
