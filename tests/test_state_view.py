@@ -205,3 +205,21 @@ def test_pre_state_reads_accounts_once_and_moves_between_processes():
     assert other((BALANCE, A)) == 5 and other((CODE, A)) == b"\x00\x01"
     assert other((STORAGE, A, 3)) == 4 and other((EXISTS, B)) is False
     assert pre.export() == []
+
+
+def test_pre_state_lists_the_slots_read_of_each_account_in_one_pass():
+    db = AccountDB(AtomicDB())
+    for slot in (7, 3, 5):
+        db.set_storage(A, slot, slot)
+    db.set_storage(B, 1, 1)
+    db.make_state_root()
+    pre = PreState(db)
+    for slot in (7, 3, 9):                     # 9: read, empty; 5: never read
+        pre((STORAGE, A, slot))
+    pre((STORAGE, B, 1))
+    assert pre.slots_of([A, C]) == {A: [3, 7, 9]}   # C: nothing read
+    assert pre.slots_of({A, B}) == {A: [3, 7, 9], B: [1]}
+    assert pre.slots_of([]) == {}
+    other = PreState(None)                     # slots another process read count too
+    other.absorb(pre.export())
+    assert other.slots_of([B]) == {B: [1]}

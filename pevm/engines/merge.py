@@ -185,13 +185,13 @@ def apply_writes(state: Any, writes: TxWrites,
     for address in writes.deltas:
         accounts.setdefault(address, {})
     wiped = set(writes.wiped)
+    read_before_wipe = pre.slots_of(wiped) if pre is not None else {}
     update = account_updater(state)
     for address in sorted(set(accounts) | set(slots) | wiped):
         fields = accounts.get(address, {})
         if address in wiped:
-            if pre is not None:
-                for slot in pre.slots_of(address):
-                    state.get_storage(address, slot)
+            for slot in read_before_wipe.get(address, ()):
+                state.get_storage(address, slot)
             state.delete_storage(address)
         wrote_field = False
         delta = writes.deltas.get(address)
