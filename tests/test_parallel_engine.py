@@ -637,6 +637,9 @@ def test_a_block_without_transactions():
     assert result.state_root == block.header.state_root
 
 
+# the watcher thread below is the test's own and holds nothing the forked workers
+# use; Python 3.12+ warns about any fork while it runs
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_workers_run_below_the_coordinator_s_cpu_priority() -> None:
     import multiprocessing
     import os
