@@ -239,9 +239,10 @@ class BlockRun:
         """After the warm-up: how many executing processes, of ``workers``, to run
         the rest on (:func:`workers_that_pay`); 1 if workers would not pay.
 
-        Only a warm-up that ran transactions is evidence. Where it ran none
-        because the block's first transaction is costly, the workers start as
-        asked up to the usable cores (:func:`workers_to_start`); a fork point set
+        Only a warm-up that ran transactions is evidence. Where it ran none --
+        the block's first transaction is costly, or a short ``fork_after`` ran
+        out first -- the workers start as asked up to the usable cores
+        (:func:`workers_to_start`); a fork point set
         by the caller (``fork_after`` 0, or the fault hooks') starts exactly as
         many as asked -- the tests run more workers than the machine has cores.
         The predicted hot targets' transactions stay with the coordinator.

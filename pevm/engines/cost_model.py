@@ -214,8 +214,9 @@ def workers_that_pay(remaining: int, work: float, workers: int,
 
 def workers_to_start(workers: int, cores: int | None = None) -> int:
     """Executing processes to start where the warm-up ran no transaction to judge
-    the block by (its first transaction is costly, so a worker should run it):
-    as many as asked, up to the usable ``cores``. More processes than cores only
+    the block by (its first transaction is costly, so a worker should run it, or
+    a short ``fork_after`` ran out first): as many as asked, up to the usable
+    ``cores``. More processes than cores only
     add overheads -- :func:`workers_that_pay` never picks them -- and mainnet
     12520364, whose first transaction is costly, ran 1.02x over one process at 4
     workers on 2 cores against 1.31x at 2 (session 33)."""
