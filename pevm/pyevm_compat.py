@@ -475,20 +475,23 @@ def quick_debug_messages() -> Iterator[None]:
             module.encode_hex = _ENCODE_HEX
 
 
-def replace_precompile(computation_class: type, original: Callable[..., Any],
-                       replacement: Callable[..., Any]) -> type:
-    """A subclass of ``computation_class`` whose precompile ``original`` is
-    ``replacement`` (the class itself when it does not have ``original``).
+def replace_precompiles(computation_class: type,
+                        replacement_for: Callable[[Callable[..., Any]], Callable[..., Any] | None]
+                        ) -> type:
+    """A subclass of ``computation_class`` whose precompiles are
+    ``replacement_for(function)`` where that is not None (the class itself when
+    nothing is replaced).
 
     Why: py-evm keeps a fork's precompiles in the computation class's private
-    ``_precompiles`` mapping (address -> function), its only registry.
+    ``_precompiles`` mapping (address -> function, some of them ``toolz.curry``
+    objects that bind the fork's gas prices), its only registry.
     """
     precompiles = dict(getattr(computation_class, "_precompiles", {}))
-    addresses = [a for a, function in precompiles.items() if function is original]
-    if not addresses:
+    replaced = {address: new for address, function in precompiles.items()
+                if (new := replacement_for(function)) is not None}
+    if not replaced:
         return computation_class
-    for address in addresses:
-        precompiles[address] = replacement
+    precompiles.update(replaced)
     return type(computation_class.__name__, (computation_class,),
                 {"_precompiles": precompiles})
 

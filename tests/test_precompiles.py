@@ -1,39 +1,51 @@
-"""pevm's point-evaluation precompile against py-evm's, input by input."""
+"""pevm's precompiles against py-evm's, input by input: KZG point evaluation, and
+the BN254 curve's addition, multiplication and pairing check through revm."""
 from __future__ import annotations
 
 import functools
+import itertools
 from types import SimpleNamespace
 from typing import Any
 
 import ckzg  # type: ignore[import-not-found]  # a C extension without type information
 import pytest
-from eth.exceptions import VMError
+from eth.exceptions import OutOfGas, VMError
 from eth.precompiles.point_evaluation import kzg_to_versioned_hash, point_evaluation_precompile
-from eth.vm.forks import CancunVM, PragueVM
+from eth.vm.forks import ByzantiumVM, CancunVM, IstanbulVM, PragueVM
 from eth_typing import Address
+from py_ecc import optimized_bn128 as bn
 
-from pevm.precompiles import point_evaluation, trusted_setup
+from pevm.precompiles import (ecadd, ecmul, ecpairing, fast_version, point_evaluation,
+                              revm_available, revm_output, trusted_setup)
 from pevm.state.backend import StateBackend, vm_class_on
 
 
 class _Computation:
     """What a precompile uses of a computation: its input, gas and output."""
 
-    def __init__(self, data: bytes) -> None:
-        self.msg = SimpleNamespace(data_as_bytes=data)
+    def __init__(self, data: bytes, gas: int = 10**9) -> None:
+        self.msg = SimpleNamespace(data_as_bytes=data, data=data)
+        self.remaining = gas
         self.gas: list[int] = []
         self.output = b""
 
+    def get_gas_remaining(self) -> int:
+        return self.remaining
+
     def consume_gas(self, amount: int, reason: str) -> None:
+        if amount > self.remaining:
+            raise OutOfGas(f"Out of gas: Needed {amount} - Remaining {self.remaining} "
+                           f"- Reason: {reason}")
+        self.remaining -= amount
         self.gas.append(amount)
 
 
-def _outcome(precompile: Any, data: bytes) -> tuple[Any, ...]:
-    computation = _Computation(data)
+def _outcome(precompile: Any, data: bytes, gas: int = 10**9) -> tuple[Any, ...]:
+    computation = _Computation(data, gas)
     try:
         precompile(computation)
     except VMError as exc:
-        return ("error", str(exc), computation.gas)
+        return ("error", type(exc).__name__, str(exc), computation.gas)
     return ("ok", computation.output, computation.gas)
 
 
@@ -76,3 +88,134 @@ def test_pevm_vms_use_it_and_py_evm_s_keep_their_own(vm_class: Any) -> None:
         is point_evaluation
     assert vm_class.get_state_class().computation_class._precompiles[address] \
         is point_evaluation_precompile
+
+
+# -- BN254 (0x06-0x08) ------------------------------------------------------------
+needs_revm = pytest.mark.skipif(not revm_available(),
+                                reason="pyrevm has no wheel for this platform or Python: "
+                                       "pevm keeps py-evm's BN254 precompiles here")
+
+
+def _words(*values: int) -> bytes:
+    return b"".join(v.to_bytes(32, "big") for v in values)
+
+
+def _g1(point: Any) -> bytes:
+    x, y = bn.normalize(point)
+    return _words(int(x), int(y))
+
+
+def _g2(point: Any) -> bytes:
+    x, y = bn.normalize(point)  # EIP-197 orders each coordinate imaginary part first
+    return _words(x.coeffs[1], x.coeffs[0], y.coeffs[1], y.coeffs[0])
+
+
+def _fq2_sqrt(a: Any) -> Any:
+    """A square root in Fp2 (p = 3 mod 4), or None (Adj and Rodriguez-Henriquez)."""
+    p, minus_one = bn.field_modulus, bn.FQ2([bn.field_modulus - 1, 0])
+    a1 = a ** ((p - 3) // 4)
+    alpha = a1 * a1 * a
+    if alpha ** p * alpha == minus_one:
+        return None
+    x0 = a1 * a
+    root = bn.FQ2([0, 1]) * x0 if alpha == minus_one \
+        else (alpha + bn.FQ2.one()) ** ((p - 1) // 2) * x0
+    return root if root * root == a else None
+
+
+def _twist_point_outside_g2() -> Any:
+    """A point of the twist curve that is not in G2 (the cofactor is ~p: almost any)."""
+    for k in itertools.count(1):
+        x = bn.FQ2([k, 1])
+        y = _fq2_sqrt(x ** 3 + bn.b2)
+        if y is None:
+            continue
+        point = (x, y, bn.FQ2.one())
+        assert bn.is_on_curve(point, bn.b2)
+        if bn.multiply(point, bn.curve_order)[2] != bn.FQ2.zero():
+            return point
+    raise AssertionError("unreachable")
+
+
+@functools.cache
+def _bn254_inputs() -> dict[str, tuple[int, bytes, bool]]:
+    """(precompile address, input, whether it is valid) by case."""
+    p_, q_ = bn.multiply(bn.G1, 3), bn.multiply(bn.G1, 5)
+    g2 = bn.multiply(bn.G2, 678)
+    a, b = _g1(p_), _g1(q_)
+    off_curve_g2 = _g2(g2)[:96] + _words((int.from_bytes(_g2(g2)[96:], "big") + 1)
+                                         % bn.field_modulus)
+    return {
+        "add": (6, a + b, True),
+        "add a point and its negation": (6, a + _g1(bn.neg(p_)), True),
+        "add to infinity": (6, bytes(64) + b, True),
+        "add, short input": (6, a, True),
+        "add, long input": (6, a + b + b"\x07" * 50, True),
+        "add, empty input": (6, b"", True),
+        "add, x not below p": (6, _words(bn.field_modulus, 2) + b, False),
+        "add, not on the curve": (6, _words(1, 3) + b, False),
+        "multiply": (7, a + _words(123456789), True),
+        "multiply by zero": (7, a + _words(0), True),
+        "multiply by the group's order": (7, a + _words(bn.curve_order), True),
+        "multiply by 2**256 - 1": (7, a + _words(2**256 - 1), True),
+        "multiply infinity": (7, bytes(64) + _words(7), True),
+        "multiply, short input": (7, a + b"\x01", True),
+        "multiply, long input": (7, a + _words(9) + b"\xff" * 33, True),
+        "multiply, not on the curve": (7, _words(1, 3, 2), False),
+        "pairing, empty input": (8, b"", True),
+        "pairing that holds": (8, a + _g2(g2) + _g1(bn.neg(p_)) + _g2(g2), True),
+        "pairing that does not hold": (8, a + _g2(g2) + a + _g2(g2), True),
+        "pairing with G1 at infinity": (8, bytes(64) + _g2(g2), True),
+        "pairing with G2 at infinity": (8, a + bytes(128), True),
+        "pairing, G2 not on the twist": (8, a + off_curve_g2, False),
+        "pairing, G2 outside the subgroup": (8, a + _g2(_twist_point_outside_g2()), False),
+        "pairing, G2 coordinate not below p":
+            (8, a + _words(bn.field_modulus) + _g2(g2)[32:], False),
+        "pairing, G1 not on the curve": (8, _words(1, 3) + _g2(g2), False),
+        "pairing, a partial pair": (8, (a + _g2(g2))[:191], False),
+    }
+
+
+def _precompiles(vm_class: Any) -> dict[int, Any]:
+    table = vm_class.get_state_class().computation_class._precompiles
+    return {address: table[Address(b"\0" * 19 + bytes((address,)))] for address in (6, 7, 8)}
+
+
+@needs_revm
+@pytest.mark.parametrize("vm_class", [ByzantiumVM, IstanbulVM], ids=["byzantium", "istanbul"])
+@pytest.mark.parametrize("name", list(_bn254_inputs()))
+def test_bn254_precompiles_equal_pyevm_s(name: str, vm_class: Any) -> None:
+    """Same output, gas and error as py-evm's at the fork's prices (Istanbul cut them);
+    revm computed the valid ones and refused the others (py-evm then raised)."""
+    address, data, valid = _bn254_inputs()[name]
+    theirs_function = _precompiles(vm_class)[address]
+    ours_function = fast_version(theirs_function)
+    assert ours_function is not None
+    ours, theirs = _outcome(ours_function, data), _outcome(theirs_function, data)
+    assert ours == theirs
+    assert ours[0] == ("ok" if valid else "error"), ours
+    assert (revm_output(address, data) is not None) == valid
+
+
+@needs_revm
+@pytest.mark.parametrize("name", ["add", "multiply", "pairing that holds", "pairing, empty input"])
+def test_bn254_precompiles_without_the_gas_fail_as_pyevm_s(name: str) -> None:
+    address, data, _ = _bn254_inputs()[name]
+    theirs_function = _precompiles(IstanbulVM)[address]
+    ours_function = fast_version(theirs_function)
+    needed = _outcome(theirs_function, data)[-1][0]
+    ours, theirs = (_outcome(f, data, gas=needed - 1) for f in (ours_function, theirs_function))
+    assert ours == theirs
+    assert ours[:2] == ("error", "OutOfGas")
+
+
+@needs_revm
+@pytest.mark.parametrize("vm_class", [ByzantiumVM, PragueVM])
+def test_pevm_vms_use_revm_s_bn254_and_py_evm_s_keep_their_own(vm_class: Any) -> None:
+    ours = _precompiles(vm_class_on(StateBackend.FLAT, vm_class))
+    theirs = _precompiles(vm_class)
+    for address, function in ((6, ecadd), (7, ecmul), (8, ecpairing)):
+        assert isinstance(ours[address], functools.partial)
+        assert ours[address].func is function
+        assert ours[address].keywords["original"] is theirs[address]
+        assert getattr(theirs[address], "func", None) is not function

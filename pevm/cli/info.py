@@ -14,7 +14,7 @@ from pevm.host import cpu_description, machine_slowness
 #: What ``pevm info`` and ``pevm bench --json`` report the versions of. CuPy is named
 #: by what pevm imports, ``cupy``: it ships as one wheel per CUDA version
 #: (``cupy-cuda12x``, ``cupy-cuda13x``, ...), and whichever provides it counts.
-PACKAGES = ("pevm", "py-evm", "eth-hash", "coincurve", "rlp", "trie", "numpy", "cupy")
+PACKAGES = ("pevm", "py-evm", "eth-hash", "coincurve", "pyrevm", "rlp", "trie", "numpy", "cupy")
 
 
 def register(subparsers: Any) -> None:
