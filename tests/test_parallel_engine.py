@@ -453,11 +453,12 @@ def test_a_costly_first_transaction_starts_no_more_processes_than_cores(monkeypa
     assert engine.last_detail.in_process_reason == "one usable core: workers would not pay"
 
 
-def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
+def test_a_short_blocks_rest_runs_in_process_looked_at_again_at_each_doubling(
         monkeypatch):
     # the warm-up would run for a minute; asked at 8 transactions whether workers
-    # would pay for the rest (cost_model.clearly_short), it hears no and stops
-    # there: the rest runs in-process, as 1 worker runs it
+    # would pay for the rest (cost_model.clearly_short), it hears no: the rest runs
+    # in-process, as 1 worker runs it, asked again only at 16 and 32 -- no to the
+    # block's end, which never asks the final verdict
     asked = []
 
     def never(remaining, work, workers, *args, **kwargs):
@@ -469,10 +470,28 @@ def test_a_short_blocks_warm_up_ends_at_the_verdict_that_workers_would_not_pay(
                                      lambda *args, **kwargs: 1 + never(*args, **kwargs),
                                      fork_after=60)
     k = cost_model.SETTLED_AFTER_TXS
-    assert engine.last_detail.warm_up_txs == k
-    assert asked == [len(MIXED) - k, len(MIXED) - k]   # the early stop, then the verdict
-    assert "workers would not pay" in engine.last_detail.in_process_reason
+    assert engine.last_detail.warm_up_txs == len(MIXED)
+    assert asked == [len(MIXED) - k, len(MIXED) - 2 * k, len(MIXED) - 4 * k]
+    reason = engine.last_detail.in_process_reason
+    assert reason.startswith(f"{len(MIXED) - 4 * k} transactions left after {4 * k} ")
+    assert reason.endswith("workers would not pay")
     assert got.result.stats.seconds["warm_up"] < 60
+
+
+def test_a_rest_first_judged_short_starts_workers_when_a_later_look_finds_it_long(
+        monkeypatch):
+    # the first look (8 done) says the rest would not pay; the next (16 done) finds
+    # it long -- mainnet 15752489's first transactions are cheap for their gas
+    # limits -- and the workers take the rest from there
+    k = cost_model.SETTLED_AFTER_TXS
+    monkeypatch.setattr(cost_model, "parallel_pays",
+                        lambda remaining, *args, **kwargs: remaining < len(MIXED) - k)
+    monkeypatch.setattr(cost_model, "warm_up_settled", lambda done, work: done >= 2 * k)
+    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
+    engine, got = _import_checked(2, fork_after=60)
+    assert engine.last_detail.warm_up_txs == 2 * k
+    assert got.result.stats.workers == 2
+    assert engine.last_detail.in_process_reason == ""
 
 
 def test_the_warm_up_leaves_senders_recovered_ahead_out_of_its_time():

@@ -289,16 +289,16 @@ class _Simulation:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
             work = WorkEstimate(p.weights or p.gas_limits or [1] * self.n)
-            serial_until = 0  # as the engine: a chain keeps the warm-up going
+            serial_until = 0  # as the engine: a chain, or a short rest, skips looks
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
                 if txn >= serial_until:
                     verdict = warm_up_verdict(txn, self.n - txn,
                                               work.remaining(txn, self.now), self.executors,
                                               self.now >= self.engine.fork_after, cal.cores)
-                    if verdict is WarmUp.SHORT:
-                        break
-                    if verdict is WarmUp.SETTLED:
+                    if verdict is WarmUp.SHORT:  # as the engine: a look again later
+                        serial_until = 2 * txn
+                    elif verdict is WarmUp.SETTLED:
                         if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
                             break
                         serial_until = txn + SERIAL_STEP
