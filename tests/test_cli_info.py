@@ -109,3 +109,20 @@ def test_one_line_describes_the_machine() -> None:
     # a bench JSON from before the CPU was recorded
     assert info.describe_machine({"cpu_count": 2, "python": "3.11.7"}) == \
         "2 CPUs, Python 3.11.7"
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_info_says_who_computes_the_bn254_precompiles(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        installed: bool) -> None:
+    import pevm.precompiles
+    monkeypatch.setattr(pevm.precompiles, "revm_available", lambda: installed)
+    assert main(["info"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("bn254")]
+    assert line == ["bn254       " + ("revm's outputs through pyrevm, py-evm's gas and errors"
+                                     if installed else "py-evm's py_ecc (pyrevm not "
+                                     "installed: a zk proof's pairing check takes ~0.5 s)")]
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["bn254_precompiles"] == \
+        ("revm" if installed else "py-evm")
+

@@ -1,4 +1,4 @@
-"""``pevm info``: versions, engines and the hashing backend in use."""
+"""``pevm info``: versions, engines, and the hashing, signature and BN254 backends in use."""
 from __future__ import annotations
 
 import argparse
@@ -87,6 +87,8 @@ def info_command(args: argparse.Namespace) -> int:
         info["signature_backend"] = type(get_backend()).__name__
     except Exception:  # pragma: no cover  # noqa: BLE001 - informational only
         info["signature_backend"] = None
+    from pevm.precompiles import revm_available
+    info["bn254_precompiles"] = "revm" if revm_available() else "py-evm"
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -101,5 +103,9 @@ def info_command(args: argparse.Namespace) -> int:
     print(f"engines     {', '.join(info['engines']['available'])} "
           f"(default {info['engines']['default']})")
     print(f"signatures  {info['signature_backend']}")
+    print("bn254       " + ("revm's outputs through pyrevm, py-evm's gas and errors"
+                           if info["bn254_precompiles"] == "revm" else
+                           "py-evm's py_ecc (pyrevm not installed: a zk proof's "
+                           "pairing check takes ~0.5 s)"))
     print(f"backend     {json.dumps(info['backend'])}")
     return 0
