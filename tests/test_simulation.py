@@ -15,6 +15,7 @@ from pevm.engines.parallel import MIN_PARALLEL_TXS
 from pevm.engines.workers import NURSERY_FROM
 from pevm.simulation import BlockProfile, Calibration, predict, simulate
 from pevm.simulation.model import _Proc, _Simulation
+from pevm.simulation.profile import scale_to_in_process
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -329,3 +330,22 @@ def test_the_coordinator_forks_each_worker_or_only_the_nursery(forked: int) -> N
         assert starts == pytest.approx([(w + 1) * fork for w in range(forked)])
     else:
         assert starts == [0.0] * forked
+
+
+def test_the_profile_is_scaled_to_the_in_process_run_s_totals() -> None:
+    """Executions and recoveries add up to the engine's in-process time for each;
+    each transaction keeps its share, and its recovery stays part of its execution."""
+    profile = BlockProfile.uniform([0.004, 0.002, 0.006])
+    profile.recover_s[:] = [0.001, 0.001, 0.002]
+    scale_to_in_process(profile, execute_s=0.0040, recover_s=0.0020)
+    runs = [e - r for e, r in zip(profile.exec_s, profile.recover_s)]
+    assert sum(runs) == pytest.approx(0.0040)
+    assert sum(profile.recover_s) == pytest.approx(0.0020)
+    assert runs == pytest.approx([0.0015, 0.0005, 0.0020])  # 3:1:4, as measured
+    assert profile.recover_s == pytest.approx([0.0005, 0.0005, 0.0010])
+
+
+def test_a_profile_without_the_in_process_totals_stays_as_measured() -> None:
+    profile = BlockProfile.uniform([0.004, 0.002])
+    scale_to_in_process(profile, execute_s=0.0, recover_s=0.0)
+    assert profile.exec_s == [0.004, 0.002]

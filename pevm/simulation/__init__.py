@@ -25,12 +25,15 @@ Costs. Per transaction, measured on the block through the engine's in-process pa
 (:class:`~pevm.engines.executor.BlockContext` on :class:`~pevm.engines.mv_memory.
 MVMemory`, as ``ParallelEngine(workers=1)`` runs it), in CPU seconds, median of a
 few repeats: execution (sender recovery apart), validation, commit, pickling of
-results and write sets. Per machine (:class:`Calibration`, measured once, never on
-the block predicted): message and start-up costs (a forked echo process); and,
-from two-worker imports of a generated block interleaved with profiles of it, the
-engine's fork and stop times, the workers' CPU per transaction relative to
-in-process execution, and the coordinator's unpriced CPU per result relative to
-unpickling it (relative, so that they survive the machine's speed drifting).
+results and write sets; executions and recoveries scaled to add up to what the
+engine's own in-process import of the block spent on them (timed one step after
+another, each came out slower than the engine runs it). Per machine
+(:class:`Calibration`, measured once, never on the block predicted): message and
+start-up costs (a forked echo process); and, from two-worker imports of a generated
+block interleaved with profiles of it, the engine's fork and stop times, the
+workers' CPU per transaction relative to in-process execution, and the coordinator's
+unpriced CPU per result relative to unpickling it (relative, so that they survive
+the machine's speed drifting).
 
 What it does not model: OS scheduling latency and cache interference between
 time-sliced processes, garbage collection, pre-state entries each worker loads
