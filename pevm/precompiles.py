@@ -23,6 +23,11 @@ Two kinds of py-evm 0.12's precompiles dominate the mainnet blocks that call the
   py-evm's. Where pyrevm is not installed (it has no wheel for the platform or
   Python, see pyproject.toml) py-evm's functions stay.
 
+A third, BLAKE2 F (``0x09``, EIP-152), py-evm computes in Rust by itself when
+blake2b-py is installed (a dependency of pevm where it has wheels), and in pure
+Python otherwise, at ~9 us a round, the call's gas: :func:`blake2f_native` says
+which.
+
 :func:`with_fast_precompiles` puts them in pevm's VMs on the flat backend
 (:func:`pevm.state.backend.vm_class_on`); py-evm's reference keeps its own, so
 every comparison of a result with the reference's checks these too.
@@ -84,6 +89,14 @@ def point_evaluation(computation: ComputationAPI) -> ComputationAPI:
         raise VMError("Point evaluation KZG proof verification failed.")
     computation.output = _OUTPUT
     return computation
+
+
+def blake2f_native() -> bool:
+    """Whether py-evm's BLAKE2 F precompile compresses with blake2b-py's Rust code
+    (py-evm imports it when it can) rather than its own pure-Python fallback."""
+    from eth._utils.blake2 import compression
+    from eth.precompiles import blake2
+    return blake2.blake2b_compress is not compression.blake2b_compress
 
 
 # -- BN254 through revm ------------------------------------------------------------

@@ -126,3 +126,20 @@ def test_info_says_who_computes_the_bn254_precompiles(
     assert json.loads(capsys.readouterr().out)["bn254_precompiles"] == \
         ("revm" if installed else "py-evm")
 
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_info_says_who_compresses_for_the_blake2f_precompile(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        native: bool) -> None:
+    import pevm.precompiles
+    monkeypatch.setattr(pevm.precompiles, "blake2f_native", lambda: native)
+    assert main(["info"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("blake2f")]
+    assert line == ["blake2f     " + ("blake2b-py's Rust compression, through py-evm"
+                                     if native else "py-evm's pure-Python compression "
+                                     "(blake2b-py not installed: ~9 us a round, a round "
+                                     "a unit of gas)")]
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["blake2f_precompile"] == \
+        ("blake2b-py" if native else "py-evm")

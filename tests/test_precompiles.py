@@ -3,7 +3,10 @@ the BN254 curve's addition, multiplication and pairing check through revm."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import itertools
+import struct
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,8 +18,8 @@ from eth.vm.forks import ByzantiumVM, CancunVM, IstanbulVM, PragueVM
 from eth_typing import Address
 from py_ecc import optimized_bn128 as bn
 
-from pevm.precompiles import (ecadd, ecmul, ecpairing, fast_version, point_evaluation,
-                              revm_available, revm_output, trusted_setup)
+from pevm.precompiles import (blake2f_native, ecadd, ecmul, ecpairing, fast_version,
+                              point_evaluation, revm_available, revm_output, trusted_setup)
 from pevm.state.backend import StateBackend, vm_class_on
 
 
@@ -219,3 +222,45 @@ def test_pevm_vms_use_revm_s_bn254_and_py_evm_s_keep_their_own(vm_class: Any) ->
         assert ours[address].func is function
         assert ours[address].keywords["original"] is theirs[address]
         assert getattr(theirs[address], "func", None) is not function
+
+
+# -- BLAKE2 F (0x09): py-evm's own, in Rust where blake2b-py is installed ------------
+_BLAKE2B_IV = (0x6a09e667f3bcc908, 0xbb67ae8584caa73b, 0x3c6ef372fe94f82b,
+               0xa54ff53a5f1d36f1, 0x510e527fade682d1, 0x9b05688c2b3e6c1f,
+               0x1f83d9abfb41bd6b, 0x5be0cd19137e2179)
+
+
+def _blake2f_input(rounds: int, message: bytes, final: bool = True,
+                   state: tuple[int, ...] | None = None) -> bytes:
+    """EIP-152's 213 bytes: rounds, state, one 128-byte block, offset counters, flag
+    (the default state: BLAKE2b-512's, unkeyed)."""
+    if state is None:
+        state = (_BLAKE2B_IV[0] ^ 0x01010040,) + _BLAKE2B_IV[1:]
+    return (rounds.to_bytes(4, "big") + struct.pack("<8Q", *state)
+            + message.ljust(128, b"\0") + struct.pack("<2Q", len(message), 0)
+            + bytes((final,)))
+
+
+def test_blake2f_is_one_blake2b_compression() -> None:
+    """12 rounds of one final block from BLAKE2b-512's state: hashlib's digest of that
+    block, an oracle outside py-evm, with one unit of gas a round."""
+    from eth.precompiles.blake2 import blake2b_fcompress
+    for message in (b"", b"abc", bytes(range(128))):
+        assert _outcome(blake2b_fcompress, _blake2f_input(12, message)) == \
+            ("ok", hashlib.blake2b(message).digest(), [12])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("blake2b") is None,
+                    reason="blake2b-py has no wheel for this platform: py-evm keeps "
+                           "its pure-Python compression, checked against hashlib above")
+def test_py_evm_compresses_with_blake2b_py_as_its_own_fallback_does() -> None:
+    from eth._utils.blake2.coders import extract_blake2b_parameters
+    from eth._utils.blake2.compression import blake2b_compress as fallback
+    from blake2b import compress as rust
+    assert blake2f_native()
+    state = tuple((i * 0x9e3779b97f4a7c15) % 2**64 for i in range(1, 9))
+    for rounds, final, start in itertools.product((0, 1, 12, 300), (True, False),
+                                                  (None, state)):
+        parameters: Any = extract_blake2b_parameters(
+            _blake2f_input(rounds, bytes(range(7, 135)), final, start))
+        assert rust(*parameters) == fallback(*parameters)
