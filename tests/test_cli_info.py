@@ -127,7 +127,6 @@ def test_info_says_who_computes_the_bn254_precompiles(
         ("revm" if installed else "py-evm")
 
 
-
 @pytest.mark.parametrize("native", [True, False])
 def test_info_says_who_compresses_for_the_blake2f_precompile(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

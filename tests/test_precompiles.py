@@ -1,5 +1,6 @@
 """pevm's precompiles against py-evm's, input by input: KZG point evaluation, and
-the BN254 curve's addition, multiplication and pairing check through revm."""
+the BN254 curve's addition, multiplication and pairing check through revm; and
+py-evm's own BLAKE2 F, against hashlib and with blake2b-py's Rust compression."""
 from __future__ import annotations
 
 import functools
