@@ -111,34 +111,31 @@ def test_one_line_describes_the_machine() -> None:
         "2 CPUs, Python 3.11.7"
 
 
+#: per precompile pevm reports on: the line's name, the function of pevm.precompiles
+#: that decides it, the JSON key, and (line, JSON value) with and without the library
+_PRECOMPILE_LINES = {
+    "bn254": ("revm_available", "bn254_precompiles",
+              ("revm's outputs through pyrevm, py-evm's gas and errors", "revm"),
+              ("py-evm's py_ecc (pyrevm not installed: a zk proof's pairing check "
+               "takes ~0.5 s)", "py-evm")),
+    "blake2f": ("blake2f_native", "blake2f_precompile",
+                ("blake2b-py's Rust compression, through py-evm", "blake2b-py"),
+                ("py-evm's pure-Python compression (blake2b-py not installed: ~9 us a "
+                 "round, a round a unit of gas)", "py-evm")),
+}
+
+
 @pytest.mark.parametrize("installed", [True, False])
-def test_info_says_who_computes_the_bn254_precompiles(
+@pytest.mark.parametrize("name", list(_PRECOMPILE_LINES))
+def test_info_says_who_computes_the_slow_precompiles(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        installed: bool) -> None:
+        name: str, installed: bool) -> None:
     import pevm.precompiles
-    monkeypatch.setattr(pevm.precompiles, "revm_available", lambda: installed)
+    function, key, with_it, without = _PRECOMPILE_LINES[name]
+    monkeypatch.setattr(pevm.precompiles, function, lambda: installed)
+    text, value = with_it if installed else without
     assert main(["info"]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("bn254")]
-    assert line == ["bn254       " + ("revm's outputs through pyrevm, py-evm's gas and errors"
-                                     if installed else "py-evm's py_ecc (pyrevm not "
-                                     "installed: a zk proof's pairing check takes ~0.5 s)")]
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith(name)]
+    assert line == [f"{name:<11} {text}"]
     assert main(["info", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["bn254_precompiles"] == \
-        ("revm" if installed else "py-evm")
-
-
-@pytest.mark.parametrize("native", [True, False])
-def test_info_says_who_compresses_for_the_blake2f_precompile(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        native: bool) -> None:
-    import pevm.precompiles
-    monkeypatch.setattr(pevm.precompiles, "blake2f_native", lambda: native)
-    assert main(["info"]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("blake2f")]
-    assert line == ["blake2f     " + ("blake2b-py's Rust compression, through py-evm"
-                                     if native else "py-evm's pure-Python compression "
-                                     "(blake2b-py not installed: ~9 us a round, a round "
-                                     "a unit of gas)")]
-    assert main(["info", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["blake2f_precompile"] == \
-        ("blake2b-py" if native else "py-evm")
+    assert json.loads(capsys.readouterr().out)[key] == value
