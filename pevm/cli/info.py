@@ -1,4 +1,5 @@
-"""``pevm info``: versions, engines, and the hashing, signature and BN254 backends in use."""
+"""``pevm info``: versions, engines, and the hashing, signature, BN254 and BLAKE2 F
+backends in use."""
 from __future__ import annotations
 
 import argparse

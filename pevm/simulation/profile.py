@@ -48,14 +48,14 @@ class _ProfilingEngine:
         cpu, wall = time.process_time(), time.perf_counter()
         header, receipts, stats = self.delegate.apply_transactions(vm, txs, base_header)
         if profile is not None:  # the engine's phases are wall time: scale to CPU
-            busy = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
+            busy = min(1.0, (time.process_time() - cpu) /
+                       max(time.perf_counter() - wall, 1e-9))
             seconds = stats.seconds
             profile.fixed_s = max(0.0, seconds.get("total", 0.0) -
-                                  seconds.get("execute", 0.0)) * min(1.0, busy)
+                                  seconds.get("execute", 0.0)) * busy
             spent = self.delegate.last_detail.breakdown.get("coordinator", {})
-            scale_to_in_process(profile,
-                                spent.get(Activity.EXECUTE.value, 0.0) * min(1.0, busy),
-                                spent.get(Activity.RECOVER.value, 0.0) * min(1.0, busy))
+            scale_to_in_process(profile, spent.get(Activity.EXECUTE.value, 0.0) * busy,
+                                spent.get(Activity.RECOVER.value, 0.0) * busy)
         self.profiles.append(profile)
         return header, receipts, stats
 
