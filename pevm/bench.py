@@ -81,6 +81,9 @@ class Timing:
     #: round, summed over the case's blocks (:attr:`ParallelDetail.breakdown
     #: <pevm.engines.detail.ParallelDetail>`)
     breakdown: dict[str, dict[str, float]] | None = None
+    #: the parallel engine's minor page faults per process in the same imports
+    #: (:attr:`ParallelDetail.page_faults <pevm.engines.detail.ParallelDetail>`)
+    page_faults: dict[str, int] | None = None
     #: the parallel engine's tuning options changed from how it ships (a variant,
     #: :mod:`pevm.engines.options`); empty: the engine as it ships
     options: dict[str, Any] = field(default_factory=dict)
@@ -198,6 +201,7 @@ class BlockBench:
                     if (phase_vs_one and ceiling) else None},
                 "peak_memory": timing.peak.to_json() if timing.peak else None,
                 "breakdown": timing.breakdown,
+                "page_faults": timing.page_faults,
             })
         return out
 
@@ -222,6 +226,7 @@ class BlockBench:
                     "speedup_vs_one_process": one.phase_median / timing.phase_median
                     if one else None},
                 "breakdown": timing.breakdown,
+                "page_faults": timing.page_faults,
             })
         return out
 
@@ -257,18 +262,20 @@ class BlockBench:
 
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
               breakdown: dict[str, dict[str, float]] | None = None,
+              page_faults: dict[str, int] | None = None,
               ) -> tuple[float, float, int, int]:
     """Import every block of the case once on a fresh pre-state:
     (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
     the blocks' results, ``breakdown`` sums the parallel engine's per-process
-    time by activity over them."""
+    time by activity over them, ``page_faults`` its per-process page faults."""
     return import_run(ref, ref.load().start(backend_of(engine)), engine, results,
-                      breakdown)
+                      breakdown, page_faults)
 
 
 def import_run(ref: CaseRef, run: CaseRun, engine: Any,
                results: list[BlockResult] | None = None,
                breakdown: dict[str, dict[str, float]] | None = None,
+               page_faults: dict[str, int] | None = None,
                ) -> tuple[float, float, int, int]:
     """:func:`_run_once` on a case already started (``ref.load().start(...)``):
     the timed part, for callers that prepare the pre-state first
@@ -294,6 +301,9 @@ def import_run(ref: CaseRef, run: CaseRun, engine: Any,
                 into = breakdown.setdefault(process, {})
                 for name, value in activities.items():
                     into[name] = round(into.get(name, 0.0) + value, 6)
+        if page_faults is not None and detail is not None:
+            for process, count in detail.page_faults.items():
+                page_faults[process] = page_faults.get(process, 0) + count
         seconds += outcome.seconds
         phase += outcome.result.stats.transaction_seconds
         txs += outcome.result.tx_count
@@ -348,14 +358,17 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             results: list[BlockResult] | None = None if round_index else []
             last = round_index == rounds - 1
             breakdown: dict[str, dict[str, float]] | None = {} if last else None
+            faults: dict[str, int] | None = {} if last else None
             # the engine as it ships only: a variant's slices would share its tracks
             traced = trace if last and not timing.options else None
             with PeakMemory(enabled=memory and timed) as peak:
                 seconds, phase, txs, gas = _sample(ref, engine, loops if timed else 1,
-                                                   results, breakdown, traced)
+                                                   results, breakdown, traced, faults)
             fastest = min(fastest, seconds)
             if breakdown:
                 timing.breakdown = breakdown
+            if faults:
+                timing.page_faults = faults
             if results is not None:
                 if timing is configs[0][0]:
                     reference = results
@@ -386,9 +399,11 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
 
 def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | None,
             breakdown: dict[str, dict[str, float]] | None, trace: Trace | None,
+            page_faults: dict[str, int] | None = None,
             ) -> tuple[float, float, int, int]:
     """:func:`_run_once` ``loops`` times: the mean import and transaction-phase
-    seconds; ``results``, ``breakdown`` and ``trace`` are the first import's."""
+    seconds; ``results``, ``breakdown``, ``trace`` and ``page_faults`` are the
+    first import's."""
     total = phase = 0.0
     txs = gas = 0
     for loop in range(loops):
@@ -396,7 +411,8 @@ def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | 
         if isinstance(engine, ParallelEngine):
             engine.trace = trace if first else None
         seconds, phases, txs, gas = _run_once(ref, engine, results if first else None,
-                                              breakdown if first else None)
+                                              breakdown if first else None,
+                                              page_faults if first else None)
         total, phase = total + seconds, phase + phases
     return total / loops, phase / loops, txs, gas
 

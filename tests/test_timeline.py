@@ -97,6 +97,10 @@ def test_the_engine_traces_every_transaction_and_its_result_is_unchanged():
         # two executors: the coordinator and one forked worker
         assert set(tracks.values()) == {"2 workers: coordinator", "2 workers: worker 0"}
         assert set(engine.last_detail.breakdown) == {"coordinator", "worker 0"}
+        # a forked process's first write to each page it shares faults: a worker
+        # that ran transactions has written to its stack and heap at least
+        assert engine.last_detail.page_faults["worker 0"] > 0
+    assert set(engine.last_detail.page_faults) == set(engine.last_detail.breakdown)
     coordinator = engine.last_detail.breakdown["coordinator"]
     assert coordinator["commit"] > 0 and coordinator["merge"] > 0
     assert all(value >= 0 for process in engine.last_detail.breakdown.values()
@@ -110,6 +114,8 @@ def test_the_breakdown_is_kept_without_tracing_and_slices_are_not():
     assert engine.trace is None
     assert set(engine.last_detail.breakdown) == {"coordinator"}
     assert engine.last_detail.breakdown["coordinator"]["execute"] > 0
+    assert set(engine.last_detail.page_faults) == {"coordinator"}
+    assert engine.last_detail.page_faults["coordinator"] >= 0
 
 
 def test_pevm_run_writes_a_trace_file(tmp_path, capsys):
@@ -140,3 +146,7 @@ def test_pevm_bench_traces_every_worker_count_and_reports_the_breakdown(tmp_path
     for row in rows:
         assert "coordinator" in row["breakdown"]
         assert row["breakdown"]["coordinator"]["execute"] >= 0
+        # the same processes' page faults, counted over the same imports
+        assert set(row["page_faults"]) == set(row["breakdown"])
+        assert all(isinstance(count, int) and count >= 0
+                   for count in row["page_faults"].values())

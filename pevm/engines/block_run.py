@@ -34,7 +34,8 @@ from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler
 from pevm.engines.sender_batches import waiting_batch, warm_up_batch_end, warm_up_senders
-from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity, breakdown
+from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity, breakdown,
+                                   minor_page_faults)
 from pevm.engines.workers import fork_available, unavailable_reason
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
 from pevm.result import EngineStats
@@ -109,6 +110,7 @@ class BlockRun:
         workers = engine.workers - engine.coordinator_executes if eligible else 0
         start = time.perf_counter()
         cpu_start = time.process_time()
+        faults_start = minor_page_faults()
         chunk = engine.chunk_length(self.n, max(engine.workers, 1))
         gas_limits = [tx.gas for tx in self.transactions]
         self.scheduler = Scheduler(
@@ -162,6 +164,7 @@ class BlockRun:
         recover_coordinator = self.timeline.seconds.get(recover, 0.0)
         worker_timelines = feed.timelines if feed is not None else {}
         started = feed.started if feed is not None else {}
+        worker_faults = feed.page_faults if feed is not None else {}
         recover_workers = sum(t.seconds.get(recover, 0.0)
                               for t in worker_timelines.values())
         self.seconds["recover_senders"] = recover_coordinator + recover_workers
@@ -203,7 +206,9 @@ class BlockRun:
             breakdown={name: breakdown(timeline, walls[name],
                                        REST_OF_COORDINATOR if name == "coordinator"
                                        else REST_OF_WORKER)
-                       for name, timeline in tracks.items()})
+                       for name, timeline in tracks.items()},
+            page_faults={"coordinator": minor_page_faults() - faults_start} | {
+                f"worker {w}": worker_faults.get(w, 0) for w in worker_timelines})
         return header, receipts, stats
 
     def _start_workers(self, workers: int) -> None:

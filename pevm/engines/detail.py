@@ -60,3 +60,7 @@ class ParallelDetail:
     #: block (a worker's, from its start to the last commit: ``idle``; the
     #: coordinator's: ``other``, see :func:`~pevm.engines.timeline.breakdown`)
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per process, as ``breakdown``: minor page faults in the block (a worker's
+    #: since its fork, to its last results), mostly copy-on-write after the fork
+    #: (:func:`~pevm.engines.timeline.minor_page_faults`)
+    page_faults: dict[str, int] = field(default_factory=dict)

@@ -50,6 +50,8 @@ class WorkerFeed:
         self.started: dict[int, float] = {}
         #: each worker's CPU seconds, as its results report them
         self.cpu: dict[int, float] = {}
+        #: each worker's minor page faults since its fork, as its last results say
+        self.page_faults: dict[int, int] = {}
         #: the executions the workers' results report
         self.executions = 0
         #: the coordinator's time forking
@@ -183,6 +185,8 @@ class WorkerFeed:
                 worker = message.worker
                 self.ctx.pre.absorb(message.pre_state_loads)
                 self.cpu[worker] = self.cpu.get(worker, 0.0) + message.cpu_seconds
+                self.page_faults[worker] = max(self.page_faults.get(worker, 0),
+                                               message.page_faults)
                 if message.final:
                     sched.chunk_done(worker)
                 self.executions += len(message.results)

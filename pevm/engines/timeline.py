@@ -13,12 +13,24 @@ slice per activity (``pevm run --trace`` / ``pevm bench --trace``).
 
 Clock: ``time.perf_counter`` is the system-wide monotonic clock on Linux, the same
 in forked workers as in the coordinator, so their slices line up on one time axis.
+
+Beside the time, each process counts its minor page faults
+(:func:`minor_page_faults`, :attr:`ParallelDetail.page_faults
+<pevm.engines.detail.ParallelDetail>`): after a fork every page the coordinator and
+a worker share is write-protected in both, and the first write to one in either
+process -- a reference count going up is one -- costs a fault; on the 2-core VM a
+fault that copies the page takes ~2.5 us, one that finds the page no longer shared
+~0.9 us (docs/results.md, session 36).
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows, where nothing forks
+    resource = None  # type: ignore[assignment]
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,6 +101,14 @@ class Timeline:
 
 #: what :func:`breakdown` calls the rest of a process's wall time: the coordinator's
 #: (scheduling, header checks, building messages) and a worker's (waiting for work)
+def minor_page_faults() -> int:
+    """This process's minor page faults so far (0 where the platform does not say).
+
+    A forked process starts counting from 0 at its fork.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
+
+
 REST_OF_COORDINATOR = "other"
 REST_OF_WORKER = "idle"
 

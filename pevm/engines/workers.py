@@ -64,7 +64,7 @@ from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.mv_memory import Key, MVMemory, TxWrites
 from pevm.engines.nursery import Nursery
-from pevm.engines.timeline import Activity, Slice, Timeline
+from pevm.engines.timeline import Activity, Slice, Timeline, minor_page_faults
 
 
 #: From this many workers the nursery forks them (:meth:`WorkerPool.start`): the
@@ -116,6 +116,8 @@ class Results(NamedTuple):
     timeline: tuple[dict[str, float], list[Slice]]
     #: False: more results of the same run follow (:data:`FLUSH_S`)
     final: bool = True
+    #: the worker's minor page faults since its fork (:func:`minor_page_faults`)
+    page_faults: int = 0
 
 
 class Senders(NamedTuple):
@@ -243,11 +245,13 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
                 # not wait for the whole chunk behind a slow transaction
                 _send(conn, timeline, Results(worker, results, ctx.pre.export(),
                                               time.process_time() - cpu,
-                                              timeline.take(), final=False))
+                                              timeline.take(), final=False,
+                                              page_faults=minor_page_faults()))
                 results, cpu = [], time.process_time()
                 flush = time.perf_counter() + FLUSH_S
         _send(conn, timeline, Results(worker, results, ctx.pre.export(),
-                                      time.process_time() - cpu, timeline.take()))
+                                      time.process_time() - cpu, timeline.take(),
+                                      page_faults=minor_page_faults()))
 
 
 def _send(conn: Connection, timeline: Timeline, message: FromWorker) -> None:
