@@ -139,20 +139,25 @@ _ACTIVITIES = [activity.value for activity in Activity] + [REST_OF_COORDINATOR,
 def render_breakdown(document: dict) -> str:
     """Where each process's time went in the last timed round, in milliseconds (a
     ``pevm bench --json`` document: ``breakdown``), one row per block, worker count
-    and process; a column per activity any row has."""
-    rows = [(block["name"], entry["workers"], process, activities)
+    and process; a column per activity any row has, and the process's page faults
+    in the same imports where the document has them (``page_faults``)."""
+    rows = [(block["name"], entry["workers"], process, activities,
+             (entry.get("page_faults") or {}).get(process))
             for block in document["blocks"] for entry in block["engine"]
             for process, activities in (entry.get("breakdown") or {}).items()]
     if not rows:
         return "No per-process breakdown in this document (pevm bench --json writes one).\n"
     used = [name for name in _ACTIVITIES if any(name in row[3] for row in rows)]
-    lines = ["| block | workers | process | " + " | ".join(used) + " | total |",
-             "| --- | ---: | --- |" + " ---: |" * (len(used) + 1)]
-    for name, workers, process, activities in rows:
+    faults = any(row[4] is not None for row in rows)
+    lines = ["| block | workers | process | " + " | ".join(used) + " | total |"
+             + (" page faults |" if faults else ""),
+             "| --- | ---: | --- |" + " ---: |" * (len(used) + 1 + faults)]
+    for name, workers, process, activities, count in rows:
         cells = [f"{activities[a] * 1e3:.1f}" if a in activities else "" for a in used]
         total = sum(activities.values()) * 1e3
         lines.append(f"| {name} | {workers} | {process} | " + " | ".join(cells)
-                     + f" | {total:.1f} |")
+                     + f" | {total:.1f} |"
+                     + (f" {'' if count is None else f'{count:,}'} |" if faults else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -192,6 +192,20 @@ def test_the_breakdown_gives_each_process_s_time_by_activity_in_ms() -> None:
     assert "No per-process breakdown" in render_breakdown(DOCUMENT)
 
 
+def test_the_breakdown_adds_each_process_s_page_faults_where_the_document_has_them():
+    from benchmarks.report import render_breakdown
+    document = {"blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 2: (1.0, 0.5)})]}
+    one, two = document["blocks"][0]["engine"]
+    one["breakdown"] = {"coordinator": {"execute": 0.8}}
+    two["breakdown"] = {"coordinator": {"execute": 0.3}, "worker 0": {"execute": 0.4}}
+    two["page_faults"] = {"coordinator": 4022, "worker 0": 3276}
+    rows = [[c.strip() for c in line.strip("|").split("|")]
+            for line in render_breakdown(document).splitlines()]
+    assert rows[0][-1] == "page faults"
+    # a row without a count (here: a document's 1-worker row from before) stays empty
+    assert [row[-1] for row in rows[2:]] == ["", "4,022", "3,276"]
+
+
 def test_the_variants_table_sets_each_against_the_engine_at_the_same_count() -> None:
     from benchmarks.report import render_variants
     document = {"blocks": [_block("a", 4.0, 2.0, {1: (2.0, 1.0), 2: (1.0, 0.5)})]}
