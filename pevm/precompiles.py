@@ -23,7 +23,10 @@ Two kinds of py-evm 0.12's precompiles dominate the mainnet blocks that call the
   py-evm's. Where pyrevm is not installed (it has no wheel for the platform or
   Python, see pyproject.toml) py-evm's functions stay.
 
-A third, BLAKE2 F (``0x09``, EIP-152), py-evm computes in Rust by itself when
+EIP-2537's BLS12-381 precompiles (``0x0b``-``0x11``, Prague) run through arkworks
+the same way: :mod:`pevm.bls_precompiles`.
+
+BLAKE2 F (``0x09``, EIP-152) py-evm computes in Rust by itself when
 blake2b-py is installed (a dependency of pevm where it has wheels), and in pure
 Python otherwise, at ~9 us a round, the call's gas: :func:`blake2f_native` says
 which.
@@ -53,6 +56,7 @@ from eth.precompiles.point_evaluation import (TRUSTED_SETUP_PATH, kzg_to_version
 from eth.vm.forks.cancun.constants import (BLS_MODULUS, FIELD_ELEMENTS_PER_BLOB,
                                            POINT_EVALUATION_PRECOMPILE_GAS)
 
+from pevm.bls_precompiles import fast_bls
 from pevm.pyevm_compat import replace_precompiles
 
 pyrevm: Any
@@ -184,6 +188,9 @@ def fast_version(function: Callable[..., Any]) -> Callable[..., Any] | None:
     """pevm's version of py-evm's precompile ``function``, or None to keep it."""
     if function is point_evaluation_precompile:
         return point_evaluation
+    bls = fast_bls(function)
+    if bls is not None:
+        return bls
     fast = _BN254.get(getattr(function, "func", None))  # type: ignore[arg-type]
     if fast is None or pyrevm is None:
         return None

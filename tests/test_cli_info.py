@@ -1,6 +1,7 @@
 """``pevm info``: package versions, CuPy under whichever wheel provides it."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -111,17 +112,22 @@ def test_one_line_describes_the_machine() -> None:
         "2 CPUs, Python 3.11.7"
 
 
-#: per precompile pevm reports on: the line's name, the function of pevm.precompiles
-#: that decides it, the JSON key, and (line, JSON value) with and without the library
+#: per precompile pevm reports on: the line's name, the module and function that
+#: decide it, the JSON key, and (line, JSON value) with and without the library
 _PRECOMPILE_LINES = {
-    "bn254": ("revm_available", "bn254_precompiles",
+    "bn254": ("pevm.precompiles", "revm_available", "bn254_precompiles",
               ("revm's outputs through pyrevm, py-evm's gas and errors", "revm"),
               ("py-evm's py_ecc (pyrevm not installed: a zk proof's pairing check "
                "takes ~0.5 s)", "py-evm")),
-    "blake2f": ("blake2f_native", "blake2f_precompile",
+    "blake2f": ("pevm.precompiles", "blake2f_native", "blake2f_precompile",
                 ("blake2b-py's Rust compression, through py-evm", "blake2b-py"),
                 ("py-evm's pure-Python compression (blake2b-py not installed: ~9 us a "
                  "round, a round a unit of gas)", "py-evm")),
+    "bls12_381": ("pevm.bls_precompiles", "bls_native", "bls12_381_precompiles",
+                  ("arkworks' outputs through py-arkworks-bls12381, py-evm's gas and "
+                   "errors", "arkworks"),
+                  ("py-evm's py_ecc (py-arkworks-bls12381 not installed: a two-pair "
+                   "pairing check takes ~0.85 s)", "py-evm")),
 }
 
 
@@ -130,12 +136,11 @@ _PRECOMPILE_LINES = {
 def test_info_says_who_computes_the_slow_precompiles(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         name: str, installed: bool) -> None:
-    import pevm.precompiles
-    function, key, with_it, without = _PRECOMPILE_LINES[name]
-    monkeypatch.setattr(pevm.precompiles, function, lambda: installed)
+    module, function, key, with_it, without = _PRECOMPILE_LINES[name]
+    monkeypatch.setattr(importlib.import_module(module), function, lambda: installed)
     text, value = with_it if installed else without
     assert main(["info"]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith(name)]
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith(name + " ")]
     assert line == [f"{name:<11} {text}"]
     assert main(["info", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[key] == value
