@@ -54,17 +54,25 @@ def _fp(data: bytes) -> bytes | None:
     return data[16:]
 
 
+def _fields(data: bytes, count: int) -> bytes | None:
+    """``count`` 64-byte field elements' significant bytes, joined, or None where
+    py-evm refuses one."""
+    parts = [_fp(data[64 * i:64 * i + 64]) for i in range(count)]
+    return None if any(part is None for part in parts) \
+        else b"".join(parts)  # type: ignore[arg-type]
+
+
 def _point(data: bytes, group: Any, coordinates: int) -> Any:
     """The point ``data`` encodes (``coordinates`` field elements; all zero: the
     point at infinity), or None where py-evm refuses it (a coordinate at or above
     the modulus, or not on the curve)."""
-    parts = [_fp(data[64 * i:64 * i + 64]) for i in range(coordinates)]
-    if any(part is None for part in parts):
+    raw = _fields(data, coordinates)
+    if raw is None:
         return None
     if not any(data):
         return group.identity()
     try:  # checks that the point is on the curve (not the subgroup)
-        return group.from_xy_bytes_unchecked_be(b"".join(parts))  # type: ignore[arg-type]
+        return group.from_xy_bytes_unchecked_be(raw)
     except Exception:  # noqa: BLE001 - not on the curve: py-evm says so
         return None
 
@@ -205,36 +213,33 @@ def pairing_check(computation: ComputationAPI, *,
                 output, original)
 
 
-def map_fp_to_g1(computation: ComputationAPI, *,
-                 original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
-    """BLS12_MAP_FP_TO_G1 (``0x10``), as py-evm's ``bls12_map_fp_to_g1``."""
+def _map(computation: ComputationAPI, fields: int, group: Any, method: str, cost: int,
+         reason: str, original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
+    """A field element (``fields`` 1: Fp, 2: Fp2) mapped to ``group`` by arkworks'
+    ``method`` (simplified SWU, the isogeny, cofactor clearing)."""
     data = computation.msg.data_as_bytes
-    reason = "BLS12_MAP_FP_TO_G1 gas"
-    if len(data) != 64:
+    if len(data) != 64 * fields:
         return _fallback(computation, original)
 
     def output() -> bytes | None:
-        fp = _fp(data)
-        if fp is None:
-            return None
-        return _encode(arkworks.G1Point.map_from_fp_be(fp), arkworks.G1Point, 2)
-    return _run(computation, prices.BLS12_MAP_FP_G1_GAS, reason, output, original)
+        raw = _fields(data, fields)
+        return None if raw is None \
+            else _encode(getattr(group, method)(raw), group, 2 * fields)
+    return _run(computation, cost, reason, output, original)
+
+
+def map_fp_to_g1(computation: ComputationAPI, *,
+                 original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
+    """BLS12_MAP_FP_TO_G1 (``0x10``), as py-evm's ``bls12_map_fp_to_g1``."""
+    return _map(computation, 1, arkworks.G1Point, "map_from_fp_be",
+                prices.BLS12_MAP_FP_G1_GAS, "BLS12_MAP_FP_TO_G1 gas", original)
 
 
 def map_fp2_to_g2(computation: ComputationAPI, *,
                   original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
     """BLS12_MAP_FP2_TO_G2 (``0x11``), as py-evm's ``bls12_map_fp2_to_g2``."""
-    data = computation.msg.data_as_bytes
-    reason = "BLS12_MAP_FP2_TO_G2 gas"
-    if len(data) != 128:
-        return _fallback(computation, original)
-
-    def output() -> bytes | None:
-        c0, c1 = _fp(data[:64]), _fp(data[64:])
-        if c0 is None or c1 is None:
-            return None
-        return _encode(arkworks.G2Point.map_from_fp2_be(c0 + c1), arkworks.G2Point, 4)
-    return _run(computation, prices.BLS12_MAP_FP2_G2_GAS, reason, output, original)
+    return _map(computation, 2, arkworks.G2Point, "map_from_fp2_be",
+                prices.BLS12_MAP_FP2_G2_GAS, "BLS12_MAP_FP2_TO_G2 gas", original)
 
 
 #: py-evm's BLS12-381 functions -> pevm's

@@ -20,7 +20,7 @@ from pevm.bls_precompiles import (P, bls_native, g1_add, g1_msm, g2_add, g2_msm,
 from pevm.precompiles import fast_version
 from pevm.state.backend import StateBackend, vm_class_on
 
-from .test_precompiles import _outcome
+from .test_precompiles import _outcome, assert_out_of_gas_as_pyevm
 
 needs_arkworks = pytest.mark.skipif(
     not bls_native(), reason="py-arkworks-bls12381 has no wheel for this platform or "
@@ -129,12 +129,7 @@ def _not_called(computation: Any) -> None:
 @pytest.mark.parametrize("name", ["G1ADD", "G2MSM, two pairs", "PAIRING, holds",
                                   "MAP_FP2_TO_G2"])
 def test_bls_precompiles_without_the_gas_fail_as_pyevm_s(name: str) -> None:
-    theirs_function, data = _inputs()[name]
-    ours_function = fast_version(theirs_function)
-    needed = _outcome(theirs_function, data)[-1][0]
-    ours, theirs = (_outcome(f, data, gas=needed - 1) for f in (ours_function, theirs_function))
-    assert ours == theirs
-    assert ours[:2] == ("error", "OutOfGas")
+    assert_out_of_gas_as_pyevm(*_inputs()[name])
 
 
 @needs_arkworks
