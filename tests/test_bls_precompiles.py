@@ -157,3 +157,13 @@ def test_pevm_vms_use_arkworks_where_the_fork_has_the_precompiles(vm_class: Any)
             continue
         assert isinstance(ours[key], functools.partial) and ours[key].func is function
         assert ours[key].keywords["original"] is theirs[key]   # py-evm's, kept for errors
+
+
+def test_without_arkworks_pevm_keeps_pyevm_s_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pevm.bls_precompiles
+    monkeypatch.setattr(pevm.bls_precompiles, "arkworks", None)
+    assert not bls_native()
+    assert all(fast_version(function) is None for function in (
+        pyevm_bls.bls12_g1_add, pyevm_bls.bls12_g1_msm, pyevm_bls.bls12_g2_add,
+        pyevm_bls.bls12_g2_msm, pyevm_bls.bls12_pairing_check,
+        pyevm_bls.bls12_map_fp_to_g1, pyevm_bls.bls12_map_fp2_to_g2))
