@@ -73,6 +73,27 @@ def test_not_a_fixture_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert_one_line_error(err, out, str(bad), "not a BlockchainTests file")
 
 
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_paths_without_a_block_are_an_error_not_a_pass(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    # a directory whose only JSON is not a fixture: nothing to check or time
+    (tmp_path / "notes.json").write_text("{}")
+    code, out, err = run_cli(capsys, command, str(tmp_path))
+    assert code == 2
+    assert_one_line_error(err, out, "no block to", str(tmp_path))
+    if command == "run":
+        assert "1 skipped: not a BlockchainTests file" in err
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_a_filter_that_matches_no_case_is_an_error(
+        capsys: pytest.CaptureFixture[str], command: str) -> None:
+    fixture = str(Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json")
+    code, out, err = run_cli(capsys, command, fixture, "--filter", "no-such-case")
+    assert code == 2
+    assert_one_line_error(err, out, "no block to", "--filter no-such-case")
+
+
 def _snapshot_copy(tmp_path: Path) -> Path:
     corpus = corpus_dir()
     if corpus is None or not (corpus / "mainnet" / "46147").is_dir():

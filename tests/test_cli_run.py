@@ -85,11 +85,13 @@ def test_filter_and_network_skip(tmp_path: Path, burn_verify: dict,
     code = main(["run", str(path), "--engine", "reference", "--network", "Prague",
                  "--json"])
     captured = capsys.readouterr()
-    assert code == 0
+    # every case skipped: the run checked nothing, which is not a pass
+    assert code == 2
     assert _json_lines(captured.out) == []
     assert "network is not Prague" in captured.err
+    assert "no block to run" in captured.err
     code = main(["run", str(path), "--engine", "reference", "--filter", "no-such-case"])
-    assert code == 0
+    assert code == 2
 
 
 def test_directory_walk_skips_non_fixture_json(tmp_path: Path, burn_verify: dict,

@@ -108,7 +108,11 @@ def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
         raise PevmError("nothing to measure: give PATHs or --workload")
     listing = list_cases(paths)
     listing.raise_for_named()
-    return listing.matching(args.filter)
+    cases = listing.matching(args.filter)
+    if not cases:  # nothing timed must not read as a finished benchmark
+        raise PevmError(f"no block to benchmark under {' '.join(paths)}"
+                        + (f" matching --filter {args.filter}" if args.filter else ""))
+    return cases
 
 
 def bench_command(args: argparse.Namespace) -> int:

@@ -199,6 +199,17 @@ def run_command(args: argparse.Namespace) -> int:
     if trace is not None:
         trace.write(args.trace)
         console.print(f"wrote {args.trace} ({len(trace.events)} events)")
+    if not reports:
+        # a run that checked nothing must not read as a pass (a CI job given the
+        # wrong directory, a --filter that matches no case)
+        skipped = "; ".join(f"{count} skipped: {reason}"
+                            for reason, count in sorted(skip_reasons.items()))
+        progress.console.print(
+            f"pevm: error: no block to run under {' '.join(args.paths)}"
+            + (f" matching --filter {args.filter}" if args.filter else "")
+            + (f" ({skipped})" if skipped else ""),
+            soft_wrap=True, markup=False, highlight=False)
+        return EXIT_INPUT
     if any(r.status == ERROR for r in reports):
         return EXIT_INPUT
     if any(not r.ok for r in reports):
