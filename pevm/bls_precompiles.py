@@ -33,6 +33,8 @@ from eth.precompiles import bls12_381 as pyevm_bls
 from eth.precompiles.bls12_381 import constants as prices
 from py_ecc.optimized_bls12_381 import field_modulus
 
+from pevm.pyevm_compat import output_or_original
+
 arkworks: Any
 try:
     import py_arkworks_bls12381 as arkworks
@@ -93,24 +95,10 @@ def _g2(data: bytes) -> Any:
     return _point(data, arkworks.G2Point, 4)
 
 
-def _run(computation: ComputationAPI, cost: int, reason: str,
-         output: Callable[[], bytes | None],
-         original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
-    """``output()`` for py-evm's ``cost`` where it gives one and the gas is there;
-    anything else to py-evm's ``original``."""
-    if computation.get_gas_remaining() >= cost:
-        result = output()
-        if result is not None:
-            computation.consume_gas(cost, reason=reason)
-            computation.output = result
-            return computation
-    original(computation)
-    return computation
-
-
 def _fallback(computation: ComputationAPI,
               original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
-    original(computation)  # raises py-evm's error
+    """A length py-evm refuses before pricing: its function raises its error."""
+    original(computation)
     return computation
 
 
@@ -126,7 +114,7 @@ def _add(computation: ComputationAPI, size: int, group: Any, cost: int, reason: 
         if first is None or second is None:
             return None
         return _encode(first + second, group, size // 64)
-    return _run(computation, cost, reason, output, original)
+    return output_or_original(computation, cost, reason, output, original)
 
 
 def _msm(computation: ComputationAPI, size: int, group: Any, unit_gas: int,
@@ -151,7 +139,7 @@ def _msm(computation: ComputationAPI, size: int, group: Any, unit_gas: int,
             scalars.append(arkworks.Scalar.from_be_bytes_mod_order(
                 data[start + size:start + pair]))
         return _encode(group.multiexp_unchecked(points, scalars), group, size // 64)
-    return _run(computation, cost, reason, output, original)
+    return output_or_original(computation, cost, reason, output, original)
 
 
 def g1_add(computation: ComputationAPI, *,
@@ -209,8 +197,8 @@ def pairing_check(computation: ComputationAPI, *,
             g1s.append(g1)
             g2s.append(g2)
         return bytes(31) + (b"\x01" if arkworks.GT.pairing_check(g1s, g2s) else b"\x00")
-    return _run(computation, PAIRING_PER_PAIR_GAS * k + PAIRING_BASE_GAS, reason,
-                output, original)
+    return output_or_original(computation, PAIRING_PER_PAIR_GAS * k + PAIRING_BASE_GAS,
+                              reason, output, original)
 
 
 def _map(computation: ComputationAPI, fields: int, group: Any, method: str, cost: int,
@@ -225,7 +213,7 @@ def _map(computation: ComputationAPI, fields: int, group: Any, method: str, cost
         raw = _fields(data, fields)
         return None if raw is None \
             else _encode(getattr(group, method)(raw), group, 2 * fields)
-    return _run(computation, cost, reason, output, original)
+    return output_or_original(computation, cost, reason, output, original)
 
 
 def map_fp_to_g1(computation: ComputationAPI, *,

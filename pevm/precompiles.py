@@ -57,7 +57,7 @@ from eth.vm.forks.cancun.constants import (BLS_MODULUS, FIELD_ELEMENTS_PER_BLOB,
                                            POINT_EVALUATION_PRECOMPILE_GAS)
 
 from pevm.bls_precompiles import fast_bls
-from pevm.pyevm_compat import replace_precompiles
+from pevm.pyevm_compat import output_or_original, replace_precompiles
 
 pyrevm: Any
 try:
@@ -137,13 +137,9 @@ def revm_output(address: int, data: bytes) -> bytes | None:
 def _through_revm(computation: ComputationAPI, address: int, cost: int, reason: str,
                   original: Callable[[ComputationAPI], ComputationAPI]) -> ComputationAPI:
     """revm's output for the cost py-evm charges; anything else to ``original``."""
-    if computation.get_gas_remaining() >= cost:  # else py-evm raises its out-of-gas
-        output = revm_output(address, computation.msg.data_as_bytes)
-        if output is not None:
-            computation.consume_gas(cost, reason=reason)
-            computation.output = output
-            return computation
-    return original(computation)
+    return output_or_original(
+        computation, cost, reason,
+        lambda: revm_output(address, computation.msg.data_as_bytes), original)
 
 
 def ecadd(computation: ComputationAPI, *, original: Callable[..., Any],

@@ -496,6 +496,27 @@ def replace_precompiles(computation_class: type,
                 {"_precompiles": precompiles})
 
 
+def output_or_original(computation: Any, cost: int, reason: str,
+                       output: Callable[[], bytes | None],
+                       original: Callable[[Any], Any]) -> Any:
+    """A precompile that computes ``output()`` faster than py-evm but is py-evm's
+    otherwise: where the gas covers py-evm's ``cost`` and ``output()`` gives bytes,
+    charge the cost (``reason`` as py-evm words it) and set them; else run py-evm's
+    ``original`` unchanged, so that every error, and the gas it burns, is py-evm's.
+
+    Why here: py-evm's precompile protocol (a function of the computation that
+    charges gas and sets ``output``, an exception for a refusal) is the host's.
+    """
+    if computation.get_gas_remaining() >= cost:  # else py-evm raises its out-of-gas
+        result = output()
+        if result is not None:
+            computation.consume_gas(cost, reason=reason)
+            computation.output = result
+            return computation
+    original(computation)
+    return computation
+
+
 #: The opcodes that read the running contract's balance before a new frame starts:
 #: CALL, CALLCODE, CREATE and CREATE2 only compare it with the value they send;
 #: DELEGATECALL and STATICCALL read it and drop it.
