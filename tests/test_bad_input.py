@@ -85,6 +85,27 @@ def test_paths_without_a_block_are_an_error_not_a_pass(
         assert "1 skipped: not a BlockchainTests file" in err
 
 
+@pytest.mark.parametrize("missing", ["block.json", "pre_state.json"])
+def test_a_snapshot_directory_missing_one_file_says_which(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str) -> None:
+    snapshot = tmp_path / "12345"
+    snapshot.mkdir()
+    for name in ("block.json", "pre_state.json"):
+        if name != missing:
+            (snapshot / name).write_text("{}")
+    code, out, err = run_cli(capsys, "run", str(snapshot))
+    assert code == 2
+    assert_one_line_error(err, out, str(snapshot),
+                          f"a snapshot directory without {missing}")
+    # found on a walk, it is passed over for that reason beside a block that runs
+    shutil.copy(Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json",
+                tmp_path)
+    code, out, err = run_cli(capsys, "run", str(tmp_path), "--engine", "reference")
+    assert code == 0, out + err
+    assert f"skipped 1: a snapshot directory without {missing}" in out
+    assert "not a BlockchainTests file" not in out + err
+
+
 @pytest.mark.parametrize("command", ["run", "bench"])
 def test_a_filter_that_matches_no_case_is_an_error(
         capsys: pytest.CaptureFixture[str], command: str) -> None:

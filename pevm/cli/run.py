@@ -146,12 +146,10 @@ def run_command(args: argparse.Namespace) -> int:
     listing = list_cases(args.paths)
     reports: list[BlockReport] = []
     unreadable: list[BlockReport] = []
-    skip_reasons: Counter[str] = Counter()
+    skip_reasons = listing.skip_reasons()
     for path, message, explicit in listing.problems:
         if explicit:
             unreadable.append(BlockReport(path, "", None, ERROR, error=f"{path}: {message}"))
-        else:
-            skip_reasons["not a BlockchainTests file"] += 1
     cases = []
     for ref in listing.matching(args.filter):
         if any(p in ref.name or p in ref.source for p in args.exclude):

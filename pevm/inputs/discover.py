@@ -9,6 +9,7 @@ turns it into a runnable :class:`Case`.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,7 +21,8 @@ from pevm.errors import InputError
 from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import (FixtureCase, load_cases,
                                           looks_like_blockchain_tests, read_json)
-from pevm.inputs.mainnet import is_snapshot_dir, load_snapshot
+from pevm.inputs.mainnet import (SNAPSHOT_FILES, is_snapshot_dir, load_snapshot,
+                                 missing_snapshot_file)
 from pevm.state.backend import StateBackend
 from pevm.task import BlockTask
 
@@ -67,6 +69,13 @@ class Listing:
         return [ref for ref in self.cases
                 if not text or text in ref.name or text in ref.source]
 
+    def skip_reasons(self) -> Counter[str]:
+        """How many paths found on the way (not named) were passed over, by short
+        reason: "not a BlockchainTests file", "not valid JSON", "a snapshot
+        directory without pre_state.json", ..."""
+        return Counter(message.split(" (")[0].split(": ")[0]
+                       for _path, message, explicit in self.problems if not explicit)
+
     def raise_for_named(self) -> None:
         """An InputError for the first unreadable path the user named explicitly."""
         for path, message, explicit in self.problems:
@@ -78,6 +87,11 @@ def list_cases(paths: list[str]) -> Listing:
     """Every case under ``paths``, in a stable order (sorted directory walks)."""
     listing = Listing()
     for path, kind, explicit in _sources(paths):
+        if kind == "partial snapshot":
+            listing.problems.append((path, (
+                f"a snapshot directory without {missing_snapshot_file(path)} (needs "
+                f"{' and '.join(SNAPSHOT_FILES)})"), explicit))
+            continue
         if kind == "snapshot":
             listing.cases.append(CaseRef(path, snapshot_name(path), "snapshot",
                                          snapshot_network(path)))
@@ -105,7 +119,12 @@ def _sources(paths: list[str]) -> Iterator[tuple[str, str, bool]]:
                     subdirs[:] = []
                     yield directory, "snapshot", False
                     continue
+                partial = missing_snapshot_file(directory) is not None
+                if partial:  # its one file is no BlockchainTests file: say why
+                    yield directory, "partial snapshot", directory == path
                 for name in sorted(files):
+                    if partial and name in SNAPSHOT_FILES:
+                        continue
                     if name.endswith(".json"):
                         yield os.path.join(directory, name), "fixture", False
         else:

@@ -46,6 +46,14 @@ def is_snapshot_dir(path: str) -> bool:
     return all(os.path.isfile(os.path.join(path, name)) for name in SNAPSHOT_FILES)
 
 
+def missing_snapshot_file(path: str) -> str | None:
+    """The one of :data:`SNAPSHOT_FILES` missing from a directory that holds the
+    other (a snapshot half fetched or half copied); None otherwise."""
+    missing = [name for name in SNAPSHOT_FILES
+               if not os.path.isfile(os.path.join(path, name))]
+    return missing[0] if len(missing) == 1 else None
+
+
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{what}: expected a number, got {value!r}")
