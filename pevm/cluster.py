@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from pevm.host import usable_cores
-from pevm.errors import PevmError
+from pevm.errors import PevmError, describe
 from pevm.inputs.discover import CaseRef
 from pevm.runner import ERROR, BlockReport, run_case_ref
 
@@ -294,7 +294,7 @@ def _collect(future: Any, ref: CaseRef) -> list[BlockReport]:
         try:
             reports = future.result()
         except Exception as exc:  # noqa: BLE001 - contained: one case, one report
-            reports = [_failure(ref, f"{type(exc).__name__}: {exc}")]
+            reports = [_failure(ref, describe(exc))]
     absolute = os.path.abspath(ref.source)
     for report in reports:
         if report.source == absolute:

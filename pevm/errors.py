@@ -6,7 +6,9 @@ is a bug in pevm and keeps its traceback.
 """
 from __future__ import annotations
 
+import ast
 import os
+import re
 
 import rlp
 from eth.exceptions import HeaderNotFound, UnrecognizedTransactionType, VMError
@@ -45,6 +47,26 @@ def raised_by_pevm(exc: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE)
+
+
+#: A Python bytes literal inside a message (``b'\\x12...'`` or ``b"..."``)
+_BYTES_LITERAL = re.compile(r"(?<!\w)(?:b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*")')
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` as one line, ``Type: message``, with its bytes as 0x-hex.
+
+    py-evm writes raw bytes into its messages (a sender, a state root) with Python's
+    repr, ``b'\\xba\\xa9...'``, which no one can compare with a block explorer or a
+    fixture; every place pevm reports a rejection or failure says it this one way.
+    """
+    def hexed(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return "0x" + value.hex() if isinstance(value, bytes) else match.group(0)
+    return f"{type(exc).__name__}: {_BYTES_LITERAL.sub(hexed, str(exc))}"
 
 
 class PevmError(Exception):

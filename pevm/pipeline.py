@@ -25,7 +25,7 @@ from eth.constants import BLANK_ROOT_HASH as _BLANK_ROOT
 from eth.rlp.accounts import Account
 
 from pevm.abc import Engine
-from pevm.errors import REJECTION_ERRORS, BlockRejected, raised_by_pevm
+from pevm.errors import REJECTION_ERRORS, BlockRejected, describe, raised_by_pevm
 from pevm.frame_stack import call_with_roomy_stack
 from pevm.pyevm_compat import WriteLog, observe_state, patch_methods
 from pevm.gpu import backend_name, ordered_trie_roots
@@ -142,7 +142,7 @@ def import_with_engine(
     except REJECTION_ERRORS as exc:
         if raised_by_pevm(exc):
             raise  # a bug, not a rejection: the CLI shows its traceback
-        rejection = BlockRejected(f"{type(exc).__name__}: {exc}")
+        rejection = BlockRejected(describe(exc))
     seconds = time.perf_counter() - start
     result = None
     if seen.finalized is not None and seen.stats is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from collections.abc import Iterator
 
 from pevm.compare import Mismatch, compare_expectations, compare_results
-from pevm.errors import InputError, PevmError
+from pevm.errors import InputError, PevmError, describe
 from pevm.abc import Case, Engine
 from pevm.inputs.discover import CaseRef
 from pevm.pipeline import BlockOutcome
@@ -87,7 +87,7 @@ def failure_text(exc: BaseException) -> str:
     went wrong; anything else is named by its type."""
     if isinstance(exc, PevmError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
 
 
 def error_report(source: str, case: str, network: str, exc: BaseException,

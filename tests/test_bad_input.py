@@ -49,6 +49,20 @@ def test_fixture_missing_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert_one_line_error(err, out, str(bad), "genesisBlockHeader", "pre")
 
 
+def test_a_genesis_that_does_not_match_names_both_roots_in_hex(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+    data = json.loads(fixture.read_text())
+    for case in data.values():
+        case["genesisBlockHeader"]["stateRoot"] = "0x" + "00" * 32
+    bad = tmp_path / "genesis.json"
+    bad.write_text(json.dumps(data))
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), "invalid genesis", "0x" + "00" * 32)
+    assert "b'" not in err + out
+
+
 def test_unknown_network_in_fixture(tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "net.json"

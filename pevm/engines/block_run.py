@@ -37,7 +37,7 @@ from pevm.engines.sender_batches import waiting_batch, warm_up_batch_end, warm_u
 from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity, breakdown,
                                    minor_page_faults)
 from pevm.engines.workers import fork_available, unavailable_reason
-from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure
+from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure, describe
 from pevm.result import EngineStats
 
 if TYPE_CHECKING:  # the engine imports this module to run its blocks
@@ -459,7 +459,7 @@ class BlockRun:
         try:
             state.apply_transaction(self.transactions[txn])
         except REJECTION_ERRORS as exc:
-            raise BlockRejected(f"{type(exc).__name__}: {exc}", txn) from exc
+            raise BlockRejected(describe(exc), txn) from exc
         raise EngineFailure(
             f"transaction {txn}: the engine found it invalid or failing "
             f"({engine_saw.strip().splitlines()[-1] if engine_saw.strip() else '?'}) "
@@ -479,7 +479,7 @@ class BlockRun:
                 vm.validate_transaction_against_header(
                     self.base_header.copy(gas_used=check.gas_used), tx)
         except REJECTION_ERRORS as exc:
-            raise BlockRejected(f"{type(exc).__name__}: {exc}", txn) from exc
+            raise BlockRejected(describe(exc), txn) from exc
 
     def _commit(self, txn: int, result: TxResult) -> None:
         outcome = result.outcome

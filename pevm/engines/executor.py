@@ -34,7 +34,7 @@ from pevm.engines.pre_state import PreState
 from pevm.engines.senders import recover_sender
 from pevm.engines.state_view import StateView, state_class_for
 from pevm.engines.timeline import Activity, Timeline
-from pevm.errors import REJECTION_ERRORS, raised_by_pevm
+from pevm.errors import REJECTION_ERRORS, describe, raised_by_pevm
 from pevm.pyevm_compat import account_db, pin_sender, pinned_sender, state_database
 
 
@@ -219,7 +219,7 @@ class BlockContext:
             # py-evm refused the transaction (at this position, with these reads);
             # the coordinator confirms it natively before rejecting the block
             result.outcome = TxOutcome(valid=False,
-                                       reason=f"{type(exc).__name__}: {exc}")
+                                       reason=describe(exc))
             return result
         except Exception:  # noqa: BLE001 - reported, re-run where it can raise
             result.reads = view.reads

@@ -7,7 +7,7 @@ from typing import Any
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.errors import REJECTION_ERRORS, BlockRejected
+from pevm.errors import REJECTION_ERRORS, BlockRejected, describe
 from pevm.frame_stack import call_with_roomy_stack
 from pevm.pyevm_compat import patch_methods
 from pevm.result import EngineStats
@@ -38,7 +38,7 @@ class ReferenceEngine:
                 type(vm).apply_all_transactions, vm, transactions, base_header)
         except Exception as exc:
             if isinstance(exc, REJECTION_ERRORS):
-                raise BlockRejected(f"{type(exc).__name__}: {exc}", applied) from exc
+                raise BlockRejected(describe(exc), applied) from exc
             raise
         finally:
             undo()

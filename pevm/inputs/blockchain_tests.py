@@ -21,7 +21,7 @@ from eth.exceptions import PyEVMError
 from eth_utils import ValidationError, decode_hex
 
 from pevm.compare import Mismatch, show
-from pevm.errors import InputError
+from pevm.errors import InputError, describe
 from pevm.forks import NETWORKS, UnknownNetwork, vm_class_at, vm_configuration_for_fixture
 from eth.chains.mainnet import MainnetChain
 
@@ -96,7 +96,7 @@ class FixtureCase:
                 fixture["postStateHash"] = decode_hex(self.raw["postStateHash"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise InputError(self.source, f"case {self.name!r}: malformed field: "
-                                          f"{type(exc).__name__}: {exc}") from exc
+                                          f"{describe(exc)}") from exc
         try:
             # After normalisation: timestamp transitions compare integers.
             configuration = vm_configuration_for_fixture(fixture)
@@ -109,7 +109,7 @@ class FixtureCase:
             chain = _new_chain(fixture, configuration, backend)
         except (ValidationError, KeyError, ValueError, TypeError) as exc:
             raise InputError(self.source, f"case {self.name!r}: invalid genesis: "
-                                          f"{exc}") from exc
+                                          f"{describe(exc)}") from exc
         return FixtureRun(self, fixture, configuration, chain)
 
 
@@ -168,7 +168,7 @@ class FixtureRun:
                 block = rlp.decode(block_fixture["rlp"], sedes=block_class)
             except (rlp.DecodingError, rlp.DeserializationError, TypeError,
                     ValidationError, ValueError, PyEVMError) as exc:
-                error = f"undecodable block: {type(exc).__name__}: {exc}"
+                error = f"undecodable block: {describe(exc)}"
         return BlockTask(source=self.case.source, case=self.case.name, index=index,
                          network=self.case.network, vm_class=vm_class, block=block,
                          target=self.target, expect=expect, decode_error=error)
