@@ -22,7 +22,7 @@ from pevm.engines.timeline import Trace
 from pevm.cli.info import describe_machine, machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
-from pevm.inputs.discover import CaseRef, list_cases
+from pevm.inputs.discover import CaseRef, list_cases, skips_text
 from pevm.state.backend import StateBackend
 
 
@@ -110,8 +110,10 @@ def _cases(args: argparse.Namespace, scratch: str) -> list[CaseRef]:
     listing.raise_for_named()
     cases = listing.matching(args.filter)
     if not cases:  # nothing timed must not read as a finished benchmark
+        skipped = skips_text(listing.skip_reasons())
         raise PevmError(f"no block to benchmark under {' '.join(paths)}"
-                        + (f" matching --filter {args.filter}" if args.filter else ""))
+                        + (f" matching --filter {args.filter}" if args.filter else "")
+                        + (f" ({skipped})" if skipped else ""))
     return cases
 
 

@@ -29,7 +29,7 @@ from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError
 from pevm.forks import UnknownNetwork, canonical_network
-from pevm.inputs.discover import CaseRef, list_cases
+from pevm.inputs.discover import CaseRef, list_cases, skips_text
 from pevm.runner import ERROR, FAILED, PASSED, REJECTED, BlockReport, run_case_ref
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT = 0, 1, 2
@@ -200,8 +200,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not reports:
         # a run that checked nothing must not read as a pass (a CI job given the
         # wrong directory, a --filter that matches no case)
-        skipped = "; ".join(f"{count} skipped: {reason}"
-                            for reason, count in sorted(skip_reasons.items()))
+        skipped = skips_text(skip_reasons)
         progress.console.print(
             f"pevm: error: no block to run under {' '.join(args.paths)}"
             + (f" matching --filter {args.filter}" if args.filter else "")

@@ -83,6 +83,13 @@ class Listing:
                 raise InputError(path, message)
 
 
+def skips_text(reasons: Counter[str]) -> str:
+    """``reasons`` (:meth:`Listing.skip_reasons`, and any the caller adds) as one
+    clause: ``"1 skipped: not valid JSON; 2 skipped: ..."``, "" for none."""
+    return "; ".join(f"{count} skipped: {reason}"
+                     for reason, count in sorted(reasons.items()))
+
+
 def list_cases(paths: list[str]) -> Listing:
     """Every case under ``paths``, in a stable order (sorted directory walks)."""
     listing = Listing()
