@@ -99,8 +99,6 @@ class Timeline:
             self.slices.extend(slices)
 
 
-#: what :func:`breakdown` calls the rest of a process's wall time: the coordinator's
-#: (scheduling, header checks, building messages) and a worker's (waiting for work)
 def minor_page_faults() -> int:
     """This process's minor page faults so far (0 where the platform does not say).
 
@@ -109,6 +107,8 @@ def minor_page_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
+#: what :func:`breakdown` calls the rest of a process's wall time: the coordinator's
+#: (scheduling, header checks, building messages) and a worker's (waiting for work)
 REST_OF_COORDINATOR = "other"
 REST_OF_WORKER = "idle"
 
