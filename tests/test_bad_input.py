@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_hash.auto import keccak
 
 from pevm.cli.main import main
 
@@ -172,6 +175,43 @@ def test_mainnet_missing_account_field(tmp_path: Path,
     code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
     assert code == 2
     assert_one_line_error(err, out, "pre_state.json", address, "basic")
+
+
+@pytest.mark.parametrize("change, needles", [
+    # a field pevm does not read would leave the account other than meant
+    (lambda account: account.update(balance="0x1"), ("unknown field 'balance'",
+                                                     "basic, code, code_hash, storage")),
+    (lambda account: account["basic"].update(nonse=1), ("unknown field 'nonse' in basic",)),
+    (lambda account: account.update(code=None, code_hash="0x" + "ab" * 32),
+     ("but no code",)),
+    (lambda account: account.update(code={"bytecode": "0x6000", "original_len": 3},
+                                    code_hash=None), ("original_len 3",)),
+    (lambda account: account.update(code={"bytecode": "0x6000", "size": 2},
+                                    code_hash=None), ("unknown field 'size' in code",)),
+])
+def test_mainnet_pre_state_account_fields_are_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        change: Callable[[dict[str, Any]], None], needles: tuple[str, ...]) -> None:
+    snap = _snapshot_copy(tmp_path)
+    pre = json.loads((snap / "pre_state.json").read_text())
+    address = sorted(pre)[0]
+    change(pre[address])
+    (snap / "pre_state.json").write_text(json.dumps(pre))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "pre_state.json", address, *needles)
+
+
+def test_mainnet_pre_state_empty_code_hash_without_code_is_accepted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # an account without code may name the empty code's hash
+    snap = _snapshot_copy(tmp_path)
+    pre = json.loads((snap / "pre_state.json").read_text())
+    address = next(a for a in sorted(pre) if not pre[a]["code"])
+    pre[address]["code_hash"] = "0x" + keccak(b"").hex()
+    (snap / "pre_state.json").write_text(json.dumps(pre))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 0, err + out
 
 
 def test_debug_shows_traceback_for_errors(tmp_path: Path,

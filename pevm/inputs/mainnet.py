@@ -19,7 +19,7 @@ from typing import Any
 
 from eth.abc import BlockAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth.consensus.context import ConsensusContext
-from eth.constants import BLANK_ROOT_HASH, EMPTY_UNCLE_HASH, ZERO_HASH32
+from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3, EMPTY_UNCLE_HASH, ZERO_HASH32
 from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth.vm.chain_context import ChainContext
@@ -285,6 +285,26 @@ def _decode_transaction(index: int, tx: dict[str, Any],
     return signed
 
 
+#: The fields of a ``pre_state.json`` account, of its ``basic`` and of its ``code``.
+#: Anything else is refused: a field pevm does not read (a misspelt ``storage``, a
+#: ``balance`` beside ``basic``) would otherwise leave the account silently other
+#: than its author meant, and the block would run on the wrong state.
+ACCOUNT_FIELDS = ("basic", "code", "code_hash", "storage")
+BASIC_FIELDS = ("balance", "nonce")
+CODE_FIELDS = ("bytecode", "original_len", "jump_table")
+
+
+def _known_fields(record: Any, allowed: Sequence[str], holder: str) -> None:
+    """ValueError naming the first field of ``record`` (a JSON object) that is not
+    one of ``allowed``."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{holder}: expected a JSON object, got {record!r}")
+    for name in record:
+        if name not in allowed:
+            raise ValueError(f"unknown field {name!r} in {holder} (it has "
+                             f"{', '.join(allowed)})")
+
+
 def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB,
                     backend: StateBackend) -> bytes:
     """Put the snapshot's accounts into ``db`` on ``backend``; returns the root."""
@@ -292,17 +312,27 @@ def _load_pre_state(source: str, data: dict[str, Any], db: AtomicDB,
     for key, account in data.items():
         try:
             address = to_canonical_address(key)
+            _known_fields(account, ACCOUNT_FIELDS, "the account")
             basic = account["basic"]
+            _known_fields(basic, BASIC_FIELDS, "basic")
             code = b""
             code_info = account.get("code")
+            want = account.get("code_hash")
             if code_info:
+                _known_fields(code_info, CODE_FIELDS, "code")
                 bytecode = _bytes(code_info["bytecode"], "code.bytecode")
                 length = _int(code_info.get("original_len", len(bytecode)),
                               "code.original_len")
+                if not 0 <= length <= len(bytecode):
+                    raise ValueError(f"code.original_len {length} is outside the "
+                                     f"{len(bytecode)} bytes of code.bytecode")
                 code = bytecode[:length]
-                want = account.get("code_hash")
                 if want and keccak(code) != _bytes(want, "code_hash", 32):
                     raise ValueError("code does not hash to code_hash")
+            elif want and _bytes(want, "code_hash", 32) != EMPTY_SHA3:
+                # the account has code the snapshot does not carry: running it as
+                # an account without code would give a wrong answer
+                raise ValueError(f"code_hash {want} but no code")
             storage: dict[int, int] = {}
             for slot, value in (account.get("storage") or {}).items():
                 slot_number, number = _int(slot, "storage slot"), _int(value, "storage value")
