@@ -33,6 +33,7 @@ from typing import Any
 from pevm.abc import CaseRun
 from pevm.compare import compare_results
 from pevm.engines import make_engine
+from pevm.engines.detail import ParallelDetail
 from pevm.engines.options import format_options
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
@@ -260,23 +261,39 @@ class BlockBench:
                 "engine": self.rows(), "variants": self.variant_rows()}
 
 
+@dataclass
+class ProcessTotals:
+    """The parallel engine's per-process totals over the blocks of one import of
+    a case (each block's :class:`~pevm.engines.detail.ParallelDetail`): seconds by
+    activity (``breakdown``) and minor page faults (``page_faults``), by process
+    name."""
+
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    page_faults: dict[str, int] = field(default_factory=dict)
+
+    def add(self, detail: ParallelDetail) -> None:
+        """Add one block's detail."""
+        for process, activities in detail.breakdown.items():
+            into = self.breakdown.setdefault(process, {})
+            for name, value in activities.items():
+                into[name] = round(into.get(name, 0.0) + value, 6)
+        for process, count in detail.page_faults.items():
+            self.page_faults[process] = self.page_faults.get(process, 0) + count
+
+
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
-              breakdown: dict[str, dict[str, float]] | None = None,
-              page_faults: dict[str, int] | None = None,
-              ) -> tuple[float, float, int, int]:
+              totals: ProcessTotals | None = None) -> tuple[float, float, int, int]:
     """Import every block of the case once on a fresh pre-state:
     (import seconds, transaction-phase seconds, txs, gas); ``results`` collects
-    the blocks' results, ``breakdown`` sums the parallel engine's per-process
-    time by activity over them, ``page_faults`` its per-process page faults."""
+    the blocks' results, ``totals`` the parallel engine's per-process time and
+    page faults over them."""
     return import_run(ref, ref.load().start(backend_of(engine)), engine, results,
-                      breakdown, page_faults)
+                      totals)
 
 
 def import_run(ref: CaseRef, run: CaseRun, engine: Any,
                results: list[BlockResult] | None = None,
-               breakdown: dict[str, dict[str, float]] | None = None,
-               page_faults: dict[str, int] | None = None,
-               ) -> tuple[float, float, int, int]:
+               totals: ProcessTotals | None = None) -> tuple[float, float, int, int]:
     """:func:`_run_once` on a case already started (``ref.load().start(...)``):
     the timed part, for callers that prepare the pre-state first
     (:mod:`pevm.ceiling`)."""
@@ -296,14 +313,8 @@ def import_run(ref: CaseRef, run: CaseRun, engine: Any,
         if results is not None:
             results.append(outcome.result)
         detail = getattr(engine, "last_detail", None)
-        if breakdown is not None and detail is not None:
-            for process, activities in detail.breakdown.items():
-                into = breakdown.setdefault(process, {})
-                for name, value in activities.items():
-                    into[name] = round(into.get(name, 0.0) + value, 6)
-        if page_faults is not None and detail is not None:
-            for process, count in detail.page_faults.items():
-                page_faults[process] = page_faults.get(process, 0) + count
+        if totals is not None and detail is not None:
+            totals.add(detail)
         seconds += outcome.seconds
         phase += outcome.result.stats.transaction_seconds
         txs += outcome.result.tx_count
@@ -357,18 +368,17 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
             # reference's: a speedup of a wrong result is no speedup.
             results: list[BlockResult] | None = None if round_index else []
             last = round_index == rounds - 1
-            breakdown: dict[str, dict[str, float]] | None = {} if last else None
-            faults: dict[str, int] | None = {} if last else None
+            totals = ProcessTotals() if last else None
             # the engine as it ships only: a variant's slices would share its tracks
             traced = trace if last and not timing.options else None
             with PeakMemory(enabled=memory and timed) as peak:
                 seconds, phase, txs, gas = _sample(ref, engine, loops if timed else 1,
-                                                   results, breakdown, traced, faults)
+                                                   results, totals, traced)
             fastest = min(fastest, seconds)
-            if breakdown:
-                timing.breakdown = breakdown
-            if faults:
-                timing.page_faults = faults
+            if totals is not None and totals.breakdown:
+                timing.breakdown = totals.breakdown
+            if totals is not None and totals.page_faults:
+                timing.page_faults = totals.page_faults
             if results is not None:
                 if timing is configs[0][0]:
                     reference = results
@@ -398,12 +408,10 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
 
 
 def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | None,
-            breakdown: dict[str, dict[str, float]] | None, trace: Trace | None,
-            page_faults: dict[str, int] | None = None,
+            totals: ProcessTotals | None, trace: Trace | None,
             ) -> tuple[float, float, int, int]:
     """:func:`_run_once` ``loops`` times: the mean import and transaction-phase
-    seconds; ``results``, ``breakdown``, ``trace`` and ``page_faults`` are the
-    first import's."""
+    seconds; ``results``, ``totals`` and ``trace`` are the first import's."""
     total = phase = 0.0
     txs = gas = 0
     for loop in range(loops):
@@ -411,8 +419,7 @@ def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | 
         if isinstance(engine, ParallelEngine):
             engine.trace = trace if first else None
         seconds, phases, txs, gas = _run_once(ref, engine, results if first else None,
-                                              breakdown if first else None,
-                                              page_faults if first else None)
+                                              totals if first else None)
         total, phase = total + seconds, phase + phases
     return total / loops, phase / loops, txs, gas
 

@@ -81,6 +81,23 @@ def test_a_bench_document_round_trips() -> None:
         "median": 1.0 / 0.6, "min": 1.1 / 0.7, "max": 0.9 / 0.5}
 
 
+def test_process_totals_add_up_a_case_block_by_block() -> None:
+    from pevm.bench import ProcessTotals
+    from pevm.engines.detail import ParallelDetail
+
+    # a case of two blocks: the second ran in one process, the first in two
+    totals = ProcessTotals()
+    totals.add(ParallelDetail(
+        breakdown={"coordinator": {"execute": 0.25, "merge": 0.125},
+                   "worker 0": {"execute": 0.5}},
+        page_faults={"coordinator": 10, "worker 0": 7}))
+    totals.add(ParallelDetail(breakdown={"coordinator": {"execute": 0.5}},
+                              page_faults={"coordinator": 1}))
+    assert totals.breakdown == {"coordinator": {"execute": 0.75, "merge": 0.125},
+                                "worker 0": {"execute": 0.5}}
+    assert totals.page_faults == {"coordinator": 11, "worker 0": 7}
+
+
 def test_paired_ratios_cancel_a_slow_spell_that_the_medians_keep() -> None:
     from pevm.bench import paired_ratios
 

@@ -119,9 +119,9 @@ def test_bench_alternates_the_engines_order_after_py_evm(
     runs: list[tuple[str, int]] = []
     original = pevm.bench._run_once
 
-    def recorded(ref, engine, results=None, breakdown=None, page_faults=None):
+    def recorded(ref, engine, results=None, totals=None):
         runs.append((engine.name, getattr(engine, "workers", 1)))
-        return original(ref, engine, results, breakdown, page_faults)
+        return original(ref, engine, results, totals)
 
     monkeypatch.setattr(pevm.bench, "_run_once", recorded)
     fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
@@ -160,9 +160,9 @@ def test_a_short_import_is_timed_as_the_mean_of_several(
     runs: list[str] = []
     original = pevm.bench._run_once
 
-    def recorded(ref, engine, results=None, breakdown=None, page_faults=None):
+    def recorded(ref, engine, results=None, totals=None):
         runs.append(f"{engine.name}{getattr(engine, 'workers', '')}")
-        return original(ref, engine, results, breakdown, page_faults)
+        return original(ref, engine, results, totals)
 
     monkeypatch.setattr(pevm.bench, "_run_once", recorded)
     fixture = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
