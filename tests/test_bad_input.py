@@ -131,12 +131,12 @@ def test_a_filter_that_matches_no_case_is_an_error(
     assert_one_line_error(err, out, "no block to", "--filter no-such-case")
 
 
-def _snapshot_copy(tmp_path: Path) -> Path:
+def _snapshot_copy(tmp_path: Path, number: str = "46147") -> Path:
     corpus = corpus_dir()
-    if corpus is None or not (corpus / "mainnet" / "46147").is_dir():
-        pytest.skip("needs the corpus mainnet block 46147 (set PEVM_CORPUS)")
-    target = tmp_path / "46147"
-    shutil.copytree(corpus / "mainnet" / "46147", target)
+    if corpus is None or not (corpus / "mainnet" / number).is_dir():
+        pytest.skip(f"needs the corpus mainnet block {number} (set PEVM_CORPUS)")
+    target = tmp_path / number
+    shutil.copytree(corpus / "mainnet" / number, target)
     return target
 
 
@@ -151,6 +151,37 @@ def test_mainnet_invalid_signature(tmp_path: Path,
     code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
     assert code == 2
     assert_one_line_error(err, out, "block.json", "transaction 0", "signature")
+
+
+@pytest.mark.parametrize("change, needles", [
+    # read as an empty block, it would only fail against its header's roots
+    (lambda block: block.pop("transactions"), ("missing field 'transactions'",)),
+    # eth_getBlockByNumber(n, false): hashes where the transactions should be
+    (lambda block: block.update(transactions=[t["hash"] for t in block["transactions"]]),
+     ("transaction 0", "expected a transaction object", "eth_getBlockByNumber")),
+])
+def test_mainnet_block_without_its_transactions(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        change: Callable[[dict[str, Any]], None], needles: tuple[str, ...]) -> None:
+    snap = _snapshot_copy(tmp_path)
+    block = json.loads((snap / "block.json").read_text())
+    change(block)
+    (snap / "block.json").write_text(json.dumps(block))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "block.json", *needles)
+
+
+def test_mainnet_shanghai_block_without_its_withdrawals(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # from Shanghai on the block's withdrawals are required, as its transactions are
+    snap = _snapshot_copy(tmp_path, "19923400")
+    block = json.loads((snap / "block.json").read_text())
+    del block["withdrawals"]
+    (snap / "block.json").write_text(json.dumps(block))
+    code, out, err = run_cli(capsys, "run", str(snap), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, "block.json", "missing field 'withdrawals'")
 
 
 def test_mainnet_malformed_pre_state(tmp_path: Path,

@@ -216,8 +216,10 @@ def _decode_block(source: str, data: dict[str, Any],
             if name in header_fields:
                 fields[name] = parse(data[key], key)
         header = header_class(**fields)
+        # required, as JSON-RPC always gives them: a block read without its
+        # transactions would run as an empty one and only fail against its header
         transactions = [_decode_transaction(i, tx, vm_class)
-                        for i, tx in enumerate(data.get("transactions", []))]
+                        for i, tx in enumerate(data["transactions"])]
         block_kwargs: dict[str, Any] = {"transactions": transactions, "uncles": []}
         if "withdrawals" in field_names(block_class):
             from eth.vm.forks.shanghai.withdrawals import Withdrawal
@@ -226,10 +228,10 @@ def _decode_block(source: str, data: dict[str, Any],
                            _int(w["validatorIndex"], "withdrawal.validatorIndex"),
                            _address(w["address"], "withdrawal.address"),
                            _int(w["amount"], "withdrawal.amount"))
-                for w in data.get("withdrawals", [])]
+                for w in data["withdrawals"]]
     except KeyError as exc:
         raise InputError(source, f"missing field {exc.args[0]!r}") from exc
-    except (ValueError, TypeError, ValidationError) as exc:
+    except (ValueError, TypeError, AttributeError, ValidationError) as exc:
         raise InputError(source, f"malformed block: {exc}") from exc
     if "hash" in data and header.hash != _bytes(data["hash"], "hash", 32):
         raise InputError(source, "header fields do not hash to the block's 'hash'")
@@ -238,6 +240,10 @@ def _decode_block(source: str, data: dict[str, Any],
 
 def _decode_transaction(index: int, tx: dict[str, Any],
                         vm_class: type[VirtualMachineAPI]) -> SignedTransactionAPI:
+    if not isinstance(tx, dict):
+        raise ValueError(f"transaction {index}: expected a transaction object, got "
+                         f"{str(tx)[:24]!r} (a block fetched with its full "
+                         f"transactions, eth_getBlockByNumber(n, true), has them)")
     # the fork's own builder: its typed-transaction methods are not in py-evm's API
     builder: Any = vm_class.get_transaction_builder()
     kind = _int(tx.get("type", "0x0"), "type")
