@@ -15,6 +15,9 @@ from pevm.cli.main import main
 from .conftest import corpus_dir
 
 
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "erc20_small.json"
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -50,6 +53,25 @@ def test_fixture_missing_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
     assert code == 2
     assert_one_line_error(err, out, str(bad), "genesisBlockHeader", "pre")
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("blocks", {"0": {}}, "'blocks' must be a JSON list, got dict"),
+    ("pre", "0x00", "'pre' must be a JSON object, got str"),
+    ("genesisBlockHeader", [], "'genesisBlockHeader' must be a JSON object, got list"),
+    ("network", 7, "'network' must be a string, got int"),
+])
+def test_fixture_keys_of_the_wrong_shape_are_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        key: str, value: Any, needle: str) -> None:
+    fixture = json.loads(FIXTURE.read_text())
+    for case in fixture.values():
+        case[key] = value
+    bad = tmp_path / "shape.json"
+    bad.write_text(json.dumps(fixture))
+    code, out, err = run_cli(capsys, "run", str(bad), "--engine", "reference")
+    assert code == 2
+    assert_one_line_error(err, out, str(bad), needle)
 
 
 def test_a_genesis_that_does_not_match_names_both_roots_in_hex(

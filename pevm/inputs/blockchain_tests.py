@@ -31,6 +31,11 @@ from pevm.state.backend import StateBackend, chain_class_on, new_database
 from pevm.task import BlockTask, Expectations
 
 REQUIRED_KEYS = ("network", "genesisBlockHeader", "pre", "blocks")
+#: The JSON shape each of those keys must have (py-evm's normalisation would
+#: otherwise stop on a bare TypeError that names no field).
+REQUIRED_SHAPES: dict[str, type] = {"network": str, "genesisBlockHeader": dict,
+                                    "pre": dict, "blocks": list}
+_SHAPE_NAMES: dict[type, str] = {str: "a string", dict: "a JSON object", list: "a JSON list"}
 
 
 def read_json(path: str) -> Any:
@@ -64,6 +69,11 @@ def load_cases(path: str, data: Any | None = None) -> list[FixtureCase]:
         if missing:
             raise InputError(path, f"case {name!r} lacks required key(s) "
                                    f"{', '.join(missing)}")
+        for key, shape in REQUIRED_SHAPES.items():
+            if not isinstance(fixture[key], shape):
+                raise InputError(path, f"case {name!r}: {key!r} must be "
+                                       f"{_SHAPE_NAMES[shape]}, got "
+                                       f"{type(fixture[key]).__name__}")
         cases.append(FixtureCase(source=path, name=name, raw=fixture))
     return cases
 
