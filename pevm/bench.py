@@ -24,7 +24,9 @@ same count, round by round: an A/B of a design choice on the same machine state.
 from __future__ import annotations
 
 import gc
+import io
 import math
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from pevm.engines.options import format_options
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
+from pevm.output_files import write_atomically
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
@@ -447,9 +450,26 @@ def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
                                  f"py-evm: {problems[0]}")
 
 
+def plot_format(path: str) -> str:
+    """The image format ``path``'s extension names (``png`` without one), checked
+    before a benchmark runs: PevmError where matplotlib (the ``bench`` extra) is
+    missing or does not write that format."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise PevmError("--plot needs matplotlib: pip install 'pevm[bench]'") from None
+    kind = os.path.splitext(path)[1][1:].lower() or "png"
+    supported = Figure().canvas.get_supported_filetypes()
+    if kind not in supported:
+        raise PevmError(f"--plot {path}: matplotlib does not write .{kind} files "
+                        f"(it writes {', '.join(sorted(supported))})")
+    return kind
+
+
 def plot(benches: list[BlockBench], path: str) -> None:
     """Speedup over one process against workers, per block, ideal dashed: the whole
     import on the left, the transaction phase (what the engine runs) on the right."""
+    kind = plot_format(path)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -491,5 +511,7 @@ def plot(benches: list[BlockBench], path: str) -> None:
         axes[0].text(0.5, 0.5, "no parallel-engine measurements", ha="center",
                      transform=axes[0].transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=120, format=kind)
     plt.close(fig)
+    write_atomically(path, image.getvalue())

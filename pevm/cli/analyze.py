@@ -20,6 +20,7 @@ from pevm.engines.locations import location_text
 from pevm.cli.arguments import positive_ints
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
+from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import list_cases
 from pevm.simulation.calibration import CHECK_TOLERANCE, consistent
 
@@ -154,6 +155,8 @@ def _simulated(args: argparse.Namespace, ref: Any, items: list[BlockAnalysis],
 
 
 def analyze_command(args: argparse.Namespace) -> int:
+    if args.dot:
+        check_writable(args.dot)
     listing = list_cases(args.paths)
     listing.raise_for_named()
     console = Console()
@@ -186,8 +189,7 @@ def analyze_command(args: argparse.Namespace) -> int:
             else:
                 _print(console, item, predicted, by_time)
             if args.dot and not dot_written:
-                with open(args.dot, "w") as handle:
-                    handle.write(to_dot(item))
+                write_atomically(args.dot, to_dot(item))
                 dot_written = True
     if failed:
         return 2

@@ -15,13 +15,15 @@ from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
-                        format_ratio as _fmt, paired_cell, plot, workers_cell)
+                        format_ratio as _fmt, paired_cell, plot, plot_format,
+                        workers_cell)
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
 from pevm.cli.info import describe_machine, machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
+from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import CaseRef, list_cases, skips_text
 from pevm.state.backend import StateBackend
 
@@ -123,6 +125,11 @@ def bench_command(args: argparse.Namespace) -> int:
         raise PevmError("--repeat must be at least 1")
     if args.min_time < 0:
         raise PevmError("--min-time must be 0 or more")
+    for path in (args.json, args.plot, args.trace):
+        if path:
+            check_writable(path)  # before the measurements, not after them
+    if args.plot:
+        plot_format(args.plot)
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.
     console = Console(width=None if sys.stdout.isatty() else 200)
     benches: list[BlockBench] = []
@@ -162,8 +169,7 @@ def bench_command(args: argparse.Namespace) -> int:
                     "date": datetime.datetime.now(datetime.UTC).isoformat(),
                     "command": getattr(args, "command_line", None),
                     "repeat": args.repeat, "blocks": [b.to_json() for b in benches]}
-        with open(args.json, "w") as handle:
-            json.dump(document, handle, indent=2)
+        write_atomically(args.json, json.dumps(document, indent=2))
         console.print(f"wrote {args.json}")
     if args.plot:
         plot(benches, args.plot)

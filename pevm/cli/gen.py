@@ -20,7 +20,7 @@ from rich.progress import (
 )
 
 from pevm.workloads import WORKLOADS, generate_block, write_fixture
-from pevm.workloads.fixture import check_writable
+from pevm.output_files import check_writable
 from pevm.workloads.scenario import SUPPORTED_NETWORKS, WorkloadError
 
 #: Show a progress bar on a terminal from this many transactions up.

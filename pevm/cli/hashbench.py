@@ -13,6 +13,7 @@ from typing import Any
 
 from pevm.cli.arguments import positive_int, positive_ints
 from pevm.errors import InputError
+from pevm.output_files import check_writable, write_atomically
 
 
 def register(subparsers: Any) -> None:
@@ -72,8 +73,8 @@ def _describe() -> dict[str, Any]:
 def hashbench_command(args: argparse.Namespace) -> int:
     from pevm.gpu import bench
 
-    if args.json is not None and not args.json.parent.exists():
-        raise InputError(str(args.json), "directory does not exist")
+    if args.json is not None:
+        check_writable(str(args.json))  # before the measurements, not after them
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -102,7 +103,7 @@ def hashbench_command(args: argparse.Namespace) -> int:
             rounds=args.rounds, seed=args.seed, progress=shown)
         print(format_records(report["incremental_root"]))
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_atomically(str(args.json), json.dumps(report, indent=2) + "\n")
     mismatched = [r["accounts"] for r in report["state_root"] + report.get("incremental_root", [])
                   if r.get("roots_match") is False]
     if mismatched:

@@ -28,6 +28,7 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError
+from pevm.output_files import check_writable
 from pevm.forks import UnknownNetwork, canonical_network
 from pevm.inputs.discover import CaseRef, list_cases, skips_text
 from pevm.runner import ERROR, FAILED, PASSED, REJECTED, BlockReport, run_case_ref
@@ -218,6 +219,7 @@ def _trace(args: argparse.Namespace, engine: Any) -> Trace | None:
     """The trace ``--trace`` asks for, attached to the engine."""
     if not args.trace:
         return None
+    check_writable(args.trace)  # before the run, not after it
     if args.cluster is not None:
         raise PevmError("--trace records this machine's processes: not with --cluster")
     if not isinstance(engine, ParallelEngine):

@@ -25,7 +25,6 @@ fault that copies the page takes ~2.5 us, one that finds the page no longer shar
 from __future__ import annotations
 
 import json
-import os
 import time
 try:
     import resource
@@ -35,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from pevm.output_files import write_atomically
 
 
 class Activity(StrEnum):
@@ -180,8 +181,6 @@ class Trace:
                 "otherData": {"producer": "pevm"}}
 
     def write(self, path: str) -> None:
-        """Write the trace file (atomically: a failed run leaves no half file)."""
-        partial = f"{path}.partial"
-        with open(partial, "w") as handle:
-            json.dump(self.to_json(), handle)
-        os.replace(partial, path)
+        """Write the trace file (whole or not at all:
+        :func:`~pevm.output_files.write_atomically`)."""
+        write_atomically(path, json.dumps(self.to_json()))

@@ -11,15 +11,14 @@ file loads through py-evm's ``normalize_blockchain_fixtures`` and
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from typing import Any
 
 import rlp
 
+from pevm.output_files import check_writable, write_atomically
 from pevm.pyevm_compat import field_names
-from pevm.workloads.scenario import AccountSpec, Built, WorkloadError
+from pevm.workloads.scenario import AccountSpec, Built
 
 #: py-evm header attribute -> fixture field, in the order fixtures list them.
 HEADER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -151,21 +150,6 @@ def dumps(fixture: dict[str, Any]) -> str:
     return json.dumps(fixture, indent=1, sort_keys=True) + "\n"
 
 
-def check_writable(path: str) -> None:
-    """Raise WorkloadError unless ``path`` can be written (checked before the work)."""
-    if path == "-":
-        return
-    if os.path.isdir(path):
-        raise WorkloadError(f"{path}: is a directory")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise WorkloadError(f"{path}: directory {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise WorkloadError(f"{path}: directory {folder} is not writable")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise WorkloadError(f"{path}: file is not writable")
-
-
 def write_fixture(fixture: dict[str, Any], path: str) -> int:
     """Write ``fixture`` to ``path`` (``-``: stdout) atomically; returns the byte count."""
     text = dumps(fixture)
@@ -175,18 +159,5 @@ def write_fixture(fixture: dict[str, Any], path: str) -> int:
         sys.stdout.flush()
         return len(data)
     check_writable(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=".pevm-gen-", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise WorkloadError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    write_atomically(path, data)
     return len(data)
