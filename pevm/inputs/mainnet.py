@@ -42,16 +42,21 @@ MAINNET_CHAIN_ID = 1
 SNAPSHOT_FILES = ("block.json", "pre_state.json")
 
 
+def _absent_snapshot_files(path: str) -> list[str]:
+    """Those of :data:`SNAPSHOT_FILES` that the directory ``path`` lacks."""
+    return [name for name in SNAPSHOT_FILES
+            if not os.path.isfile(os.path.join(path, name))]
+
+
 def is_snapshot_dir(path: str) -> bool:
-    return all(os.path.isfile(os.path.join(path, name)) for name in SNAPSHOT_FILES)
+    return not _absent_snapshot_files(path)
 
 
 def missing_snapshot_file(path: str) -> str | None:
     """The one of :data:`SNAPSHOT_FILES` missing from a directory that holds the
     other (a snapshot half fetched or half copied); None otherwise."""
-    missing = [name for name in SNAPSHOT_FILES
-               if not os.path.isfile(os.path.join(path, name))]
-    return missing[0] if len(missing) == 1 else None
+    absent = _absent_snapshot_files(path)
+    return absent[0] if len(absent) == 1 else None
 
 
 def _int(value: Any, what: str) -> int:
