@@ -20,9 +20,11 @@ import json
 import sys
 from collections import Counter
 
-from pevm.bench import format_ratio as _fmt, paired_cell, workers_cell
+from pevm.bench import (format_ratio as _fmt, paired_cell, plot_format, save_figure,
+                        workers_cell)
 from pevm.cli.info import describe_machine
 from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity
+from pevm.errors import PevmError
 
 
 def render(document: dict, totals_only: bool = False) -> str:
@@ -268,6 +270,7 @@ def _render_model_beyond_two(measured: dict[str, dict[int, tuple[float, float]]]
 def plot_model(document: dict, simulated: list[dict], path: str) -> None:
     """Per block: the ideals (by gas, by time), the simulated and the measured
     speedup against workers."""
+    kind = plot_format(path)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -304,8 +307,7 @@ def plot_model(document: dict, simulated: list[dict], path: str) -> None:
         ax.set_ylabel("speedup over 1")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, kind, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reading = args.file
     try:
+        if args.plot:
+            plot_format(args.plot)  # before reading: matplotlib, the format, the path
+    except PevmError as exc:
+        print(f"report.py: {exc}", file=sys.stderr)
+        return 2
+    try:
         with open(args.file) as handle:
             text = handle.read()
         if text.lstrip().startswith("{\"source\""):
@@ -348,14 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"report.py: cannot read {reading}: {exc}", file=sys.stderr)
         return 2
-    if simulated is not None:
-        if args.plot:
-            plot_model(document, simulated, args.plot)
-        else:
-            sys.stdout.write(render_model(document, simulated))
-    elif args.plot:
-        from pevm.bench import BlockBench, plot
-        plot([BlockBench.from_json(b) for b in document["blocks"]], args.plot)
+    if args.plot:
+        try:
+            if simulated is not None:
+                plot_model(document, simulated, args.plot)
+            else:
+                from pevm.bench import BlockBench, plot
+                plot([BlockBench.from_json(b) for b in document["blocks"]], args.plot)
+        except PevmError as exc:  # e.g. the disk filled while writing
+            print(f"report.py: {exc}", file=sys.stderr)
+            return 2
+    elif simulated is not None:
+        sys.stdout.write(render_model(document, simulated))
     elif args.memory:
         sys.stdout.write(render_memory(document))
     elif args.state_layer:

@@ -40,7 +40,7 @@ from pevm.engines.options import format_options
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
-from pevm.output_files import write_atomically
+from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
@@ -453,7 +453,8 @@ def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
 def plot_format(path: str) -> str:
     """The image format ``path``'s extension names (``png`` without one), checked
     before a benchmark runs: PevmError where matplotlib (the ``bench`` extra) is
-    missing or does not write that format."""
+    missing, does not write that format, or ``path`` cannot be written."""
+    check_writable(path)
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -464,6 +465,17 @@ def plot_format(path: str) -> str:
         raise PevmError(f"--plot {path}: matplotlib does not write .{kind} files "
                         f"(it writes {', '.join(sorted(supported))})")
     return kind
+
+
+def save_figure(fig: Any, path: str, kind: str, dpi: int) -> None:
+    """Render the matplotlib figure ``fig`` as ``kind`` (:func:`plot_format`), close
+    it, and write it to ``path`` whole (:func:`~pevm.output_files.write_atomically`)."""
+    import matplotlib.pyplot as plt
+
+    image = io.BytesIO()
+    fig.savefig(image, dpi=dpi, format=kind)
+    plt.close(fig)
+    write_atomically(path, image.getvalue())
 
 
 def plot(benches: list[BlockBench], path: str) -> None:
@@ -511,7 +523,4 @@ def plot(benches: list[BlockBench], path: str) -> None:
         axes[0].text(0.5, 0.5, "no parallel-engine measurements", ha="center",
                      transform=axes[0].transAxes)
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, dpi=120, format=kind)
-    plt.close(fig)
-    write_atomically(path, image.getvalue())
+    save_figure(fig, path, kind, dpi=120)

@@ -1,8 +1,11 @@
 """benchmarks/report.py renders what pevm bench measured (the tables of docs/results.md)."""
 from __future__ import annotations
 
+import json
 import statistics
 from typing import Any
+
+import pytest
 
 from benchmarks.report import render, render_model
 
@@ -246,6 +249,36 @@ def test_the_script_refuses_a_missing_or_malformed_file_with_one_line(tmp_path, 
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("report.py: cannot read") for line in err)
+
+
+def test_the_script_refuses_a_plot_it_cannot_write_before_reading(tmp_path, capsys
+                                                                   ) -> None:
+    from benchmarks.report import main
+    # the input is never read: a path it cannot plot to stops it first
+    absent = str(tmp_path / "absent.json")
+    missing_dir = str(tmp_path / "nowhere" / "speedup.png")
+    assert main([absent, "--plot", missing_dir]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"report.py: {missing_dir}: directory") and "Traceback" not in err
+    pytest.importorskip("matplotlib", reason="--plot needs the bench extra's matplotlib")
+    assert main([absent, "--plot", str(tmp_path / "speedup.xyz")]) == 2
+    err = capsys.readouterr().err
+    assert "does not write .xyz files" in err and "Traceback" not in err
+
+
+def test_the_script_plots_the_model_against_the_bench_whole(tmp_path) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs the bench extra's matplotlib")
+    from benchmarks.report import main
+    bench, model = tmp_path / "bench.json", tmp_path / "model.jsonl"
+    bench.write_text(json.dumps({"blocks": [{"name": "a", "engine": [
+        {"workers": w, "transaction_phase": {"seconds": {"median": m, "min": m}}}
+        for w, m in ((1, 1.0), (2, 0.6))]}]}))
+    model.write_text(json.dumps({"case": "a", "ideal_speedup": {"1": 1.0, "2": 1.8},
+                                 "simulated_speedup": {"1": 1.0, "2": 1.5}}) + "\n")
+    target = tmp_path / "model.svg"
+    assert main([str(bench), "--model", str(model), "--plot", str(target)]) == 0
+    assert target.read_text().lstrip().startswith("<?xml")  # the format its name asks
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:

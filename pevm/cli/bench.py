@@ -125,11 +125,11 @@ def bench_command(args: argparse.Namespace) -> int:
         raise PevmError("--repeat must be at least 1")
     if args.min_time < 0:
         raise PevmError("--min-time must be 0 or more")
-    for path in (args.json, args.plot, args.trace):
+    for path in (args.json, args.trace):
         if path:
             check_writable(path)  # before the measurements, not after them
     if args.plot:
-        plot_format(args.plot)
+        plot_format(args.plot)  # writable, and a format matplotlib writes
     # Tables are wide: do not squeeze them to 80 columns when output is redirected.
     console = Console(width=None if sys.stdout.isatty() else 200)
     benches: list[BlockBench] = []
