@@ -21,8 +21,8 @@ from pevm.errors import InputError
 from pevm.forks import mainnet_vm_class
 from pevm.inputs.blockchain_tests import (FixtureCase, load_cases,
                                           looks_like_blockchain_tests, read_json)
-from pevm.inputs.mainnet import (SNAPSHOT_FILES, is_snapshot_dir, load_snapshot,
-                                 missing_snapshot_file)
+from pevm.inputs.mainnet import (SNAPSHOT_FILES, absent_snapshot_files, is_snapshot_dir,
+                                 load_snapshot, missing_snapshot_file)
 from pevm.state.backend import StateBackend
 from pevm.task import BlockTask
 
@@ -122,11 +122,12 @@ def _sources(paths: list[str]) -> Iterator[tuple[str, str, bool]]:
                 continue
             for directory, subdirs, files in os.walk(path):
                 subdirs.sort()
-                if is_snapshot_dir(directory):
+                absent = len(absent_snapshot_files(directory))
+                if not absent:
                     subdirs[:] = []
                     yield directory, "snapshot", False
                     continue
-                partial = missing_snapshot_file(directory) is not None
+                partial = absent == 1
                 if partial:  # its one file is no BlockchainTests file: say why
                     yield directory, "partial snapshot", directory == path
                 for name in sorted(files):

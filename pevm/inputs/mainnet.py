@@ -42,20 +42,21 @@ MAINNET_CHAIN_ID = 1
 SNAPSHOT_FILES = ("block.json", "pre_state.json")
 
 
-def _absent_snapshot_files(path: str) -> list[str]:
-    """Those of :data:`SNAPSHOT_FILES` that the directory ``path`` lacks."""
+def absent_snapshot_files(path: str) -> list[str]:
+    """Those of :data:`SNAPSHOT_FILES` that the directory ``path`` lacks: none in a
+    snapshot directory, one in a snapshot half fetched or half copied."""
     return [name for name in SNAPSHOT_FILES
             if not os.path.isfile(os.path.join(path, name))]
 
 
 def is_snapshot_dir(path: str) -> bool:
-    return not _absent_snapshot_files(path)
+    return not absent_snapshot_files(path)
 
 
 def missing_snapshot_file(path: str) -> str | None:
     """The one of :data:`SNAPSHOT_FILES` missing from a directory that holds the
     other (a snapshot half fetched or half copied); None otherwise."""
-    absent = _absent_snapshot_files(path)
+    absent = absent_snapshot_files(path)
     return absent[0] if len(absent) == 1 else None
 
 
