@@ -58,6 +58,13 @@ Progress = Callable[[str, int, int], None]
 MIN_SAMPLE_S = 0.05
 #: ... with at most this many imports to a sample
 MAX_LOOPS = 50
+#: ``pevm bench`` probes the machine's speed (:func:`~pevm.host.probe_slowness`)
+#: before the first block and after each; where the slowest probe reads more than
+#: this much over the fastest, it says so (:func:`speed_note`). A shared VM's
+#: speed can move: this 2-core VM read 1.20x one morning and 1.24-2.2x at the start
+#: of runs that afternoon, when a block that runs the same code at 1 and 2 workers
+#: read 0.84x (session 39).
+SPEED_SPREAD = 1.15
 
 
 def loops_for(seconds: float, min_time: float = MIN_SAMPLE_S) -> int:
@@ -155,6 +162,17 @@ def paired_cell(paired: dict[str, float] | None) -> str:
     if not paired:
         return "-"
     return f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})"
+
+
+def speed_note(probes: Sequence[float]) -> str | None:
+    """What to say about a run whose speed probes (:data:`SPEED_SPREAD`) moved:
+    None where they held still."""
+    if len(probes) < 2 or max(probes) <= SPEED_SPREAD * min(probes):
+        return None
+    low, high = min(probes), max(probes)
+    return (f"note: this machine's speed moved during the run (slowness "
+            f"{low:.2f}-{high:.2f}x over {len(probes)} probes): ratios may carry up "
+            f"to {high / low - 1:.0%} of noise; run again on a quiet machine")
 
 
 @dataclass

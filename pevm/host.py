@@ -54,9 +54,16 @@ def _probe_work() -> None:
 def machine_slowness() -> float:
     """How much longer this machine takes than the cost model's reference for the
     engine's own kind of work (pure Python: tuples, dicts, pickling): 1.0 there,
-    2.0 at half its speed. Measured once per process (about 2 ms), the fastest of
-    five runs, and held within 0.25-8 so that one disturbed probe cannot turn the
-    engine's decisions upside down."""
+    2.0 at half its speed. Measured once per process (:func:`probe_slowness`), so
+    that the engine's decisions rest on one value for the process's life."""
+    return probe_slowness()
+
+
+def probe_slowness() -> float:
+    """One measurement of :func:`machine_slowness` now (about 2 ms): the fastest of
+    five runs of its workload, held within 0.25-8 so that one disturbed probe cannot
+    turn the engine's decisions upside down. ``pevm bench`` probes again between
+    blocks to tell whether the machine's speed moved during a run."""
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
@@ -88,4 +95,5 @@ def cpu_description(cpuinfo: str | None = None) -> dict[str, str | int | None]:
     return {"model": fields.get("model name"), "threads_per_core": threads}
 
 
-__all__ = ["usable_cores", "machine_slowness", "cpu_description", "REFERENCE_PROBE_S"]
+__all__ = ["usable_cores", "machine_slowness", "probe_slowness", "cpu_description",
+           "REFERENCE_PROBE_S"]

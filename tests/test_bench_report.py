@@ -281,6 +281,15 @@ def test_the_script_plots_the_model_against_the_bench_whole(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_run_whose_machine_speed_moved_says_so() -> None:
+    from pevm.bench import SPEED_SPREAD, speed_note
+    assert speed_note([1.2]) is None                      # nothing to compare
+    assert speed_note([1.2, 1.25, 1.2 * SPEED_SPREAD]) is None  # within the spread
+    note = speed_note([1.2, 1.5, 1.3])
+    assert note is not None
+    assert "slowness 1.20-1.50x over 3 probes" in note and "25%" in note
+
+
 def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:
     from pevm.bench import workers_cell
     assert workers_cell({"workers": 16, "processes_ran": 9}) == "16 (9 ran)"

@@ -44,6 +44,10 @@ def test_bench_writes_json_schema_and_plot(snapshot: Path, tmp_path: Path,
     document = json.loads(out.read_text())
     assert document["machine"]["cpu_count"] >= 1
     assert {"cpu_model", "threads_per_core", "slowness"} <= set(document["machine"])
+    # the machine's speed, probed before the block and after it
+    probes = document["machine"]["slowness_probes"]
+    assert len(probes) == 2 and probes[0] == document["machine"]["slowness"]
+    assert all(0.25 <= p <= 8.0 for p in probes)
     assert document["command"].startswith("pevm bench ") and "--memory" in document["command"]
     [block] = document["blocks"]
     assert block["txs"] == 18 and block["gas"] > 0

@@ -107,6 +107,9 @@ def test_one_line_describes_the_machine() -> None:
     assert info.describe_machine(machine) == \
         "16 CPUs (Intel(R) Xeon(R) Processor, 1 thread per core), Python 3.12.3, " \
         "slowness 1.26x"
+    # a bench run whose speed probes moved
+    assert info.describe_machine(machine | {"slowness_probes": [1.26, 1.4, 1.31]}) \
+        .endswith("slowness 1.26x (probed 1.26-1.40x during the run)")
     # a bench JSON from before the CPU was recorded
     assert info.describe_machine({"cpu_count": 2, "python": "3.11.7"}) == \
         "2 CPUs, Python 3.11.7"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pevm.engines import cost_model
-from pevm.host import machine_slowness
+from pevm.host import machine_slowness, probe_slowness
 from pevm.engines.cost_model import (WorkEstimate, costly_transactions, default_chunk_size,
                                      workers_to_start)
 
@@ -118,6 +118,9 @@ def test_the_machine_is_gauged_once_within_bounds():
     slowness = machine_slowness()
     assert 0.25 <= slowness <= 8.0
     assert machine_slowness() is slowness              # measured once per process
+    # a probe measures again (pevm bench, between blocks), within the same bounds
+    assert 0.25 <= probe_slowness() <= 8.0
+    assert machine_slowness() is slowness
 
 
 def test_the_rest_of_a_block_is_weighed_by_count_and_by_gas_limit():

@@ -16,13 +16,14 @@ from rich.table import Table
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
                         format_ratio as _fmt, paired_cell, plot, plot_format,
-                        workers_cell)
+                        speed_note, workers_cell)
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
 from pevm.cli.info import describe_machine, machine_info
 from pevm.cli.main import print_case_error
 from pevm.errors import PevmError, ResultMismatch
+from pevm.host import machine_slowness, probe_slowness
 from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import CaseRef, list_cases, skips_text
 from pevm.state.backend import StateBackend
@@ -135,6 +136,7 @@ def bench_command(args: argparse.Namespace) -> int:
     benches: list[BlockBench] = []
     failed: list[BaseException] = []
     trace = Trace() if args.trace else None
+    probes = [machine_slowness()]  # the speed the engine's cost model runs on
     with tempfile.TemporaryDirectory(prefix="pevm-bench-") as scratch:
         cases = _cases(args, scratch)
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -159,11 +161,16 @@ def bench_command(args: argparse.Namespace) -> int:
                     failed.append(exc)    # error; the other cases are measured
                     print_case_error(f"{ref.source} :: {ref.name}", exc,
                                      getattr(args, "debug", False))
+                probes.append(probe_slowness())
     machine = machine_info()
+    machine["slowness_probes"] = [round(p, 3) for p in probes]
+    note = speed_note(probes)
     if benches:
         console.print(f"machine: {describe_machine(machine)}")
     for bench in benches:
         _print(console, bench)
+    if benches and note:
+        console.print(note)
     if args.json:
         document = {"machine": machine,
                     "date": datetime.datetime.now(datetime.UTC).isoformat(),

@@ -78,14 +78,18 @@ def machine_info() -> dict[str, Any]:
 
 def describe_machine(machine: dict[str, Any]) -> str:
     """One line for a :func:`machine_info` record (or an older bench JSON's, which
-    lacks the CPU): CPUs, CPU model and threads per core, Python, slowness."""
+    lacks the CPU): CPUs, CPU model and threads per core, Python, slowness -- and
+    the range of a bench's speed probes where they moved (``slowness_probes``)."""
     threads = machine.get("threads_per_core")
     cpu = ", ".join(part for part in (machine.get("cpu_model"),
                                       _per_core(threads) if threads else None) if part)
     slowness = machine.get("slowness")
+    probes = machine.get("slowness_probes") or []
+    moved = f" (probed {min(probes):.2f}-{max(probes):.2f}x during the run)" \
+        if probes and min(probes) != max(probes) else ""
     return (f"{machine['cpu_count']} CPUs" + (f" ({cpu})" if cpu else "")
             + f", Python {machine['python']}"
-            + (f", slowness {slowness}x" if slowness is not None else ""))
+            + (f", slowness {slowness}x{moved}" if slowness is not None else ""))
 
 
 def _per_core(threads: int) -> str:
