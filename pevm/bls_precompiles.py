@@ -33,7 +33,7 @@ from eth.precompiles import bls12_381 as pyevm_bls
 from eth.precompiles.bls12_381 import constants as prices
 from py_ecc.optimized_bls12_381 import field_modulus
 
-from pevm.pyevm_compat import output_or_original
+from pevm.pyevm_compat import output_or_original, run_original
 
 arkworks: Any
 try:
@@ -95,18 +95,11 @@ def _g2(data: bytes) -> Any:
     return _point(data, arkworks.G2Point, 4)
 
 
-def _fallback(computation: ComputationAPI,
-              original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
-    """A length py-evm refuses before pricing: its function raises its error."""
-    original(computation)
-    return computation
-
-
 def _add(computation: ComputationAPI, size: int, group: Any, cost: int, reason: str,
          original: Callable[[ComputationAPI], Any]) -> ComputationAPI:
     data = computation.msg.data_as_bytes
     if len(data) != 2 * size:
-        return _fallback(computation, original)
+        return run_original(computation, original)  # a length py-evm refuses
 
     def output() -> bytes | None:
         first, second = _point(data[:size], group, size // 64), \
@@ -123,7 +116,7 @@ def _msm(computation: ComputationAPI, size: int, group: Any, unit_gas: int,
     data = computation.msg.data_as_bytes
     pair = size + SCALAR_SIZE
     if not data or len(data) % pair:
-        return _fallback(computation, original)
+        return run_original(computation, original)  # a length py-evm refuses
     k = len(data) // pair
     discount = discounts[k - 1] if k <= len(discounts) else max_discount
     cost = k * unit_gas * discount // prices.MSM_MULTIPLIER
@@ -183,7 +176,7 @@ def pairing_check(computation: ComputationAPI, *,
     data = computation.msg.data_as_bytes
     reason = "BLS12_PAIRING_CHECK gas"
     if not data or len(data) % PAIR_SIZE:
-        return _fallback(computation, original)
+        return run_original(computation, original)  # a length py-evm refuses
     k = len(data) // PAIR_SIZE
 
     def output() -> bytes | None:
@@ -207,7 +200,7 @@ def _map(computation: ComputationAPI, fields: int, group: Any, method: str, cost
     ``method`` (simplified SWU, the isogeny, cofactor clearing)."""
     data = computation.msg.data_as_bytes
     if len(data) != 64 * fields:
-        return _fallback(computation, original)
+        return run_original(computation, original)  # a length py-evm refuses
 
     def output() -> bytes | None:
         raw = _fields(data, fields)

@@ -513,6 +513,13 @@ def output_or_original(computation: Any, cost: int, reason: str,
             computation.consume_gas(cost, reason=reason)
             computation.output = result
             return computation
+    return run_original(computation, original)
+
+
+def run_original(computation: Any, original: Callable[[Any], Any]) -> Any:
+    """Run py-evm's own precompile function ``original`` on ``computation`` and
+    return the computation, as py-evm's precompile protocol does (its BLS12-381
+    functions return None; an error they raise goes through unchanged)."""
     original(computation)
     return computation
 
