@@ -369,7 +369,6 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
     assert_same(reference(CancunVM, block), got)
     assert engine.last_detail.warm_up_txs == k
     assert got.result.stats.workers == 2
-    assert got.result.stats.seconds["warm_up"] < 60
 
 
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
@@ -475,7 +474,6 @@ def test_a_short_blocks_rest_runs_in_process_looked_at_again_at_each_doubling(
     reason = engine.last_detail.in_process_reason
     assert reason.startswith(f"{len(MIXED) - 4 * k} transactions left after {4 * k} ")
     assert reason.endswith("workers would not pay")
-    assert got.result.stats.seconds["warm_up"] < 60
 
 
 def test_a_rest_first_judged_short_starts_workers_when_a_later_look_finds_it_long(
