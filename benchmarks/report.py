@@ -356,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"report.py: cannot read {reading}: {exc}", file=sys.stderr)
         return 2
+    if not isinstance(document, dict) or not isinstance(document.get("blocks"), list):
+        print(f"report.py: {args.file}: not a pevm bench --json document (no list of "
+              f"'blocks'; pevm hashbench's JSON has no table here)", file=sys.stderr)
+        return 2
     if args.plot:
         try:
             if simulated is not None:
@@ -378,7 +382,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(render_variants(document))
     else:
         sys.stdout.write(render(document, totals_only=args.totals))
+        sys.stdout.write(render_notes(document))
     return 0
+
+
+def render_notes(document: dict) -> str:
+    """What ``pevm bench`` said about the run's noise (:func:`pevm.bench.speed_note`,
+    :func:`pevm.bench.same_path_note`), as paragraphs after the table."""
+    from pevm.bench import BlockBench, same_path_note, speed_note
+    notes = (speed_note(document.get("machine", {}).get("slowness_probes") or []),
+             same_path_note([BlockBench.from_json(b) for b in document["blocks"]]))
+    return "".join(f"\n{note[0].upper()}{note[1:]}\n" for note in notes if note)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,11 @@ MAX_LOOPS = 50
 #: of runs that afternoon, when a block that runs the same code at 1 and 2 workers
 #: read 0.84x (session 39).
 SPEED_SPREAD = 1.15
+#: A block that stays in one process at a worker count above 1 runs nearly the
+#: code it runs at 1 worker (the warm-up's path costs 2-4% more: docs/results.md,
+#: session 39), so its ratio is a gauge of the run's noise: :func:`same_path_note`
+#: names those more than this far from 1x either way.
+SAME_PATH_SPREAD = 1.08
 
 
 def loops_for(seconds: float, min_time: float = MIN_SAMPLE_S) -> int:
@@ -175,6 +180,24 @@ def speed_note(probes: Sequence[float]) -> str | None:
             f"to {high / low - 1:.0%} of noise; run again on a quiet machine")
 
 
+def same_path_note(benches: Sequence[BlockBench]) -> str | None:
+    """What to say where blocks that stayed in one process at more than 1 worker
+    (:data:`SAME_PATH_SPREAD`) read far from 1x against 1 worker: the other ratios
+    of the run carry noise of that size. None where none did."""
+    off = []
+    for bench in benches:
+        for row in bench.rows():
+            ratio = row["transaction_phase"]["speedup_vs_one_process"]
+            if row["workers"] > 1 and row["processes_ran"] == 1 and ratio \
+                    and not 1 / SAME_PATH_SPREAD <= ratio <= SAME_PATH_SPREAD:
+                off.append(f"{bench.name} {ratio:.2f}x at {row['workers']} workers")
+    if not off:
+        return None
+    more = f" and {len(off) - 3} more" if len(off) > 3 else ""
+    return (f"note: {', '.join(off[:3])}{more}, in one process at each count as at 1 "
+            f"worker: this run's ratios carry noise of that size")
+
+
 @dataclass
 class BlockBench:
     """All timings of one block, and what its dependency graph allows."""
@@ -254,10 +277,13 @@ class BlockBench:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BlockBench:
-        """The inverse of :meth:`to_json` (timings and ideal; to re-plot a run)."""
+        """The inverse of :meth:`to_json` (timings, ideal, and each configuration's
+        breakdown and page faults; to re-plot a run or read it again)."""
         def timing(label: str, workers: int, entry: dict[str, Any]) -> Timing:
             return Timing(label, workers, list(entry["seconds"]["samples"]),
                           list(entry["transaction_phase"]["seconds"]["samples"]),
+                          breakdown=entry.get("breakdown"),
+                          page_faults=entry.get("page_faults"),
                           options=dict(entry.get("options", {})))
         return cls(name=data["name"], source=data["source"], txs=data["txs"],
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),

@@ -71,6 +71,8 @@ def test_a_bench_document_round_trips() -> None:
     ref = Timing("reference", 1, [3.0, 2.0, 4.0], [1.5, 1.0, 2.0])
     engine = [Timing("parallel", 1, [2.0, 2.0, 2.5], [1.0, 0.9, 1.1]),
               Timing("parallel", 2, [1.5, 1.2, 1.9], [0.6, 0.5, 0.7])]
+    engine[1].breakdown = {"coordinator": {"execute": 0.3}, "worker 0": {"execute": 0.3}}
+    engine[1].page_faults = {"coordinator": 5, "worker 0": 4}
     bench = BlockBench("b", "src", 10, 1000, ref, engine, {"1": 1.0, "2": 2.0},
                        ceiling={"2": 1.5})
     again = BlockBench.from_json(bench.to_json())
@@ -249,6 +251,10 @@ def test_the_script_refuses_a_missing_or_malformed_file_with_one_line(tmp_path, 
     assert main([str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("report.py: cannot read") for line in err)
+    other = tmp_path / "hashbench.json"  # JSON, but not a bench document
+    other.write_text(json.dumps({"machine": {}, "keccak": []}))
+    assert main([str(other)]) == 2
+    assert "not a pevm bench --json document" in capsys.readouterr().err
 
 
 def test_the_script_refuses_a_plot_it_cannot_write_before_reading(tmp_path, capsys
@@ -288,6 +294,45 @@ def test_a_run_whose_machine_speed_moved_says_so() -> None:
     note = speed_note([1.2, 1.5, 1.3])
     assert note is not None
     assert "slowness 1.20-1.50x over 3 probes" in note and "25%" in note
+
+
+def test_a_block_in_one_process_at_every_count_gauges_the_run_s_noise() -> None:
+    from pevm.bench import BlockBench, Timing, same_path_note
+
+    def bench(name: str, one: float, two: float, ran: int) -> BlockBench:
+        at_two = Timing("parallel", 2, [two], [two],
+                        breakdown={f"p{i}": {"execute": two} for i in range(ran)})
+        return BlockBench(name, "src", 9, 1, Timing("reference", 1, [3.0], [3.0]),
+                          [Timing("parallel", 1, [one], [one],
+                                  breakdown={"coordinator": {"execute": one}}), at_two],
+                          None)
+    # in one process at 2 workers: 0.84x is the run's noise, 0.97x is not
+    assert same_path_note([bench("quiet", 1.0, 1.03, ran=1)]) is None
+    note = same_path_note([bench("noisy", 1.0, 1.19, ran=1), bench("quiet", 1.0, 1.03, 1)])
+    assert note is not None and "noisy 0.84x at 2 workers" in note and "quiet" not in note
+    # where workers ran, the ratio is the engine's, not a gauge
+    assert same_path_note([bench("parallel", 1.0, 1.19, ran=2)]) is None
+
+
+def test_the_script_repeats_what_bench_said_about_the_run_s_noise(tmp_path, capsys
+                                                                    ) -> None:
+    from benchmarks.report import main
+    from pevm.bench import BlockBench, Timing
+    one = Timing("parallel", 1, [1.0], [1.0], breakdown={"coordinator": {}})
+    two = Timing("parallel", 2, [1.25], [1.25], breakdown={"coordinator": {}})
+    block = BlockBench("same-path", "src", 9, 1, Timing("reference", 1, [3.0], [3.0]),
+                       [one, two], None)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"machine": {"cpu_count": 2, "python": "3.11.7",
+                                            "platform": "Linux",
+                                            "slowness": 1.2,
+                                            "slowness_probes": [1.2, 1.5]},
+                                "date": "2026-12-05T00:00:00", "repeat": 1,
+                                "blocks": [block.to_json()]}))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Note: this machine's speed moved during the run (slowness 1.20-1.50x" in out
+    assert "Note: same-path 0.80x at 2 workers" in out
 
 
 def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from pevm.analysis import analyze_case, analyze
 from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
                         format_ratio as _fmt, paired_cell, plot, plot_format,
-                        speed_note, workers_cell)
+                        same_path_note, speed_note, workers_cell)
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
@@ -164,13 +164,13 @@ def bench_command(args: argparse.Namespace) -> int:
                 probes.append(probe_slowness())
     machine = machine_info()
     machine["slowness_probes"] = [round(p, 3) for p in probes]
-    note = speed_note(probes)
     if benches:
         console.print(f"machine: {describe_machine(machine)}")
     for bench in benches:
         _print(console, bench)
-    if benches and note:
-        console.print(note)
+    for note in (speed_note(probes), same_path_note(benches)):
+        if benches and note:
+            console.print(note)
     if args.json:
         document = {"machine": machine,
                     "date": datetime.datetime.now(datetime.UTC).isoformat(),
