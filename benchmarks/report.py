@@ -236,6 +236,13 @@ def render_model(document: dict, simulated: list[dict]) -> str:
                      + f" | {shares} | {beyond} | {ideal['16']:.2f} |")
     if errors:
         lines += ["", _within(errors, "blocks")]
+    cores = {row["calibration"]["cores"] for row in simulated
+             if isinstance((row.get("calibration") or {}).get("cores"), int)}
+    if len(cores) == 1 and (count := cores.pop()) < 64:
+        # a 2-core calibration's predictions at 4-64 repeat its 2: say why
+        lines += ["", f"Simulated on {count} cores, the calibration's: past {count} "
+                      f"workers the predictions are what {count} cores allow "
+                      "(`pevm analyze --cores N` plans for more)."]
     return "\n".join(lines) + "\n" + _render_model_beyond_two(measured, simulated)
 
 

@@ -168,6 +168,19 @@ def test_the_model_against_the_measurement() -> None:
     assert "workers | ideal | simulated" not in text   # measured at 1 and 2 only
 
 
+def test_the_model_says_how_many_cores_it_was_simulated_on() -> None:
+    document = {"blocks": [{"name": "a", "engine": [
+        {"workers": w, "transaction_phase": {"seconds": {"median": m, "min": m}}}
+        for w, m in ((1, 1.0), (2, 0.8))]}]}
+    row = {"case": "a", "ideal_speedup": {"2": 2.0, "16": 10.0},
+           "simulated_speedup": {"1": 1.0, "2": 1.3, "4": 1.3, "64": 1.3}}
+    assert "cores" not in render_model(document, [row])  # no calibration recorded
+    text = render_model(document, [row | {"calibration": {"cores": 2}}])
+    assert "Simulated on 2 cores, the calibration's: past 2 workers" in text
+    # a calibration with cores for every count needs no such word
+    assert "Simulated on" not in render_model(document, [row | {"calibration": {"cores": 64}}])
+
+
 def test_the_model_against_a_many_core_measurement_at_every_count() -> None:
     engine = [{"workers": w, "transaction_phase": {"seconds": {"median": m, "min": m}}}
               for w, m in ((1, 4.0), (2, 2.5), (4, 2.0), (16, 4.0))]
