@@ -242,7 +242,7 @@ def render_model(document: dict, simulated: list[dict]) -> str:
         # a 2-core calibration's predictions at 4-64 repeat its 2: say why
         lines += ["", f"Simulated on {count} cores, the calibration's: past {count} "
                       f"workers the predictions are what {count} cores allow "
-                      "(`pevm analyze --cores N` plans for more)."]
+                      "(`pevm analyze --simulate LIST --cores N` plans for more)."]
     return "\n".join(lines) + "\n" + _render_model_beyond_two(measured, simulated)
 
 

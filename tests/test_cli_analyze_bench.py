@@ -218,3 +218,15 @@ def test_a_variant_that_is_no_option_is_a_usage_error(
         main(["bench", str(fixture), "--variant", "chunk_sise=4"])
     assert exit_.value.code == 2
     assert "unknown engine option 'chunk_sise'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--cores", "4"], ["--recalibrate"],
+                                    ["--profile-repeat", "2"],
+                                    ["--background-load", "1"]])
+def test_analyze_refuses_a_simulation_option_without_simulate(
+        option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    fixture = Path(__file__).parent.parent / "fixtures" / "erc20_small.json"
+    assert main(["analyze", str(fixture), *option]) == 2
+    out, err = capsys.readouterr()
+    assert f"{option[0]} shapes the simulation: add --simulate LIST" in err
+    assert out == ""  # refused before any block ran

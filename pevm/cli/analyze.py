@@ -25,6 +25,16 @@ from pevm.inputs.discover import list_cases
 from pevm.simulation.calibration import CHECK_TOLERANCE, consistent
 
 
+#: in-process runs per block whose median per-transaction costs feed --simulate
+PROFILE_REPEAT = 3
+
+#: options that only shape ``--simulate``, with the attribute each sets and its
+#: default: given without ``--simulate`` they would change nothing, silently
+_SIMULATE_ONLY = (("--cores", "cores", None), ("--background-load", "background_load", None),
+                  ("--recalibrate", "recalibrate", False),
+                  ("--profile-repeat", "profile_repeat", PROFILE_REPEAT))
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "analyze", help="dependency graph, critical path and ideal speedup of blocks",
@@ -70,7 +80,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--recalibrate", action="store_true",
                         help="with --simulate: measure the machine's overheads again "
                              "instead of using the cached calibration")
-    parser.add_argument("--profile-repeat", type=int, default=3, metavar="N",
+    parser.add_argument("--profile-repeat", type=int, default=PROFILE_REPEAT, metavar="N",
                         help="with --simulate: in-process runs per block whose "
                              "median per-transaction costs feed the simulation "
                              "(default %(default)s)")
@@ -104,12 +114,20 @@ def _status(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _calibration(args: argparse.Namespace) -> Any:
-    from pevm.simulation import autogroup_enabled, calibrate, sample_background
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse options that cannot take effect, before any block runs."""
+    if not args.simulate:
+        for flag, name, default in _SIMULATE_ONLY:
+            if getattr(args, name) != default:
+                raise PevmError(f"{flag} shapes the simulation: add --simulate LIST")
     if args.cores is not None and args.cores < 1:
         raise PevmError("--cores must be at least 1")
     if args.profile_repeat < 1:
         raise PevmError("--profile-repeat must be at least 1")
+
+
+def _calibration(args: argparse.Namespace) -> Any:
+    from pevm.simulation import autogroup_enabled, calibrate, sample_background
     calibration = calibrate(refresh=args.recalibrate, status=_status)
     _status(calibration.describe())
     if not consistent(calibration):
@@ -157,6 +175,7 @@ def _simulated(args: argparse.Namespace, ref: Any, items: list[BlockAnalysis],
 def analyze_command(args: argparse.Namespace) -> int:
     if args.dot:
         check_writable(args.dot)
+    _check_options(args)
     listing = list_cases(args.paths)
     listing.raise_for_named()
     console = Console()
