@@ -2,6 +2,7 @@
 
     python scripts/parallel_corpus_check.py PATH [PATH ...] [--workers 1,2,4]
         [--force-workers] [--limit N] [--force-abort P] [--delay S]
+        [--sender-pipeline auto|always|never]
 
 Every case of every file (directories are walked for ``*.json``) runs once with
 py-evm's reference engine and once per worker count with the parallel engine, each
@@ -65,7 +66,12 @@ def _engine(workers: int, args: Any) -> ParallelEngine:
     return ParallelEngine(
         workers=workers, min_parallel_txs=2 if args.force_workers else None,
         fork_after=0 if args.force_workers else None,
+        sender_pipeline=_PIPELINE[args.sender_pipeline],
         hooks=FaultHooks(force_abort=args.force_abort, delay=args.delay))
+
+
+#: ``--sender-pipeline``: the engine's ``sender_pipeline`` option
+_PIPELINE = {"auto": None, "always": True, "never": False}
 
 
 def check_snapshot(path: str, worker_counts: list[int], args: Any) -> int:
@@ -100,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="at most N files")
     parser.add_argument("--force-abort", type=float, default=0.0)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--sender-pipeline", choices=sorted(_PIPELINE), default="auto",
+                        help="run the rest after the fork as a sender pipeline: where "
+                             "the warm-up says it pays (auto), always, or never")
     parser.add_argument("--networks", default="",
                         help="comma-separated networks to keep (default: all)")
     args = parser.parse_args(argv)

@@ -202,3 +202,53 @@ def test_without_evidence_as_many_start_as_asked_up_to_the_cores():
     assert workers_to_start(2, cores=16) == 2
     assert workers_to_start(8, cores=1) == 1     # one core: the coordinator alone
     assert workers_to_start(1, cores=4) == 1
+
+
+def test_a_sender_pipeline_pays_where_recovery_outweighs_its_overheads():
+    def pays(work: float, recovery: float, n: int = 1000, workers: int = 2,
+             cores: int = 2, speculation_pays: bool = True) -> bool:
+        return cost_model.pipeline_pays(n, work, recovery, workers, cores=cores,
+                                        slowness=1.0, speculation_pays=speculation_pays)
+
+    share, per_tx, fixed = (cost_model.PIPELINE_SHARE, cost_model.PIPELINE_TX_S,
+                            cost_model.PIPELINE_FIXED_S)
+    # 1,000 transfers: 160 ms, 58 ms of them recovering senders
+    assert pays(0.160, 0.058)
+    # below the share, speculation on the same two processes gains more ...
+    assert not pays(0.370, share * 0.370 * 0.99)
+    assert pays(0.370, share * 0.370 * 1.01)
+    # ... unless the warm-up found that speculation pays nothing (a chain, a rest
+    # too short for it): then the estimate alone decides, break-even at the
+    # overheads
+    overheads = 1000 * per_tx + fixed
+    assert pays(0.370, overheads * 1.01, speculation_pays=False)
+    assert not pays(0.370, overheads * 0.99, speculation_pays=False)
+    # a recovery share above the bar that does not cover the overheads
+    assert not pays(overheads, overheads * 0.9)
+    # only where exactly two processes can execute
+    assert not pays(0.160, 0.058, cores=1)
+    assert not pays(0.160, 0.058, workers=1)
+    assert not pays(0.160, 0.058, workers=4, cores=4)
+    assert pays(0.160, 0.058, workers=4, cores=2)
+    assert pays(0.160, 0.058, workers=2, cores=16)
+    # nothing left, or no work measured
+    assert not pays(0.160, 0.058, n=1)
+    assert not pays(0.0, 0.0)
+
+
+def test_the_warm_up_starts_a_sender_pipeline_at_its_first_look_that_says_so():
+    verdict, WarmUp = cost_model.warm_up_verdict, cost_model.WarmUp
+    slow = machine_slowness()
+    work = 0.160 * slow
+    assert verdict(8, 992, work, 2, False, cores=2, recovery=0.4 * work) is WarmUp.PIPELINE
+    # from the 8th transaction on, before time or length settle it
+    assert verdict(4, 996, work, 2, False, cores=2, recovery=0.4 * work) is WarmUp.GO_ON
+    assert verdict(8, 992, work, 2, True, cores=2, recovery=0.4 * work) is WarmUp.PIPELINE
+    # a rest too short for speculation: the pipeline's estimate alone decides
+    short = 0.040 * slow
+    assert verdict(8, 100, short, 2, False, cores=2, recovery=0.0) is WarmUp.SHORT
+    assert verdict(8, 100, short, 2, False, cores=2,
+                   recovery=0.2 * short) is WarmUp.PIPELINE
+    # on one core nothing runs beside the coordinator
+    assert verdict(8, 992, work, 2, False, cores=1, recovery=0.4 * work) is not \
+        WarmUp.PIPELINE

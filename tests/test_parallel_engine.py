@@ -58,6 +58,10 @@ ENGINE_VARIANTS = [
     # the coordinator only validates (two forked workers)
     dict(workers=2, min_parallel_txs=2, fork_after=0, chunk_size=2,
          coordinator_executes=False),
+    # a sender pipeline: in order on the coordinator, senders recovered by a worker
+    dict(workers=2, min_parallel_txs=2, hooks=FaultHooks(fork_at_tx=7),
+         sender_pipeline=True),
+    dict(workers=4, min_parallel_txs=2, fork_after=0, sender_pipeline=True),
 ]
 
 
@@ -538,6 +542,29 @@ def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders
     assert detail.pauses >= 1                # speculation was throttled
     assert detail.inline > 100               # the coordinator ran it in order
     assert detail.recover_workers_s > 0      # idle workers recovered ahead
+
+
+def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders():
+    # transfers from many keys, some to each other (so that a sender is also a
+    # recipient), some value-less, some to a fresh account
+    intents = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(120)]
+    detail = _two_workers_match_reference(intents, sender_pipeline=True)
+    assert detail.sender_pipeline
+    assert detail.chunks == 0 and detail.validation_failures == 0
+    assert detail.inline == 120              # every transaction on the coordinator
+    assert detail.recover_workers_s > 0      # the worker recovered senders ahead
+    assert detail.pauses == 0                # held, not throttled
+    # four workers asked for: one recovers, the others are never forked
+    block = build_block(CancunVM, intents)
+    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=0,
+                            sender_pipeline=True, fit_workers=False)
+    outcome = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), outcome)
+    assert outcome.result.stats.workers == 2
+    assert len(engine.last_detail.worker_cpu_s) == 1
+    # never: speculation as before, where the warm-up would choose the pipeline
+    off = _two_workers_match_reference(intents, sender_pipeline=False)
+    assert not off.sender_pipeline and off.chunks > 0
 
 
 def test_a_contract_whose_transactions_keep_conflicting_stays_with_the_coordinator():

@@ -142,6 +142,22 @@ def test_failing_speculation_pauses_dispatch_and_probes_again():
     assert s.next_chunk(0) is not None
 
 
+def test_a_sender_pipeline_runs_everything_in_order_on_the_coordinator():
+    s = Scheduler(200, workers=1, chunk_size=4, window=8, probe=5)
+    s.pipeline()
+    assert s.pipelined and s.paused and s.keeps_to_coordinator
+    for txn in range(200):                     # no probe, ever: no chunk
+        assert s.next_chunk(0) is None
+        assert s.next_commit() == (EXECUTE, txn)
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert s.done and s.stats.chunks == 0 and s.stats.pauses == 0
+    started = Scheduler(200, workers=1, chunk_size=4)
+    assert started.next_chunk(0) is not None
+    with pytest.raises(ValueError):            # only before any chunk is out
+        started.pipeline()
+
+
 def test_in_flight_below_lists_what_a_worker_cannot_know():
     s = Scheduler(40, workers=2, chunk_size=3)
     s.next_chunk(0)                            # 0..2

@@ -291,8 +291,9 @@ def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
     # of its lookahead and, as the engine does, recovers the next senders instead of
     # waiting; the chunks it sends later carry them, so what the workers run is
     # priced without those recoveries (the calibration's worker factor is fitted
-    # over exactly this, SimResult.worker_run_s)
-    n, execution, recovery = 2400, 1e-3, 4e-4
+    # over exactly this, SimResult.worker_run_s); recovery a share of each
+    # transaction below the sender pipeline's (PIPELINE_SHARE), which speculates
+    n, execution, recovery = 2400, 1e-3, 1.5e-4
     slow = Calibration(cores=2, worker_factor=10.0)
     with_senders = BlockProfile.uniform([execution] * n)
     with_senders.recover_s = [recovery] * n
@@ -349,3 +350,22 @@ def test_a_profile_without_the_in_process_totals_stays_as_measured() -> None:
     profile = BlockProfile.uniform([0.004, 0.002])
     scale_to_in_process(profile, execute_s=0.0, recover_s=0.0)
     assert profile.exec_s == [0.004, 0.002]
+
+
+def test_a_block_of_cheap_transactions_with_costly_senders_simulates_as_a_pipeline(
+        ) -> None:
+    # 1,000 transfers of 140 us, 55 us of them recovering the sender: as the
+    # engine's warm-up would, the simulation's first look starts a sender pipeline
+    # -- no chunk, everything executed by the coordinator, the worker recovering
+    # senders -- and predicts it faster than one process; at a small share of
+    # recovery it speculates, as before
+    n, cal = 1000, Calibration(cores=2, message_s=3e-5, worker_factor=1.1)
+    cheap = BlockProfile.uniform([1.4e-4] * n, 1e-6)
+    cheap.recover_s = [5.5e-5] * n
+    one, two = simulate(cheap, independent(n), 1, cal), simulate(cheap, independent(n), 2, cal)
+    assert two.chunks == 0 and two.worker_runs == 0 and two.inline == n
+    assert two.worker_cpu_s > 0              # the worker recovered senders
+    assert one.seconds / two.seconds > 1.1
+    costly = BlockProfile.uniform([1.4e-4] * n, 1e-6)
+    costly.recover_s = [1e-5] * n
+    assert simulate(costly, independent(n), 2, cal).chunks > 0

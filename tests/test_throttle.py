@@ -61,3 +61,12 @@ def test_the_interval_stops_growing():
         assert any(run_inline(t, MAX_PROBE))   # MAX_PROBE, then MAX_PROBE again
         t.verdict(False)
     assert run_inline(t, MAX_PROBE) == [False] * (MAX_PROBE - 1) + [True]
+
+
+def test_a_held_throttle_stays_paused_and_never_probes():
+    # a sender pipeline: chosen up front, so no probe asks speculation again
+    t = Throttle(window=8, probe=4)
+    t.hold()
+    assert t.paused and t.held and t.conflicted and t.pauses == 0
+    assert not any(run_inline(t, 100))
+    assert t.paused and not t.probing

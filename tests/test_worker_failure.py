@@ -88,3 +88,22 @@ def test_kill_hook_from_the_environment(block, want):
     # The hook took effect: worker 0 died on its first chunk (how many of that
     # chunk's transactions still counted as lost depends on timing: not asserted).
     assert engine.last_detail.dead_workers == [0]
+
+
+
+@pytest.mark.parametrize("kill", [{0: 1}, {0: 2}])
+def test_a_sender_pipeline_s_worker_dying_never_gives_a_wrong_block(block, want, kill):
+    # The pipeline's one worker dies on its first or second batch of senders. The
+    # coordinator never waits for it -- it recovers a missing sender itself -- so
+    # whether it notices the death before the block's end is timing: noticed, it
+    # is an EngineFailure (every worker dead, as for speculation); not, the block
+    # is py-evm's. Anything else -- a wrong block, another error -- fails.
+    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0,
+                            sender_pipeline=True, hooks=FaultHooks(kill_worker=kill))
+    try:
+        got = import_block(CancunVM, block, engine)
+    except EngineFailure as failure:
+        assert "died" in str(failure)
+    else:
+        assert_same(want, got, str(kill))
+        assert engine.last_detail.sender_pipeline

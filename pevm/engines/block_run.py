@@ -23,8 +23,8 @@ from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMac
 
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
-                                     costly_transactions,
-                                     serial_run, transaction_targets,
+                                     costly_transactions, pipeline_pays, serial_run,
+                                     transaction_targets,
                                      warm_up_verdict, work_weights, workers_that_pay,
                                      workers_to_start)
 from pevm.engines.detail import ParallelDetail
@@ -90,6 +90,8 @@ class BlockRun:
         self.in_process_reason = ""
         #: the warm-up's latest look that found the rest too short for workers
         self._short_reason = ""
+        #: a look of the warm-up found the rest faster as a sender pipeline
+        self._pipeline_verdict = False
 
     def close(self) -> None:
         """Stop and reap the workers, once (the engine closes the run again after
@@ -131,12 +133,15 @@ class BlockRun:
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
                 self._predict_hot(senders)
-                executors = self._workers_that_pay(warm_up)
+                pipeline = self._pipeline_pays()
+                executors = 2 if pipeline else self._workers_that_pay(warm_up)
                 if executors > 1:
                     if executors < engine.workers:
                         workers = executors - engine.coordinator_executes
                         self.scheduler.start_with(workers,
                                                   engine.chunk_length(self.n, executors))
+                    if pipeline:
+                        self.scheduler.pipeline()
                     if self.gc_frozen:
                         gc.freeze()  # what the warm-up created, too, before the fork
                     self._start_workers(workers)
@@ -193,6 +198,7 @@ class BlockRun:
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
             hot_targets=len(self.scheduler.hot.hot), kept=s.kept,
             pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
+            sender_pipeline=self.scheduler.pipelined and feed is not None,
             in_process_reason=self.in_process_reason,
             recover_coordinator_s=round(recover_coordinator, 4),
             recover_workers_s=round(recover_workers, 4),
@@ -241,6 +247,28 @@ class BlockRun:
         known = self.ctx.known_sender
         self.scheduler.hot.predict(
             (t, sender) for t in senders if (sender := known(t)) is not None)
+
+    def _pipeline_pays(self) -> bool:
+        """After the warm-up: whether the rest runs as a sender pipeline -- as
+        ``sender_pipeline`` fixes it, else where a look of the warm-up said so
+        (:attr:`WarmUp.PIPELINE`). A fork point the caller fixed (``fork_after``
+        0, the fault hooks') skips the looks, so the tests of speculation get it."""
+        engine = self.engine
+        if not engine.coordinator_executes:
+            return False
+        if engine.sender_pipeline is not None:
+            return engine.sender_pipeline
+        return self._pipeline_verdict
+
+    def _recovery_left(self, txn: int) -> float:
+        """Seconds, at the warm-up's mean per sender, to recover the senders not
+        yet recovered from ``txn`` to the block's end (the pipeline's saving,
+        :func:`~pevm.engines.cost_model.pipeline_pays`); 0.0 where the engine's
+        option decides instead."""
+        if self.engine.sender_pipeline is not None:
+            return 0.0
+        unknown = self.n - max(txn, self._senders_batch[1])
+        return self.ctx.mean_recovery_s() * max(0, unknown)
 
     def _workers_that_pay(self, warm_up_seconds: float) -> int:
         """After the warm-up: how many executing processes, of ``workers``, to run
@@ -311,15 +339,23 @@ class BlockRun:
             elif txn >= serial_until:
                 now = time.perf_counter() - self._recovered_ahead(txn)
                 work = self.work.remaining(txn, now - start)
-                verdict = warm_up_verdict(txn, self.n - txn, work,
-                                          self.engine.workers, now >= deadline)
+                verdict = warm_up_verdict(txn, self.n - txn, work, self.engine.workers,
+                                          now >= deadline,
+                                          recovery=self._recovery_left(txn))
                 if verdict is WarmUp.SHORT:  # the next look: twice as many run
                     self._short_reason = (
                         f"{self.n - txn} transactions left after {txn} in-process, "
                         f"about {work * 1e3:.1f} ms: workers would not pay")
                     serial_until = 2 * txn
+                elif verdict is WarmUp.PIPELINE:
+                    self._pipeline_verdict = True
+                    break  # in order anyway: a chain does not matter
                 elif verdict is WarmUp.SETTLED:
                     if not self._serial_tail(txn):
+                        break
+                    if pipeline_pays(self.n - txn, work, self._recovery_left(txn),
+                                     self.engine.workers, speculation_pays=False):
+                        self._pipeline_verdict = True  # a chain: in order anyway
                         break
                     serial_until = txn + SERIAL_STEP
             if txn >= self._senders_batch[1]:
@@ -363,6 +399,9 @@ class BlockRun:
         sched = self.scheduler
         feed = self.feed
         force = self.engine.hooks.force_abort
+        # a sender pipeline looks for the worker's senders every 16 transactions,
+        # or when the next one is missing: nothing else arrives
+        lean = sched.pipelined
         while True:
             if feed is not None:
                 feed.dispatch()
@@ -400,7 +439,8 @@ class BlockRun:
             if result is None:
                 incarnation = sched.executed_inline(txn)
                 result = self._execute_inline(txn, incarnation)
-                if feed is not None:
+                if feed is not None and (not lean or txn % 16 == 0 or txn + 1 == self.n
+                                         or not self.ctx.has_sender(txn + 1)):
                     feed.handle(feed.receive(0))
             self._commit(txn, result)
 

@@ -7,6 +7,8 @@
   machine (below), :func:`workers_that_pay` picks the count of processes with the
   lowest estimate, and :func:`warm_up_settled` says when the warm-up has seen
   enough.
+* Whether the rest runs as a sender pipeline instead (:func:`pipeline_pays`):
+  the coordinator executes everything in order while a worker recovers senders.
 * Which transactions are costly, before any runs: :func:`costly_transactions`
   guesses by gas limit (the scheduler keeps them off the coordinator).
 * How long a chunk is: :func:`default_chunk_size` weighs a message's cost against
@@ -212,6 +214,65 @@ def workers_that_pay(remaining: int, work: float, workers: int,
     return best
 
 
+#: The sender pipeline (:func:`pipeline_pays`) is weighed only for a rest whose
+#: sender recovery is at least this share of its in-process time, as the warm-up
+#: estimates both (its first transactions run cold, so it reads the share 15-25%
+#: below what the whole block at 1 worker shows). Measured in session 40 at 2
+#: workers on this 2-core machine, alternating rounds against the speculative
+#: engine: the pipeline won on every block whose look after 8 transactions read
+#: 0.26-0.33 -- 1,000 transfers 1.27x against 1.18x, 1,000 single-sender
+#: withdrawals 1.30x against 1.24x, mainnet 11814555 1.24x against 1.17x,
+#: 5891667 1.19x against 1.03x (forked at its 16th transaction; the speculative
+#: engine keeps it in one process, 0.96x) -- and lost where it read 0.10-0.13:
+#: ERC-20 and mixed transfers (the pipeline's bound, one process executing
+#: everything, is 1.18x there against 1.4x speculating), mainnet 12520364 (1.08x
+#: against 1.32x). Of the 31 mainnet corpus blocks only 5891667 and 11814555
+#: read above 0.21 (the hot spot and 4330482 0.19-0.20).
+PIPELINE_SHARE = 0.25
+#: What running the rest as a sender pipeline costs the coordinator on top of its
+#: transactions' own execution, per transaction, in seconds on the reference
+#: machine (:func:`~pevm.host.machine_slowness`): the polls, the recovered senders
+#: it takes in, its executions beside a busy core and the pages it copies after
+#: the fork. Measured in session 40 on the blocks above: 22-28 us at slowness
+#: 1.14-1.2.
+PIPELINE_TX_S = 25e-6
+#: ... and once: the fork and the first batch's round trip.
+PIPELINE_FIXED_S = 0.004
+
+
+def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
+                  cores: int | None = None, slowness: float | None = None,
+                  speculation_pays: bool = True) -> bool:
+    """Whether the rest of a block should run as a *sender pipeline*: the
+    coordinator executes every transaction in order, exactly as one process does,
+    while one forked worker recovers the senders ahead of it -- a block of cheap
+    transactions whose cost is largely sender recovery (exchange withdrawals,
+    plain transfers), where speculation's per-transaction overheads eat what a
+    second process saves.
+
+    ``remaining`` transactions are left, ``work`` seconds of them in-process
+    (:meth:`WorkEstimate.remaining`), of which ``recovery`` seconds recover their
+    senders (at the warm-up's mean per sender). It pays where the coordinator's
+    estimate, ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
+    :data:`PIPELINE_FIXED_S` (times ``slowness``), is below ``work``, and, unless
+    the warm-up found that ``speculation_pays`` nothing (a rest too short for it,
+    or one dependency chain), the recovery is at least :data:`PIPELINE_SHARE` of
+    the work: below, speculation on the same two processes gains more. (The
+    1,000-transaction hot spot, one chain whose look reads 0.18: 1.13x forked
+    at its 8th transaction as a pipeline, against 1.00x in one process.) Only where
+    exactly two processes can execute (``min(workers, cores) == 2``): with more,
+    speculation's processes all execute, while the pipeline's bound stays one
+    process's execution (unmeasured there: the engine then speculates, as before).
+    """
+    cores = cores or usable_cores()
+    if min(workers, cores) != 2 or remaining < 2 or work <= 0 \
+            or (speculation_pays and recovery < PIPELINE_SHARE * work):
+        return False
+    scale = machine_slowness() if slowness is None else slowness
+    estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
+    return estimate < work
+
+
 def workers_to_start(workers: int, cores: int | None = None) -> int:
     """Executing processes to start where the warm-up ran no transaction to judge
     the block by (its first transaction is costly, so a worker should run it, or
@@ -267,17 +328,31 @@ class WarmUp(Enum):
     SETTLED = "settled"
     #: the rest is too short for workers (:func:`clearly_short`): it runs in-process
     SHORT = "short"
+    #: the rest runs faster as a sender pipeline (:func:`pipeline_pays`): start it
+    PIPELINE = "pipeline"
 
 
 def warm_up_verdict(done: int, remaining: int, work: float, workers: int,
-                    out_of_time: bool, cores: int | None = None) -> WarmUp:
+                    out_of_time: bool, cores: int | None = None,
+                    recovery: float = 0.0) -> WarmUp:
     """The warm-up's rule, one look after ``done`` transactions with ``remaining``
-    left of ``work`` seconds (:class:`WorkEstimate`), ``out_of_time`` once it ran
-    its ``fork_after``: the engine's and the simulation's warm-ups both ask it."""
+    left of ``work`` seconds (:class:`WorkEstimate`), ``recovery`` of them
+    recovering senders, ``out_of_time`` once it ran its ``fork_after``: the
+    engine's and the simulation's warm-ups both ask it. A rest that would run
+    faster as a sender pipeline (:func:`pipeline_pays`) starts it at once, from
+    :data:`SETTLED_AFTER_TXS` on: the pipeline saves a share of every transaction
+    left, so it pays the more the sooner it starts. (A rest that settles but runs
+    as one chain is weighed for the pipeline by the caller, which knows the chain:
+    :func:`serial_run`.)"""
+    if done >= SETTLED_AFTER_TXS and pipeline_pays(remaining, work, recovery, workers,
+                                                   cores):
+        return WarmUp.PIPELINE
     if out_of_time or warm_up_settled(done, work):
         return WarmUp.SETTLED
     if clearly_short(done, remaining, work, workers, cores):
-        return WarmUp.SHORT
+        return WarmUp.PIPELINE if pipeline_pays(remaining, work, recovery, workers,
+                                                cores, speculation_pays=False) \
+            else WarmUp.SHORT
     return WarmUp.GO_ON
 
 
@@ -361,4 +436,5 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights", "workers_that_pay", "workers_to_start",
-           "EXTRA_WORKER_S"]
+           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_SHARE", "PIPELINE_TX_S",
+           "pipeline_pays"]

@@ -42,6 +42,10 @@ class ParallelDetail:
     pre_state_entries: int = 0
     #: transactions committed in-process before the workers were forked
     warm_up_txs: int = 0
+    #: the rest after the warm-up ran as a sender pipeline: the coordinator
+    #: executed it in order while a worker recovered senders
+    #: (:func:`~pevm.engines.cost_model.pipeline_pays`)
+    sender_pipeline: bool = False
     #: why the block ran without workers although more were asked for ("" if not)
     in_process_reason: str = ""
     #: seconds of sender recovery in the coordinator and in the workers

@@ -141,6 +141,8 @@ class BlockContext:
         #: this process's time by activity (a forked worker installs its own)
         self.timeline = Timeline()
         self._unrecoverable: set[int] = set()
+        #: senders recovered in this process (their time: the timeline's RECOVER)
+        self.recovered = 0
 
     def sender_of(self, txn: int) -> bytes | None:
         """Recover (once, in this process) and pin the sender of ``txn``."""
@@ -151,11 +153,18 @@ class BlockContext:
         start = time.perf_counter()
         sender = recover_sender(tx)
         self.timeline.add(Activity.RECOVER, start, txn=txn)
+        self.recovered += 1
         if sender is None:
             self._unrecoverable.add(txn)
         else:
             pin_sender(tx, sender)
         return sender
+
+    def mean_recovery_s(self) -> float:
+        """Seconds per sender recovered in this process so far (0.0 before any)."""
+        if not self.recovered:
+            return 0.0
+        return self.timeline.seconds.get(Activity.RECOVER.value, 0.0) / self.recovered
 
     def recover_senders(self, txns: Iterable[int]) -> list[tuple[int, bytes | None]]:
         """:meth:`sender_of` for each of ``txns``, one after the other.

@@ -40,7 +40,7 @@ class FaultHooks:
     #: re-execution)
     force_abort: float = 0.0
     #: worker id -> n: the worker kills itself (``os._exit``) on receiving its n-th
-    #: run message, holding that chunk's work
+    #: message of work (a chunk to run, or senders to recover), holding that work
     kill_worker: Mapping[int, int] = field(default_factory=dict)
     #: seed of the delays and forced aborts (with the block's ordinal in the run)
     seed: int = 0

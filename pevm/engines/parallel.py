@@ -84,6 +84,14 @@ While the warm-up's latest transactions form one dependency chain
 (:func:`~pevm.engines.cost_model.serial_run`) it goes on in-process, whatever its
 time: workers cannot run a chain faster.
 
+Sender pipeline: where recovering the senders is a large share of the rest's
+time -- cheap transactions, exchange withdrawals -- and two processes can
+execute, the rest runs as one process runs it, in order, with no speculation, no
+validation and no results shipped, while one forked worker recovers the senders
+ahead of the coordinator (:func:`~pevm.engines.cost_model.pipeline_pays`;
+``ParallelDetail.sender_pipeline``). Speculation's per-transaction overheads cost such
+a block more than its second process saves.
+
 Fault hooks (``hooks=``:class:`~pevm.engines.hooks.FaultHooks`): random delays in
 workers, forced aborts, workers that kill themselves, a fork at an exact
 transaction -- adversarial schedules for the tests; none changes a result.
@@ -188,6 +196,11 @@ class ParallelEngine:
     too (:func:`~pevm.engines.cost_model.costly_transactions`);
     ``roomy_stack=False`` runs the block wherever the caller's frame stack stands
     (:mod:`~pevm.frame_stack`; kept for comparisons).
+    ``sender_pipeline``: whether a block may run as a sender pipeline (one worker
+    recovers senders, the coordinator executes in order;
+    :func:`~pevm.engines.cost_model.pipeline_pays`): None (default) where the
+    warm-up says it pays; False never (speculation as before); True whenever
+    workers start, with one worker (for tests and comparisons).
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
     ``chunk_size`` (longest chunk; default
     :func:`~pevm.engines.cost_model.default_chunk_size`),
@@ -210,6 +223,7 @@ class ParallelEngine:
                  state_backend: StateBackend = StateBackend.FLAT,
                  coordinator_executes: bool = True, costly_to_workers: bool = True,
                  fit_workers: bool = True, roomy_stack: bool = True,
+                 sender_pipeline: bool | None = None,
                  hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -243,6 +257,9 @@ class ParallelEngine:
         #: inherit (:mod:`pevm.frame_stack`); False: wherever the caller's
         #: stack stands, as before session 31
         self.roomy_stack = roomy_stack
+        #: the rest of a block may run as a sender pipeline: None where the
+        #: warm-up says it pays, True whenever workers start, False never
+        self.sender_pipeline = sender_pipeline
         #: the state layer the blocks it runs are built on (pevm.state.backend)
         self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()

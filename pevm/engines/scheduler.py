@@ -470,6 +470,20 @@ class Scheduler:
         order, and idle workers recover senders ahead of it."""
         return self.paused or self._starved
 
+    def pipeline(self) -> None:
+        """Before the first chunk: the rest runs as a sender pipeline
+        (:func:`~pevm.engines.cost_model.pipeline_pays`) -- no chunks, the
+        coordinator executes in order and idle workers recover senders ahead of
+        it, to the block's end (the throttle is held paused, never probing)."""
+        if any(self.chunks.values()):
+            raise ValueError("pipeline: only before any chunk")
+        self.throttle.hold()
+
+    @property
+    def pipelined(self) -> bool:
+        """The block's rest runs as a sender pipeline (:meth:`pipeline`)."""
+        return self.throttle.held
+
     @property
     def paused(self) -> bool:
         """Speculation is paused: no chunks, the coordinator executes in order."""

@@ -16,6 +16,11 @@ resumes speculation or pauses it again -- doubling the probe interval each time
 speculation keeps failing, and resetting it once a full window succeeds. This is
 what keeps a fully conflicting block near the single-process speed.
 
+A block that runs as a *sender pipeline*
+(:func:`~pevm.engines.cost_model.pipeline_pays`) is **held** paused from the fork
+on: the same in-order run with senders recovered ahead, chosen up front because
+speculation would not pay, so it never probes.
+
 Besides pausing, the throttle tells the scheduler when speculation is
 **conflicted** -- paused, or more than a quarter of recent results failed -- so
 that the commit point stops waiting on chunks that started ahead of it. None of
@@ -45,6 +50,13 @@ class Throttle:
         self._probe = probe
         self._probe_base = probe
         self._inline_since_pause = 0
+        #: paused for good: the block runs as a sender pipeline (:meth:`hold`)
+        self.held = False
+
+    def hold(self) -> None:
+        """Pause for the rest of the block, without probes (a sender pipeline)."""
+        self.paused = self.held = True
+        self.probing = False
 
     @property
     def conflicted(self) -> bool:
@@ -74,7 +86,7 @@ class Throttle:
     def executed_inline(self) -> bool:
         """The coordinator ran a transaction in-process; True when that ends a
         pause and a probe starts."""
-        if not self.paused:
+        if not self.paused or self.held:
             return False
         self._inline_since_pause += 1
         if self._inline_since_pause < self._probe:

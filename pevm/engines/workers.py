@@ -211,13 +211,13 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
         if message is None:
             break
         timeline.add(Activity.MESSAGE, start, end)  # unpickled by the reader thread
+        runs += 1
+        if hooks.kill_worker.get(worker) == runs:
+            os._exit(86)  # fault hook: die holding work
         if isinstance(message, Recover):
             senders = ctx.recover_senders(message.txns)
             _send(conn, timeline, Senders(worker, senders, timeline.take()))
             continue
-        runs += 1
-        if hooks.kill_worker.get(worker) == runs:
-            os._exit(86)  # fault hook: die holding work
         start = time.perf_counter()
         for txn, packed in message.commits:
             mv.commit(txn, None if packed is None else unpack_writes(packed))

@@ -6,10 +6,12 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
-                                     costly_transactions,
+from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_STEP, SERIAL_WINDOW, WarmUp,
+                                     WorkEstimate, costly_transactions, pipeline_pays,
                                      serial_run, warm_up_verdict, workers_that_pay,
                                      workers_to_start)
+from pevm.engines.sender_batches import warm_up_batch_end
+from pevm.host import machine_slowness
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
@@ -290,16 +292,26 @@ class _Simulation:
         if self.eligible:  # in-process until fork_after, as the engine warms up
             work = WorkEstimate(p.weights or p.gas_limits or [1] * self.n)
             serial_until = 0  # as the engine: a chain, or a short rest, skips looks
+            pipeline = False  # as the engine: a look found a sender pipeline pays
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
                 if txn >= serial_until:
-                    verdict = warm_up_verdict(txn, self.n - txn,
-                                              work.remaining(txn, self.now), self.executors,
-                                              self.now >= self.engine.fork_after, cal.cores)
+                    left = work.remaining(txn, self.now)
+                    recovery = self._recovery_left(txn)
+                    verdict = warm_up_verdict(txn, self.n - txn, left, self.executors,
+                                              self.now >= self.engine.fork_after, cal.cores,
+                                              recovery=recovery)
                     if verdict is WarmUp.SHORT:  # as the engine: a look again later
                         serial_until = 2 * txn
+                    elif verdict is WarmUp.PIPELINE:
+                        pipeline = True
+                        break
                     elif verdict is WarmUp.SETTLED:
                         if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
+                            break
+                        if pipeline_pays(self.n - txn, left, recovery, self.executors,
+                                         cal.cores, speculation_pays=False):
+                            pipeline = True
                             break
                         serial_until = txn + SERIAL_STEP
                 yield from self._inline(txn)
@@ -322,7 +334,9 @@ class _Simulation:
                                       if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
-                if done == 0:  # as the engine: no evidence, its first is costly
+                if pipeline:  # as the engine: one worker recovers senders
+                    executors = 2
+                elif done == 0:  # as the engine: no evidence, its first is costly
                     executors = workers_to_start(self.executors, cal.cores)
                 else:
                     executors = workers_that_pay(
@@ -332,6 +346,8 @@ class _Simulation:
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
                     sched.start_with(self.workers, self.engine.chunk_length(self.n, executors))
+                if pays and pipeline:
+                    sched.pipeline()
             if pays:
                 yield from self._start_workers(senders)
             else:
@@ -373,8 +389,26 @@ class _Simulation:
                     continue
             yield from self._inline(txn)
 
+    def _recovery_left(self, txn: int) -> float:
+        """As the engine's look: the senders from ``txn`` on that its warm-up's
+        batches (:func:`warm_up_batch_end`) have not recovered, at the mean of
+        those they have."""
+        end = 0
+        while end < txn:
+            end = warm_up_batch_end(end)
+        end = min(end, self.n)
+        if end == 0:
+            return 0.0
+        mean = sum(self.p.recover_s[:end]) / end
+        return mean * (self.n - max(txn, end))
+
     def _inline(self, txn: int) -> Job:
         self.sched.executed_inline(txn)
+        if self.started and self.sched.pipelined:
+            # what the cost model charges a sender pipeline per transaction (polls,
+            # senders taken in, executions beside a busy core): the calibration
+            # measures speculation's costs, not these
+            yield PIPELINE_TX_S * machine_slowness()
         yield self._coordinator_runs(txn)
         if self.started:
             yield from self._handle()  # pool.receive(0) after an in-process run
