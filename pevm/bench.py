@@ -103,6 +103,10 @@ class Timing:
     #: the parallel engine's tuning options changed from how it ships (a variant,
     #: :mod:`pevm.engines.options`); empty: the engine as it ships
     options: dict[str, Any] = field(default_factory=dict)
+    #: blocks that ran as a sender pipeline in the same imports as ``breakdown``
+    #: (:attr:`ParallelDetail.sender_pipeline
+    #: <pevm.engines.detail.ParallelDetail>`); None: not the parallel engine
+    sender_pipelines: int | None = None
 
     @property
     def ran(self) -> int | None:
@@ -155,11 +159,14 @@ def format_ratio(value: float | None, percent: bool = False) -> str:
 
 def workers_cell(row: Mapping[str, Any]) -> str:
     """A JSON row's worker count as a table cell, with the processes that ran
-    where they were fewer (``16 (9 ran)``): ``pevm bench``'s table and
+    where they were fewer (``16 (9 ran)``), and ``pipeline`` where a block ran as
+    a sender pipeline (``2 (pipeline)``): ``pevm bench``'s table and
     ``benchmarks/report.py`` alike."""
     ran = row.get("processes_ran")
-    return str(row["workers"]) if ran in (None, row["workers"]) \
-        else f"{row['workers']} ({ran} ran)"
+    notes = [] if ran in (None, row["workers"]) else [f"{ran} ran"]
+    if row.get("sender_pipelines"):
+        notes.append("pipeline")
+    return f"{row['workers']} ({', '.join(notes)})" if notes else str(row["workers"])
 
 
 def paired_cell(paired: dict[str, float] | None) -> str:
@@ -229,6 +236,7 @@ class BlockBench:
             ceiling = (self.ceiling or {}).get(str(timing.workers))
             out.append({
                 "workers": timing.workers, "processes_ran": timing.ran,
+                "sender_pipelines": timing.sender_pipelines,
                 "seconds": timing.to_json(),
                 "tx_per_s": self.txs / timing.median, "gas_per_s": self.gas / timing.median,
                 "speedup_vs_reference": self.reference.median / timing.median,
@@ -262,6 +270,7 @@ class BlockBench:
             out.append({
                 "options": timing.options, "variant": format_options(timing.options),
                 "workers": timing.workers, "processes_ran": timing.ran,
+                "sender_pipelines": timing.sender_pipelines,
                 "seconds": timing.to_json(),
                 "transaction_phase": {
                     "seconds": _summary(timing.phase_samples),
@@ -284,7 +293,8 @@ class BlockBench:
                           list(entry["transaction_phase"]["seconds"]["samples"]),
                           breakdown=entry.get("breakdown"),
                           page_faults=entry.get("page_faults"),
-                          options=dict(entry.get("options", {})))
+                          options=dict(entry.get("options", {})),
+                          sender_pipelines=entry.get("sender_pipelines"))
         return cls(name=data["name"], source=data["source"], txs=data["txs"],
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),
                    engine=[timing("parallel", row["workers"], row)
@@ -313,10 +323,11 @@ class ProcessTotals:
     """The parallel engine's per-process totals over the blocks of one import of
     a case (each block's :class:`~pevm.engines.detail.ParallelDetail`): seconds by
     activity (``breakdown``) and minor page faults (``page_faults``), by process
-    name."""
+    name, and the blocks that ran as a sender pipeline."""
 
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     page_faults: dict[str, int] = field(default_factory=dict)
+    sender_pipelines: int = 0
 
     def add(self, detail: ParallelDetail) -> None:
         """Add one block's detail."""
@@ -326,6 +337,7 @@ class ProcessTotals:
                 into[name] = round(into.get(name, 0.0) + value, 6)
         for process, count in detail.page_faults.items():
             self.page_faults[process] = self.page_faults.get(process, 0) + count
+        self.sender_pipelines += detail.sender_pipeline
 
 
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
@@ -426,6 +438,8 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                 timing.breakdown = totals.breakdown
             if totals is not None and totals.page_faults:
                 timing.page_faults = totals.page_faults
+            if totals is not None and timing.label == "parallel":
+                timing.sender_pipelines = totals.sender_pipelines
             if results is not None:
                 if timing is configs[0][0]:
                     reference = results

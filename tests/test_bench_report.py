@@ -354,4 +354,10 @@ def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:
     assert workers_cell({"workers": 2, "processes_ran": 1}) == "2 (1 ran)"   # in-process
     assert workers_cell({"workers": 4, "processes_ran": 4}) == "4"
     assert workers_cell({"workers": 4}) == "4"      # a document from before the field
+    # a block run as a sender pipeline says so, beside the processes that ran
+    assert workers_cell({"workers": 2, "processes_ran": 2, "sender_pipelines": 3}) == \
+        "2 (pipeline)"
+    assert workers_cell({"workers": 4, "processes_ran": 2, "sender_pipelines": 1}) == \
+        "4 (2 ran, pipeline)"
+    assert workers_cell({"workers": 2, "processes_ran": 2, "sender_pipelines": 0}) == "2"
 

@@ -230,3 +230,21 @@ def test_analyze_refuses_a_simulation_option_without_simulate(
     out, err = capsys.readouterr()
     assert f"{option[0]} shapes the simulation: add --simulate LIST" in err
     assert out == ""  # refused before any block ran
+
+
+def test_bench_says_which_imports_ran_as_a_sender_pipeline(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the bundled transfers fixture, forked at once and held to the pipeline by a
+    # variant: its row counts the imports that ran so, and the table says it
+    fixture = Path(__file__).parent.parent / "fixtures" / "transfers_c100.json"
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(fixture), "--workers", "2", "--repeat", "1",
+                 "--min-time", "0", "--json", str(out), "--variant",
+                 "sender_pipeline=True,fork_after=0,min_parallel_txs=2"]) == 0
+    assert "2 (pipeline)" in capsys.readouterr().out
+    [block] = json.loads(out.read_text())["blocks"]
+    [variant] = block["variants"]
+    assert variant["sender_pipelines"] == 1
+    one = next(row for row in block["engine"] if row["workers"] == 1)
+    assert one["sender_pipelines"] == 0
+    assert block["reference"].get("sender_pipelines") is None
