@@ -225,12 +225,16 @@ def test_a_sender_pipeline_pays_where_recovery_outweighs_its_overheads():
     assert not pays(0.370, overheads * 0.99, speculation_pays=False)
     # a recovery share above the bar that does not cover the overheads
     assert not pays(overheads, overheads * 0.9)
-    # only where exactly two processes can execute
+    # against speculation, only where exactly two processes can execute ...
     assert not pays(0.160, 0.058, cores=1)
     assert not pays(0.160, 0.058, workers=1)
     assert not pays(0.160, 0.058, workers=4, cores=4)
     assert pays(0.160, 0.058, workers=4, cores=2)
     assert pays(0.160, 0.058, workers=2, cores=16)
+    # ... where speculation pays nothing, wherever two can
+    assert pays(0.160, 0.058, workers=4, cores=4, speculation_pays=False)
+    assert not pays(0.160, 0.058, cores=1, speculation_pays=False)
+    assert not pays(0.160, 0.058, workers=1, speculation_pays=False)
     # nothing left, or no work measured
     assert not pays(0.160, 0.058, n=1)
     assert not pays(0.0, 0.0)

@@ -259,14 +259,17 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     or one dependency chain), the recovery is at least :data:`PIPELINE_SHARE` of
     the work: below, speculation on the same two processes gains more. (The
     1,000-transaction hot spot, one chain whose look reads 0.18: 1.13x forked
-    at its 8th transaction as a pipeline, against 1.00x in one process.) Only where
-    exactly two processes can execute (``min(workers, cores) == 2``): with more,
-    speculation's processes all execute, while the pipeline's bound stays one
-    process's execution (unmeasured there: the engine then speculates, as before).
+    at its 8th transaction as a pipeline, against 1.00x in one process.) It needs
+    two processes that can execute; against speculation, exactly two
+    (``min(workers, cores) == 2``): with more, speculation's processes all
+    execute, while the pipeline's bound stays one process's execution (unmeasured
+    there: the engine then speculates, as before).
     """
     cores = cores or usable_cores()
-    if min(workers, cores) != 2 or remaining < 2 or work <= 0 \
-            or (speculation_pays and recovery < PIPELINE_SHARE * work):
+    executors = min(workers, cores)
+    if executors < 2 or remaining < 2 or work <= 0:
+        return False
+    if speculation_pays and (executors != 2 or recovery < PIPELINE_SHARE * work):
         return False
     scale = machine_slowness() if slowness is None else slowness
     estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
