@@ -12,7 +12,10 @@ where there is none, recovers senders instead -- validates and commits in block
 order and re-executes failures itself; workers apply the commits a run message
 carries (and pin the senders it hands them), execute the chunk and send the
 results (what is done so far every ``FLUSH_S`` of a long run); while speculation
-is paused idle workers recover senders ahead of the coordinator. A worker's
+is paused idle workers recover senders ahead of the coordinator -- from the fork
+on where the warm-up chooses a sender pipeline, as the engine's looks do
+(:func:`~pevm.engines.cost_model.pipeline_pays`; the coordinator is then charged
+``PIPELINE_TX_S`` a transaction, which the calibration does not measure). A worker's
 execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
 committed and synced to the worker when the chunk was sent, or was executed
 correctly before by the same worker; one the coordinator ran ahead iff each

@@ -10,12 +10,12 @@ from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_STEP, SERIAL_WINDOW, 
                                      WorkEstimate, costly_transactions, pipeline_pays,
                                      serial_run, warm_up_verdict, workers_that_pay,
                                      workers_to_start)
-from pevm.engines.sender_batches import warm_up_batch_end
-from pevm.host import machine_slowness
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
-from pevm.engines.sender_batches import recovery_batch, waiting_batch, warm_up_senders
+from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
+                                         warm_up_batch_end, warm_up_senders)
+from pevm.host import machine_slowness
 
 
 Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block
