@@ -20,6 +20,18 @@ from pevm.simulation.profile import scale_to_in_process
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def reference_speed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's decisions the simulation makes weigh costs scaled by this
+    machine's probed speed (:func:`~pevm.host.machine_slowness`), which a busy
+    machine reads higher; these tests of the model's logic run at the reference
+    machine's."""
+    import pevm.engines.cost_model as cost_model
+    import pevm.simulation.model as model
+    for module in (cost_model, model):
+        monkeypatch.setattr(module, "machine_slowness", lambda: 1.0)
+
+
 def independent(n: int) -> list[tuple[int, ...]]:
     return [()] * n
 
