@@ -233,8 +233,12 @@ PIPELINE_SHARE = 0.25
 #: transactions' own execution, per transaction, in seconds on the reference
 #: machine (:func:`~pevm.host.machine_slowness`): the polls, the recovered senders
 #: it takes in, its executions beside a busy core and the pages it copies after
-#: the fork. Measured in session 40 on the blocks above: 22-28 us at slowness
-#: 1.14-1.2.
+#: the fork. Measured in session 40 (slowness ~1.2) as the pipeline's time less one
+#: process's without its recoveries: 24 ms on 1,000 transfers, 29 ms on the
+#: 1,000-transaction hot spot, 19 ms on mainnet 11814555 (571 transactions after
+#: the warm-up) and 13 ms on 5891667 (372) -- about this per transaction and
+#: :data:`PIPELINE_FIXED_S` once. Costlier transactions lose more beside a busy
+#: core than this counts: mainnet 4330482 (229 of ~450 us) paid 16 ms.
 PIPELINE_TX_S = 25e-6
 #: ... and once: the fork and the first batch's round trip.
 PIPELINE_FIXED_S = 0.004
