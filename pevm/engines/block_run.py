@@ -133,7 +133,7 @@ class BlockRun:
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
                 self._predict_hot(senders)
-                pipeline = self._pipeline_pays()
+                pipeline = self._runs_as_pipeline()
                 executors = 2 if pipeline else self._workers_that_pay(warm_up)
                 if executors > 1:
                     if executors < engine.workers:
@@ -248,7 +248,7 @@ class BlockRun:
         self.scheduler.hot.predict(
             (t, sender) for t in senders if (sender := known(t)) is not None)
 
-    def _pipeline_pays(self) -> bool:
+    def _runs_as_pipeline(self) -> bool:
         """After the warm-up: whether the rest runs as a sender pipeline -- as
         ``sender_pipeline`` fixes it, else where a look of the warm-up said so
         (:attr:`WarmUp.PIPELINE`). A fork point the caller fixed (``fork_after``
@@ -339,9 +339,9 @@ class BlockRun:
             elif txn >= serial_until:
                 now = time.perf_counter() - self._recovered_ahead(txn)
                 work = self.work.remaining(txn, now - start)
+                recovery = self._recovery_left(txn)
                 verdict = warm_up_verdict(txn, self.n - txn, work, self.engine.workers,
-                                          now >= deadline,
-                                          recovery=self._recovery_left(txn))
+                                          now >= deadline, recovery=recovery)
                 if verdict is WarmUp.SHORT:  # the next look: twice as many run
                     self._short_reason = (
                         f"{self.n - txn} transactions left after {txn} in-process, "
@@ -353,8 +353,8 @@ class BlockRun:
                 elif verdict is WarmUp.SETTLED:
                     if not self._serial_tail(txn):
                         break
-                    if pipeline_pays(self.n - txn, work, self._recovery_left(txn),
-                                     self.engine.workers, speculation_pays=False):
+                    if pipeline_pays(self.n - txn, work, recovery, self.engine.workers,
+                                     speculation_pays=False):
                         self._pipeline_verdict = True  # a chain: in order anyway
                         break
                     serial_until = txn + SERIAL_STEP

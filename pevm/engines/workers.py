@@ -205,14 +205,14 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
 
     threading.Thread(target=receive, daemon=True).start()
     rng = random.Random(hooks.seed * 1000 + worker)
-    runs = 0
+    received = 0
     while True:
         message, start, end = inbox.get()
         if message is None:
             break
         timeline.add(Activity.MESSAGE, start, end)  # unpickled by the reader thread
-        runs += 1
-        if hooks.kill_worker.get(worker) == runs:
+        received += 1  # messages of work: runs and recoveries
+        if hooks.kill_worker.get(worker) == received:
             os._exit(86)  # fault hook: die holding work
         if isinstance(message, Recover):
             senders = ctx.recover_senders(message.txns)
