@@ -104,12 +104,16 @@ class EngineStats:
     #: why a parallel engine ran the block in one process although asked for more
     #: workers (a small or cheap block, no fork here; "" otherwise)
     in_process_reason: str = ""
+    #: the parallel engine ran the block's rest as a sender pipeline: in order in
+    #: one process while a worker recovered the senders ahead (no speculation)
+    sender_pipeline: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"engine": self.engine, "workers": self.workers,
                 "executions": self.executions, "aborts": self.aborts,
                 "validations": self.validations, "backend": self.backend,
-                "in_process_reason": self.in_process_reason}
+                "in_process_reason": self.in_process_reason,
+                "sender_pipeline": self.sender_pipeline}
 
 
 @dataclass

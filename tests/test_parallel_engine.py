@@ -562,6 +562,9 @@ def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders
     assert_same(reference(CancunVM, block), outcome)
     assert outcome.result.stats.workers == 2
     assert len(engine.last_detail.worker_cpu_s) == 1
+    # what `pevm run --json` reports: the mode, and nothing validated
+    stats = outcome.result.stats.to_json()
+    assert stats["sender_pipeline"] is True and stats["validations"] == 0
     # never: speculation as before, where the warm-up would choose the pipeline
     off = _two_workers_match_reference(intents, sender_pipeline=False)
     assert not off.sender_pipeline and off.chunks > 0

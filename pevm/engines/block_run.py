@@ -183,13 +183,14 @@ class BlockRun:
             engine.trace.add_block(f"block {self.base_header.block_number}", used,
                                    tracks)
         s = self.scheduler.stats
+        pipelined = self.scheduler.pipelined and feed is not None
         executions = self.executions + (feed.executions if feed is not None else 0)
         stats = EngineStats(
             engine=engine.name, workers=used,
             executions=executions,
             aborts=executions - self.n,
             validations=s.validations, seconds=self.seconds,
-            in_process_reason=self.in_process_reason)
+            in_process_reason=self.in_process_reason, sender_pipeline=pipelined)
         engine.last_detail = ParallelDetail(
             chunks=s.chunks, chunk_size=self.scheduler.chunk_size, dispatched=s.dispatched,
             inline=s.inline, ahead=s.ahead, costly=s.costly,
@@ -198,7 +199,7 @@ class BlockRun:
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
             hot_targets=len(self.scheduler.hot.hot), kept=s.kept,
             pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
-            sender_pipeline=self.scheduler.pipelined and feed is not None,
+            sender_pipeline=pipelined,
             in_process_reason=self.in_process_reason,
             recover_coordinator_s=round(recover_coordinator, 4),
             recover_workers_s=round(recover_workers, 4),
