@@ -13,7 +13,7 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import block_run, cost_model, parallel, sender_batches
+from pevm.engines import cost_model, parallel, sender_batches, warm_up
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
 from pevm.engines.workers import NURSERY_FROM, WorkerPool
@@ -342,12 +342,12 @@ def _import_checked(workers, **options):
 def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
     block = build_block(CancunVM, MIXED)
     want = reference(CancunVM, block)
-    for warm_up in (1, 13, 37):
+    for fork_at in (1, 13, 37):
         engine = ParallelEngine(workers=2, min_parallel_txs=1, chunk_size=3,
-                                hooks=FaultHooks(fork_at_tx=warm_up))
+                                hooks=FaultHooks(fork_at_tx=fork_at))
         got = import_block(CancunVM, block, engine)
-        assert_same(want, got, f"warm-up {warm_up}")
-        assert engine.last_detail.warm_up_txs == warm_up
+        assert_same(want, got, f"warm-up {fork_at}")
+        assert engine.last_detail.warm_up_txs == fork_at
         assert got.result.stats.workers == 2
     lazy = ParallelEngine(workers=2, min_parallel_txs=1, fork_after=60)
     got = import_block(CancunVM, block, lazy)
@@ -366,7 +366,7 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
     # stops after the first k transactions, and the workers take the rest (this
     # small block's rest would not pay for them: that verdict is not tested here)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
+    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
     block = build_block(CancunVM, MIXED)
     engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
     got = import_block(CancunVM, block, engine)
@@ -382,7 +382,7 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
         asked.append((remaining, work, workers))
         return 1
 
-    engine, got = _in_process_import(monkeypatch, block_run, "workers_that_pay", none_pay,
+    engine, got = _in_process_import(monkeypatch, warm_up, "workers_that_pay", none_pay,
                                      fork_after=0.003)
     warm = engine.last_detail.warm_up_txs
     assert warm >= 1 and asked == [(len(MIXED) - warm, asked[0][1], 2)]
@@ -407,7 +407,7 @@ def _import_with_count(monkeypatch, intents, workers: int, count: int, **options
         asked.append((remaining, work, workers, kept, kept_work))
         return count
 
-    monkeypatch.setattr(block_run, "workers_that_pay", answer)
+    monkeypatch.setattr(warm_up, "workers_that_pay", answer)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
     block = build_block(CancunVM, intents)
     engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=60, **options)
@@ -469,7 +469,7 @@ def test_a_short_blocks_rest_runs_in_process_looked_at_again_at_each_doubling(
         return False
 
     monkeypatch.setattr(cost_model, "parallel_pays", never)  # clearly_short's
-    engine, got = _in_process_import(monkeypatch, block_run, "workers_that_pay",
+    engine, got = _in_process_import(monkeypatch, warm_up, "workers_that_pay",
                                      lambda *args, **kwargs: 1 + never(*args, **kwargs),
                                      fork_after=60)
     k = cost_model.SETTLED_AFTER_TXS
@@ -489,7 +489,7 @@ def test_a_rest_first_judged_short_starts_workers_when_a_later_look_finds_it_lon
     monkeypatch.setattr(cost_model, "parallel_pays",
                         lambda remaining, *args, **kwargs: remaining < len(MIXED) - k)
     monkeypatch.setattr(cost_model, "warm_up_settled", lambda done, work: done >= 2 * k)
-    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
+    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
     engine, got = _import_checked(2, fork_after=60)
     assert engine.last_detail.warm_up_txs == 2 * k
     assert got.result.stats.workers == 2
@@ -501,12 +501,12 @@ def test_the_warm_up_leaves_senders_recovered_ahead_out_of_its_time():
     # took 32 ms, looked at when 20 is next, is 22 ms of recovery for transactions
     # not run yet -- not part of the time per transaction that decides on workers
     from types import SimpleNamespace
-    ahead = block_run.BlockRun._recovered_ahead
-    batch = SimpleNamespace(_senders_batch=(10, 42, 0.032))
+    ahead = warm_up.WarmUpRun.recovered_ahead
+    batch = SimpleNamespace(senders_batch=(10, 42, 0.032))
     assert ahead(batch, 20) == pytest.approx(0.022)
     assert ahead(batch, 10) == pytest.approx(0.032)
     assert ahead(batch, 42) == 0.0 and ahead(batch, 50) == 0.0
-    assert ahead(SimpleNamespace(_senders_batch=(0, 0, 0.0)), 0) == 0.0
+    assert ahead(SimpleNamespace(senders_batch=(0, 0, 0.0)), 0) == 0.0
 
 
 def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkeypatch):
@@ -514,7 +514,7 @@ def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkey
     # its latest SERIAL_WINDOW transactions all increment one counter it goes on
     # (and looks again every SERIAL_STEP)
     monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(block_run, "workers_that_pay", lambda *args, **kwargs: 2)
+    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
     window = cost_model.SERIAL_WINDOW
     chain = [Intent("incr", 1 + i % 7, 0, 1) for i in range(3 * window)]
     block = build_block(CancunVM, chain)

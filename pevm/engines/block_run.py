@@ -3,7 +3,8 @@
 :class:`BlockRun` is what :meth:`ParallelEngine.apply_transactions
 <pevm.engines.parallel.ParallelEngine.apply_transactions>` runs for each block; the
 engine's docstring (:mod:`pevm.engines.parallel`) describes the steps -- senders,
-execution, commit, merge -- and the small-block warm-up. This module holds the
+execution, commit, merge -- and the warm-up, whose looks choose how the rest runs
+(:mod:`pevm.engines.warm_up`; this run executes its transactions). This module holds the
 state that lives for one block only (the multi-version memory, the scheduler, the
 committed results) and the loop that drives them: the engine is its
 configuration, the run is its work. What to run next is the scheduler's policy
@@ -21,21 +22,17 @@ from typing import TYPE_CHECKING, cast
 
 from eth.abc import BlockHeaderAPI, ReceiptAPI, SignedTransactionAPI, VirtualMachineAPI
 
-from pevm.analysis import DependencyGraph, TxAccess
-from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
-                                     costly_transactions, pipeline_pays, serial_run,
-                                     transaction_targets,
-                                     warm_up_verdict, work_weights, workers_that_pay,
-                                     workers_to_start)
+from pevm.engines.cost_model import costly_transactions, transaction_targets
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.feed import WorkerFeed
 from pevm.engines.merge import apply_writes, final_writes, merge_block
 from pevm.engines.mv_memory import CreditOverflow, MVMemory, TxWrites
 from pevm.engines.scheduler import Action, Scheduler
-from pevm.engines.sender_batches import waiting_batch, warm_up_batch_end, warm_up_senders
+from pevm.engines.sender_batches import waiting_batch
 from pevm.engines.timeline import (REST_OF_COORDINATOR, REST_OF_WORKER, Activity, breakdown,
                                    minor_page_faults)
+from pevm.engines.warm_up import WarmUpRun
 from pevm.engines.workers import fork_available, unavailable_reason
 from pevm.errors import REJECTION_ERRORS, BlockRejected, EngineFailure, describe
 from pevm.result import EngineStats
@@ -81,17 +78,10 @@ class BlockRun:
         self.cumulative_gas = 0
         self.waits = 0
         self.before_last: TxWrites | None = None
-        self.warm_up_txs = 0
-        #: the warm-up's latest batch of senders: (first, end, seconds)
-        self._senders_batch: tuple[int, int, float] = (0, 0, 0.0)
         #: senders before it are known or unrecoverable (:func:`waiting_batch`)
         self.waiting_frontier = 0
         #: why the block ran without workers although more were asked for
         self.in_process_reason = ""
-        #: the warm-up's latest look that found the rest too short for workers
-        self._short_reason = ""
-        #: a look of the warm-up found the rest faster as a sender pipeline
-        self._pipeline_verdict = False
 
     def close(self) -> None:
         """Stop and reap the workers, once (the engine closes the run again after
@@ -120,21 +110,22 @@ class BlockRun:
             coordinator_executes=engine.coordinator_executes,
             costly=costly_transactions(gas_limits) if engine.costly_to_workers else (),
             targets=transaction_targets(self.transactions))
-        #: the rest of the block's in-process time, as the warm-up shows it
-        self.work = WorkEstimate(work_weights(self.transactions))
+        warm = WarmUpRun(engine, self.ctx, self.scheduler, self.transactions,
+                         self.committed)
         if eligible:
-            self._warm_up(start)
+            warm.run(start, self._run_in_order)
             warm_up = self.seconds["warm_up"] = time.perf_counter() - start
-            warm_up -= self._recovered_ahead(self.scheduler.commit_index)
+            warm_up -= warm.recovered_ahead(self.scheduler.commit_index)
             left = self.n - self.scheduler.commit_index
-            senders = warm_up_senders(self.warm_up_txs, self.n)  # the workers start with
             if left < max(2, engine.min_parallel_txs):
-                self.in_process_reason = self._short_reason or \
+                self.in_process_reason = warm.short_reason or \
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
-                self._predict_hot(senders)
-                pipeline = self._runs_as_pipeline()
-                executors = 2 if pipeline else self._workers_that_pay(warm_up)
+                warm.predict_hot()
+                pipeline = warm.runs_as_pipeline()
+                executors = 2
+                if not pipeline:
+                    executors, self.in_process_reason = warm.executors(warm_up)
                 if executors > 1:
                     if executors < engine.workers:
                         workers = executors - engine.coordinator_executes
@@ -198,7 +189,7 @@ class BlockRun:
             forced_aborts=s.forced_aborts, blocked=s.blocked, crashed=s.crashed,
             lost=s.lost, stale=s.stale_results, pauses=s.pauses,
             hot_targets=len(self.scheduler.hot.hot), kept=s.kept,
-            pre_state_entries=len(self.ctx.pre), warm_up_txs=self.warm_up_txs,
+            pre_state_entries=len(self.ctx.pre), warm_up_txs=warm.txs,
             sender_pipeline=pipelined,
             in_process_reason=self.in_process_reason,
             recover_coordinator_s=round(recover_coordinator, 4),
@@ -238,162 +229,6 @@ class BlockRun:
         if reason not in self.warned:
             self.warned.add(reason)
             LOG.warning("parallel engine: running in-process: %s", reason)
-
-    def _predict_hot(self, senders: range) -> None:
-        """Before the fork: recover the ``senders`` the workers start with (the
-        batch beyond the warm-up's, :func:`warm_up_senders`) and predict the hot
-        targets from them (:meth:`~pevm.engines.hot_targets.HotTargets.predict`),
-        so that :meth:`_workers_that_pay` knows what stays with the coordinator."""
-        self.ctx.recover_senders(range(self._senders_batch[1], senders.stop))
-        known = self.ctx.known_sender
-        self.scheduler.hot.predict(
-            (t, sender) for t in senders if (sender := known(t)) is not None)
-
-    def _runs_as_pipeline(self) -> bool:
-        """After the warm-up: whether the rest runs as a sender pipeline -- as
-        ``sender_pipeline`` fixes it, else where a look of the warm-up said so
-        (:attr:`WarmUp.PIPELINE`). A fork point the caller fixed (``fork_after``
-        0, the fault hooks') skips the looks, so the tests of speculation get it."""
-        engine = self.engine
-        if not engine.coordinator_executes:
-            return False
-        if engine.sender_pipeline is not None:
-            return engine.sender_pipeline
-        return self._pipeline_verdict
-
-    def _recovery_left(self, txn: int) -> float:
-        """Seconds, at the warm-up's mean per sender, to recover the senders not
-        yet recovered from ``txn`` to the block's end (the pipeline's saving,
-        :func:`~pevm.engines.cost_model.pipeline_pays`); 0.0 where the engine's
-        option decides instead."""
-        if self.engine.sender_pipeline is not None:
-            return 0.0
-        unknown = self.n - max(txn, self._senders_batch[1])
-        return self.ctx.mean_recovery_s() * max(0, unknown)
-
-    def _workers_that_pay(self, warm_up_seconds: float) -> int:
-        """After the warm-up: how many executing processes, of ``workers``, to run
-        the rest on (:func:`workers_that_pay`); 1 if workers would not pay.
-
-        Only a warm-up that ran transactions is evidence. Where it ran none --
-        the block's first transaction is costly, or a short ``fork_after`` ran
-        out first -- the workers start as asked up to the usable cores
-        (:func:`workers_to_start`); a fork point set
-        by the caller (``fork_after`` 0, or the fault hooks') starts exactly as
-        many as asked -- the tests run more workers than the machine has cores.
-        The predicted hot targets' transactions stay with the coordinator.
-        """
-        done = self.scheduler.commit_index
-        engine = self.engine
-        if engine.hooks.fork_at_tx is not None:
-            return engine.workers
-        if done == 0:
-            if engine.fork_after == 0 or not engine.fit_workers:
-                return engine.workers
-            executors = workers_to_start(engine.workers)
-            if executors < 2:
-                self.in_process_reason = "one usable core: workers would not pay"
-            return executors
-        remaining = self.n - done
-        work = self.work.remaining(done, warm_up_seconds)
-        kept = self.scheduler.hot.held(range(done, self.n))
-        executors = workers_that_pay(remaining, work, engine.workers, kept=len(kept),
-                                     kept_work=work * self.work.share(done, kept))
-        if executors > 1:  # stats.workers reports how many ran
-            return executors if engine.fit_workers else engine.workers
-        # a routine decision, not a problem: reported in the detail, not logged
-        self.in_process_reason = (
-            f"{remaining} transactions left after the warm-up, about "
-            f"{work * 1e3:.1f} ms in-process: workers would not pay")
-        return 1
-
-    def _warm_up(self, start: float) -> None:
-        """Run in-process, in order, until ``fork_after`` seconds from the block's
-        ``start``: a block that finishes by then never pays for starting workers.
-        A costly transaction ends it early (a worker should run that one), and so
-        does a rest of the block that is clearly long by the time since ``start``
-        (:class:`WorkEstimate`, as :meth:`_workers_that_pay` weighs it;
-        :func:`warm_up_verdict`) -- unless its latest transactions form one
-        dependency chain (:func:`serial_run`): then it goes on for another
-        :data:`SERIAL_STEP` and looks again.
-
-        A rest too short for workers to pay (:data:`WarmUp.SHORT`) runs here, as 1
-        worker would run it, without a look per transaction -- but it is looked at
-        again once twice as many transactions have run: the estimate after the
-        first eight can be far short. Mainnet 15752489's first transactions carry
-        300,000-gas limits and run in under a millisecond; weighed by them, its rest
-        looked like 53 ms after 8 (workers would not pay) and takes 260 ms; after
-        16 it reads 93 ms and workers start. Where looks keep saying short, the
-        block runs to its end here (mainnet 5891667: 8, 16, ... 256). The fault
-        hooks can fix the fork point instead: tests ask for that point exactly."""
-        sched = self.scheduler
-        fixed = self.engine.hooks.fork_at_tx
-        deadline = start + self.engine.fork_after
-        serial_until = 0  # the warm-up goes on at least this far: a chain, or short
-        while not sched.done:
-            txn = sched.commit_index
-            if fixed is not None:
-                if txn >= fixed:
-                    break
-            elif txn in sched.costly:
-                break
-            elif txn >= serial_until:
-                now = time.perf_counter() - self._recovered_ahead(txn)
-                work = self.work.remaining(txn, now - start)
-                recovery = self._recovery_left(txn)
-                verdict = warm_up_verdict(txn, self.n - txn, work, self.engine.workers,
-                                          now >= deadline, recovery=recovery)
-                if verdict is WarmUp.SHORT:  # the next look: twice as many run
-                    self._short_reason = (
-                        f"{self.n - txn} transactions left after {txn} in-process, "
-                        f"about {work * 1e3:.1f} ms: workers would not pay")
-                    serial_until = 2 * txn
-                elif verdict is WarmUp.PIPELINE:
-                    self._pipeline_verdict = True
-                    break  # in order anyway: a chain does not matter
-                elif verdict is WarmUp.SETTLED:
-                    if not self._serial_tail(txn):
-                        break
-                    if pipeline_pays(self.n - txn, work, recovery, self.engine.workers,
-                                     speculation_pays=False):
-                        self._pipeline_verdict = True  # a chain: in order anyway
-                        break
-                    serial_until = txn + SERIAL_STEP
-            if txn >= self._senders_batch[1]:
-                self._recover_batch(txn)
-            self._check_header(txn)
-            self._commit(txn, self._execute_inline(txn, sched.executed_inline(txn)))
-            if txn == 0:
-                self.work.leave_out_first(
-                    time.perf_counter() - self._recovered_ahead(1) - start)
-        self.warm_up_txs = sched.commit_index
-
-    def _recover_batch(self, txn: int) -> None:
-        """Recover the senders of the warm-up's batch from ``txn``
-        (:func:`warm_up_batch_end`) back to back, timed (:meth:`_recovered_ahead`)."""
-        end = min(self.n, warm_up_batch_end(txn))
-        mark = time.perf_counter()
-        self.ctx.recover_senders(range(txn, end))
-        self._senders_batch = (txn, end, time.perf_counter() - mark)
-
-    def _recovered_ahead(self, txn: int) -> float:
-        """Of the warm-up's time so far, the seconds spent recovering the senders of
-        transactions from ``txn`` on, which have not run yet: the warm-up's time per
-        transaction, which decides whether workers start, leaves them out."""
-        first, end, seconds = self._senders_batch
-        if txn >= end or end <= first:
-            return 0.0
-        return seconds * (end - max(txn, first)) / (end - first)
-
-    def _serial_tail(self, end: int) -> bool:
-        """Whether the :data:`SERIAL_WINDOW` transactions before ``end``, as they
-        ran in the warm-up, form one chain (:func:`serial_run`)."""
-        start = end - SERIAL_WINDOW
-        if start < 0:
-            return False  # too few to tell
-        graph = DependencyGraph.build([TxAccess.of_result(cast(TxResult, self.committed[t]))
-                                       for t in range(start, end)])
-        return serial_run(graph.deps, 0, SERIAL_WINDOW)
 
     # ----------------------------------------------------------- execution
     def _execute_all(self) -> None:
@@ -455,6 +290,12 @@ class BlockRun:
             self.ctx.has_sender)
         self.ctx.recover_senders(batch)
         return bool(batch)
+
+    def _run_in_order(self, txn: int) -> None:
+        """The warm-up's step: ``txn``, next at the commit point, executed here and
+        committed."""
+        self._check_header(txn)
+        self._commit(txn, self._execute_inline(txn, self.scheduler.executed_inline(txn)))
 
     def _execute_inline(self, txn: int, incarnation: int) -> TxResult:
         mv = self.mv

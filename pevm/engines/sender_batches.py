@@ -17,9 +17,10 @@ and in which process, each batch is recovered:
 - a coordinator that would otherwise wait for a worker recovers a few of the next
   untaken transactions' senders itself (:func:`waiting_batch`).
 
-These are pure functions of the block's progress: the engine's run
-(:mod:`pevm.engines.block_run`) and the simulation (:mod:`pevm.simulation.model`)
-call the same ones, so that the model follows the engine.
+These are pure functions of the block's progress: the engine's warm-up and run
+(:mod:`pevm.engines.warm_up`, :mod:`pevm.engines.block_run`) and the simulation
+(:mod:`pevm.simulation.model`) call the same ones, so that the model follows the
+engine.
 """
 from __future__ import annotations
 
