@@ -118,7 +118,7 @@ class BlockRun:
             warm_up -= warm.recovered_ahead(self.scheduler.commit_index)
             left = self.n - self.scheduler.commit_index
             if left < max(2, engine.min_parallel_txs):
-                self.in_process_reason = warm.short_reason or \
+                self.in_process_reason = warm.looks.short_reason or \
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
                 warm.predict_hot()

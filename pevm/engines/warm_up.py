@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from eth.abc import SignedTransactionAPI
@@ -36,6 +37,64 @@ from pevm.engines.sender_batches import warm_up_batch_end, warm_up_senders
 
 if TYPE_CHECKING:  # the engine's options; the engine imports the block run
     from pevm.engines.parallel import ParallelEngine
+
+
+class WarmUpLooks:
+    """The warm-up's looks, one rule for the engine's warm-up and the simulation's
+    (:mod:`pevm.simulation.model`), whatever their clocks: when the next look is
+    due, and what one decides (:func:`warm_up_verdict`).
+
+    - :attr:`WarmUp.GO_ON`: run on, and look again after the next transaction;
+    - :attr:`WarmUp.SHORT`: a rest too short for workers runs on without a look
+      until twice as many have run (the estimate after the first eight can be far
+      short);
+    - :attr:`WarmUp.PIPELINE`: the warm-up ends, the rest runs as a sender
+      pipeline;
+    - :attr:`WarmUp.SETTLED`: the warm-up ends -- unless its latest transactions
+      form one chain (``chain()``, :func:`serial_run`): then the rest runs as a
+      sender pipeline if that pays where speculation would not, or the warm-up
+      goes on for :data:`SERIAL_STEP` and looks again.
+    """
+
+    def __init__(self, n: int, workers: int, cores: int | None = None) -> None:
+        self.n = n
+        self.workers = workers
+        self.cores = cores
+        #: no look before this transaction: a chain, or a short rest, skips looks
+        self.next_look = 0
+        #: the latest look that found the rest too short for workers ("": none did)
+        self.short_reason = ""
+        #: a look found the rest faster as a sender pipeline
+        self.pipeline = False
+
+    def due(self, txn: int) -> bool:
+        """Whether the warm-up looks before running ``txn``."""
+        return txn >= self.next_look
+
+    def look(self, txn: int, work: float, recovery: float, out_of_time: bool,
+             chain: Callable[[], bool]) -> bool:
+        """One look before ``txn`` runs, the rest estimated at ``work`` seconds of
+        which ``recovery`` recover senders: True where the warm-up ends here."""
+        remaining = self.n - txn
+        verdict = warm_up_verdict(txn, remaining, work, self.workers, out_of_time,
+                                  self.cores, recovery=recovery)
+        if verdict is WarmUp.SHORT:
+            self.short_reason = (f"{remaining} transactions left after {txn} "
+                                 f"in-process, about {work * 1e3:.1f} ms: workers "
+                                 f"would not pay")
+            self.next_look = 2 * txn
+        elif verdict is WarmUp.PIPELINE:
+            self.pipeline = True
+            return True  # in order anyway: a chain does not matter
+        elif verdict is WarmUp.SETTLED:
+            if not chain():
+                return True
+            if pipeline_pays(remaining, work, recovery, self.workers, self.cores,
+                             speculation_pays=False):
+                self.pipeline = True  # a chain: in order anyway
+                return True
+            self.next_look = txn + SERIAL_STEP
+        return False
 
 
 class WarmUpRun:
@@ -59,10 +118,7 @@ class WarmUpRun:
         self.txs = 0
         #: the latest batch of senders recovered ahead: (first, end, seconds)
         self.senders_batch: tuple[int, int, float] = (0, 0, 0.0)
-        #: the latest look that found the rest too short for workers ("": none did)
-        self.short_reason = ""
-        #: a look found the rest faster as a sender pipeline
-        self.pipeline_verdict = False
+        self.looks = WarmUpLooks(self.n, engine.workers)
 
     def run(self, start: float, run_in_order: Callable[[int], None]) -> None:
         """Run in-process, in order (``run_in_order(txn)`` executes and commits
@@ -71,10 +127,10 @@ class WarmUpRun:
 
         A costly transaction ends it early (a worker should run that one), and so
         does a rest of the block that is clearly long by the time since ``start``
-        (:class:`WorkEstimate`, as :meth:`executors` weighs it;
-        :func:`warm_up_verdict`) -- unless its latest transactions form one
-        dependency chain (:func:`serial_run`): then it goes on for another
-        :data:`SERIAL_STEP` and looks again.
+        (:class:`WorkEstimate`, as :meth:`executors` weighs it; :class:`WarmUpLooks`)
+        -- unless its latest transactions form one dependency chain
+        (:func:`serial_run`): then it goes on for another :data:`SERIAL_STEP` and
+        looks again.
 
         A rest too short for workers to pay (:data:`WarmUp.SHORT`) runs here, as 1
         worker would run it, without a look per transaction -- but it is looked at
@@ -88,7 +144,7 @@ class WarmUpRun:
         sched = self.scheduler
         fixed = self.engine.hooks.fork_at_tx
         deadline = start + self.engine.fork_after
-        serial_until = 0  # the warm-up goes on at least this far: a chain, or short
+        looks = self.looks
         while not sched.done:
             txn = sched.commit_index
             if fixed is not None:
@@ -96,28 +152,12 @@ class WarmUpRun:
                     break
             elif txn in sched.costly:
                 break
-            elif txn >= serial_until:
+            elif looks.due(txn):
                 now = time.perf_counter() - self.recovered_ahead(txn)
-                work = self.work.remaining(txn, now - start)
-                recovery = self._recovery_left(txn)
-                verdict = warm_up_verdict(txn, self.n - txn, work, self.engine.workers,
-                                          now >= deadline, recovery=recovery)
-                if verdict is WarmUp.SHORT:  # the next look: twice as many run
-                    self.short_reason = (
-                        f"{self.n - txn} transactions left after {txn} in-process, "
-                        f"about {work * 1e3:.1f} ms: workers would not pay")
-                    serial_until = 2 * txn
-                elif verdict is WarmUp.PIPELINE:
-                    self.pipeline_verdict = True
-                    break  # in order anyway: a chain does not matter
-                elif verdict is WarmUp.SETTLED:
-                    if not self._serial_tail(txn):
-                        break
-                    if pipeline_pays(self.n - txn, work, recovery, self.engine.workers,
-                                     speculation_pays=False):
-                        self.pipeline_verdict = True  # a chain: in order anyway
-                        break
-                    serial_until = txn + SERIAL_STEP
+                if looks.look(txn, self.work.remaining(txn, now - start),
+                              self._recovery_left(txn), now >= deadline,
+                              partial(self._serial_tail, txn)):
+                    break
             if txn >= self.senders_batch[1]:
                 self._recover_batch(txn)
             run_in_order(txn)
@@ -156,7 +196,7 @@ class WarmUpRun:
             return False
         if engine.sender_pipeline is not None:
             return engine.sender_pipeline
-        return self.pipeline_verdict
+        return self.looks.pipeline
 
     def executors(self, warm_up_seconds: float) -> tuple[int, str]:
         """How many executing processes, of ``workers``, to run the rest on

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
-from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_STEP, SERIAL_WINDOW, WarmUp,
-                                     WorkEstimate, costly_transactions, pipeline_pays,
-                                     serial_run, warm_up_verdict, workers_that_pay,
+from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_WINDOW, WorkEstimate,
+                                     costly_transactions, serial_run, workers_that_pay,
                                      workers_to_start)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
 from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
                                          warm_up_batch_end, warm_up_senders)
+from pevm.engines.warm_up import WarmUpLooks
 from pevm.host import machine_slowness
 
 
@@ -291,29 +292,14 @@ class _Simulation:
         p, sched, cal = self.p, self.sched, self.cal
         if self.eligible:  # in-process until fork_after, as the engine warms up
             work = WorkEstimate(p.weights or p.gas_limits or [1] * self.n)
-            serial_until = 0  # as the engine: a chain, or a short rest, skips looks
-            pipeline = False  # as the engine: a look found a sender pipeline pays
+            looks = WarmUpLooks(self.n, self.executors, cal.cores)  # the engine's
             while not sched.done and sched.commit_index not in sched.costly:
                 txn = sched.commit_index
-                if txn >= serial_until:
-                    left = work.remaining(txn, self.now)
-                    recovery = self._recovery_left(txn)
-                    verdict = warm_up_verdict(txn, self.n - txn, left, self.executors,
-                                              self.now >= self.engine.fork_after, cal.cores,
-                                              recovery=recovery)
-                    if verdict is WarmUp.SHORT:  # as the engine: a look again later
-                        serial_until = 2 * txn
-                    elif verdict is WarmUp.PIPELINE:
-                        pipeline = True
-                        break
-                    elif verdict is WarmUp.SETTLED:
-                        if not serial_run(self.deps, txn - SERIAL_WINDOW, txn):
-                            break
-                        if pipeline_pays(self.n - txn, left, recovery, self.executors,
-                                         cal.cores, speculation_pays=False):
-                            pipeline = True
-                            break
-                        serial_until = txn + SERIAL_STEP
+                if looks.due(txn) and looks.look(
+                        txn, work.remaining(txn, self.now), self._recovery_left(txn),
+                        self.now >= self.engine.fork_after,
+                        partial(serial_run, self.deps, txn - SERIAL_WINDOW, txn)):
+                    break
                 yield from self._inline(txn)
                 if txn == 0:
                     work.leave_out_first(self.now)
@@ -334,7 +320,7 @@ class _Simulation:
                                       if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
-                if pipeline:  # as the engine: one worker recovers senders
+                if looks.pipeline:  # as the engine: one worker recovers senders
                     executors = 2
                 elif done == 0:  # as the engine: no evidence, its first is costly
                     executors = workers_to_start(self.executors, cal.cores)
@@ -346,7 +332,7 @@ class _Simulation:
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
                     sched.start_with(self.workers, self.engine.chunk_length(self.n, executors))
-                if pays and pipeline:
+                if pays and looks.pipeline:
                     sched.pipeline()
             if pays:
                 yield from self._start_workers(senders)
