@@ -546,12 +546,14 @@ def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders
 
 def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders():
     # transfers from many keys, some to each other (so that a sender is also a
-    # recipient), some value-less, some to a fresh account
-    intents = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(120)]
+    # recipient), some value-less, some to a fresh account; 240 of them, so that
+    # the worker's first senders arrive before the block ends on a busy machine
+    # too (120 ended first beside two CPU hogs, every time)
+    intents = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(240)]
     detail = _two_workers_match_reference(intents, sender_pipeline=True)
     assert detail.sender_pipeline
     assert detail.chunks == 0 and detail.validation_failures == 0
-    assert detail.inline == 120              # every transaction on the coordinator
+    assert detail.inline == len(intents)     # every transaction on the coordinator
     assert detail.recover_workers_s > 0      # the worker recovered senders ahead
     assert detail.pauses == 0                # held, not throttled
     # four workers asked for: one recovers, the others are never forked
@@ -562,6 +564,8 @@ def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders
     assert_same(reference(CancunVM, block), outcome)
     assert outcome.result.stats.workers == 2
     assert len(engine.last_detail.worker_cpu_s) == 1
+    assert engine.last_detail.worker_cpu_s[0] > 0          # its recoveries' CPU
+    assert engine.last_detail.page_faults["worker 0"] > 0  # pages it copied
     # what `pevm run --json` reports: the mode, and nothing validated
     stats = outcome.result.stats.to_json()
     assert stats["sender_pipeline"] is True and stats["validations"] == 0

@@ -51,7 +51,8 @@ class ParallelDetail:
     #: seconds of sender recovery in the coordinator and in the workers
     recover_coordinator_s: float = 0.0
     recover_workers_s: float = 0.0
-    #: CPU seconds of the coordinator for the block, and of each worker
+    #: CPU seconds of the coordinator for the block, and of each worker (its runs
+    #: and its sender recoveries)
     coordinator_cpu_s: float = 0.0
     worker_cpu_s: list[float] = field(default_factory=list)
     #: times the coordinator waited for a worker's message, and for how long

@@ -181,12 +181,13 @@ class WorkerFeed:
         for message in messages:
             if not isinstance(message, Dead):
                 self.timelines[message.worker].absorb(*message.timeline)
-            if isinstance(message, Results):
+            if isinstance(message, (Results, Senders)):
                 worker = message.worker
-                self.ctx.pre.absorb(message.pre_state_loads)
                 self.cpu[worker] = self.cpu.get(worker, 0.0) + message.cpu_seconds
                 self.page_faults[worker] = max(self.page_faults.get(worker, 0),
                                                message.page_faults)
+            if isinstance(message, Results):
+                self.ctx.pre.absorb(message.pre_state_loads)
                 if message.final:
                     sched.chunk_done(worker)
                 self.executions += len(message.results)

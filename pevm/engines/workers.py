@@ -126,7 +126,10 @@ class Senders(NamedTuple):
     worker: int
     #: ``(txn, sender)``; None where the signature recovers no sender
     senders: list[tuple[int, bytes | None]]
+    cpu_seconds: float
     timeline: tuple[dict[str, float], list[Slice]]
+    #: the worker's minor page faults since its fork (:func:`minor_page_faults`)
+    page_faults: int = 0
 
 
 class Dead(NamedTuple):
@@ -215,8 +218,10 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
         if hooks.kill_worker.get(worker) == received:
             os._exit(86)  # fault hook: die holding work
         if isinstance(message, Recover):
+            cpu = time.process_time()
             senders = ctx.recover_senders(message.txns)
-            _send(conn, timeline, Senders(worker, senders, timeline.take()))
+            _send(conn, timeline, Senders(worker, senders, time.process_time() - cpu,
+                                          timeline.take(), minor_page_faults()))
             continue
         start = time.perf_counter()
         for txn, packed in message.commits:
