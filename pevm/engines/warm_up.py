@@ -15,8 +15,9 @@ how the rest runs:
 
 :class:`WarmUpRun` holds the evidence and the verdicts; the block's run
 (:class:`~pevm.engines.block_run.BlockRun`) executes and commits each transaction
-for it, starts the workers and carries the verdicts out. The simulation
-(:mod:`pevm.simulation.model`) asks the cost model the same questions.
+for it, starts the workers and carries the verdicts out. The rule of the looks is
+:class:`WarmUpLooks`, which the simulation (:mod:`pevm.simulation.model`) runs too,
+on its own clock.
 """
 from __future__ import annotations
 
