@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pevm.engines import cost_model
-from pevm.host import machine_slowness, probe_slowness
+from pevm.host import (MIN_RECOVERIES, REFERENCE_RECOVERY_S, block_slowness,
+                       machine_slowness, probe_slowness)
 from pevm.engines.cost_model import (WorkEstimate, costly_transactions, default_chunk_size,
                                      workers_to_start)
 
@@ -121,6 +122,19 @@ def test_the_machine_is_gauged_once_within_bounds():
     # a probe measures again (pevm bench, between blocks), within the same bounds
     assert 0.25 <= probe_slowness() <= 8.0
     assert machine_slowness() is slowness
+
+
+def test_a_block_gauges_the_machine_by_its_own_sender_recoveries():
+    # 32 senders at twice the reference's time each: twice as slow
+    assert block_slowness(2 * REFERENCE_RECOVERY_S, 32) == pytest.approx(2.0)
+    assert block_slowness(0.5 * REFERENCE_RECOVERY_S, 10) == pytest.approx(0.5)
+    # too few recoveries, or none timed: the process's probe stands
+    assert block_slowness(3 * REFERENCE_RECOVERY_S, MIN_RECOVERIES - 1) == \
+        machine_slowness()
+    assert block_slowness(0.0, 32) == machine_slowness()
+    # within the probe's bounds, whatever one disturbed batch took
+    assert block_slowness(1.0, 32) == 8.0
+    assert block_slowness(1e-9, 32) == 0.25
 
 
 def test_the_rest_of_a_block_is_weighed_by_count_and_by_gas_limit():

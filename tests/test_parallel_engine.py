@@ -378,7 +378,8 @@ def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch
 def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
     asked = []  # (remaining, their in-process seconds, workers) per call
 
-    def none_pay(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+    def none_pay(remaining, work, workers, cores=None, slowness=None, kept=0,
+                 kept_work=0.0):
         asked.append((remaining, work, workers))
         return 1
 
@@ -396,6 +397,29 @@ def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monk
                         engine).result.stats.workers == 2
 
 
+def test_the_warm_ups_decisions_scale_by_the_speed_its_own_recoveries_show(monkeypatch):
+    # the machine's speed is read from the block's recovered senders
+    # (host.block_slowness) at each decision, not from the process's one probe:
+    # what it reads is what the cost model is given and what the detail reports
+    gauged, given = [], []
+
+    def gauge(mean_recovery_s, recovered):
+        gauged.append((mean_recovery_s, recovered))
+        return 5.0
+
+    def none_pay(remaining, work, workers, cores=None, slowness=None, kept=0,
+                 kept_work=0.0):
+        given.append(slowness)
+        return 1
+
+    monkeypatch.setattr(warm_up, "block_slowness", gauge)
+    engine, _ = _in_process_import(monkeypatch, warm_up, "workers_that_pay", none_pay,
+                                   fork_after=0.003)
+    assert given == [5.0] and engine.last_detail.slowness == 5.0
+    seconds, recovered = gauged[-1]  # the warm-up's batch recovered all 23 senders
+    assert recovered == len(MIXED) and seconds > 0
+
+
 def _import_with_count(monkeypatch, intents, workers: int, count: int, **options):
     """Import ``intents`` at ``workers``, the warm-up ending at 8 transactions and
     the cost model answering ``count`` processes pay; it must equal py-evm. Returns
@@ -403,7 +427,8 @@ def _import_with_count(monkeypatch, intents, workers: int, count: int, **options
     workers, kept, kept_work) per call."""
     asked = []
 
-    def answer(remaining, work, workers, cores=None, kept=0, kept_work=0.0):
+    def answer(remaining, work, workers, cores=None, slowness=None, kept=0,
+               kept_work=0.0):
         asked.append((remaining, work, workers, kept, kept_work))
         return count
 
@@ -488,7 +513,8 @@ def test_a_rest_first_judged_short_starts_workers_when_a_later_look_finds_it_lon
     k = cost_model.SETTLED_AFTER_TXS
     monkeypatch.setattr(cost_model, "parallel_pays",
                         lambda remaining, *args, **kwargs: remaining < len(MIXED) - k)
-    monkeypatch.setattr(cost_model, "warm_up_settled", lambda done, work: done >= 2 * k)
+    monkeypatch.setattr(cost_model, "warm_up_settled",
+                        lambda done, work, slowness=None: done >= 2 * k)
     monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
     engine, got = _import_checked(2, fork_after=60)
     assert engine.last_detail.warm_up_txs == 2 * k

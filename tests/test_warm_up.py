@@ -87,3 +87,15 @@ def test_a_chain_whose_recovery_outweighs_the_pipelines_costs_runs_as_one():
     rule, chain = looks(), Chain(True)
     assert rule.look(8, 0.2, 0.04, False, chain)
     assert chain.asked == 1 and rule.pipeline
+
+
+def test_a_look_scales_the_pipelines_costs_by_the_speed_it_is_given():
+    # 200 ms left, 60 of them recovering senders: on the reference machine the
+    # pipeline's costs (25 us a transaction, 4 ms once: about 29 ms here) are less
+    # than the recovery it saves; on a machine three times as slow (87 ms) they are
+    # not, and the rest -- too short for workers at that speed -- runs on in-process
+    fast, slow = looks(), looks()
+    assert fast.look(8, 0.2, 0.06, False, Chain(False), slowness=1.0)
+    assert fast.pipeline
+    assert not slow.look(8, 0.2, 0.06, False, Chain(False), slowness=3.0)
+    assert not slow.pipeline and slow.short_reason

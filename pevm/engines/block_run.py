@@ -192,6 +192,7 @@ class BlockRun:
             pre_state_entries=len(self.ctx.pre), warm_up_txs=warm.txs,
             sender_pipeline=pipelined,
             in_process_reason=self.in_process_reason,
+            slowness=round(warm.decided_at, 3),
             recover_coordinator_s=round(recover_coordinator, 4),
             recover_workers_s=round(recover_workers, 4),
             coordinator_cpu_s=time.process_time() - cpu_start,

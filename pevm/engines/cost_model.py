@@ -341,7 +341,7 @@ class WarmUp(Enum):
 
 def warm_up_verdict(done: int, remaining: int, work: float, workers: int,
                     out_of_time: bool, cores: int | None = None,
-                    recovery: float = 0.0) -> WarmUp:
+                    recovery: float = 0.0, slowness: float | None = None) -> WarmUp:
     """The warm-up's rule, one look after ``done`` transactions with ``remaining``
     left of ``work`` seconds (:class:`WorkEstimate`), ``recovery`` of them
     recovering senders, ``out_of_time`` once it ran its ``fork_after``: the
@@ -350,15 +350,17 @@ def warm_up_verdict(done: int, remaining: int, work: float, workers: int,
     :data:`SETTLED_AFTER_TXS` on: the pipeline saves a share of every transaction
     left, so it pays the more the sooner it starts. (A rest that settles but runs
     as one chain is weighed for the pipeline by the caller, which knows the chain:
-    :func:`serial_run`.)"""
+    :func:`serial_run`.) ``slowness`` scales every bar, as in :func:`parallel_pays`
+    (the engine passes :func:`~pevm.host.block_slowness`)."""
     if done >= SETTLED_AFTER_TXS and pipeline_pays(remaining, work, recovery, workers,
-                                                   cores):
+                                                   cores, slowness):
         return WarmUp.PIPELINE
-    if out_of_time or warm_up_settled(done, work):
+    if out_of_time or warm_up_settled(done, work, slowness):
         return WarmUp.SETTLED
-    if clearly_short(done, remaining, work, workers, cores):
+    if clearly_short(done, remaining, work, workers, cores, slowness):
         return WarmUp.PIPELINE if pipeline_pays(remaining, work, recovery, workers,
-                                                cores, speculation_pays=False) \
+                                                cores, slowness,
+                                                speculation_pays=False) \
             else WarmUp.SHORT
     return WarmUp.GO_ON
 

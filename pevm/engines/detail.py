@@ -48,6 +48,9 @@ class ParallelDetail:
     sender_pipeline: bool = False
     #: why the block ran without workers although more were asked for ("" if not)
     in_process_reason: str = ""
+    #: the machine's slowness that the warm-up's latest decision scaled its costs
+    #: by (:func:`~pevm.host.block_slowness`; 0.0: the block made none)
+    slowness: float = 0.0
     #: seconds of sender recovery in the coordinator and in the workers
     recover_coordinator_s: float = 0.0
     recover_workers_s: float = 0.0

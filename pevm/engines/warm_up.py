@@ -35,6 +35,7 @@ from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEst
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.scheduler import Scheduler
 from pevm.engines.sender_batches import warm_up_batch_end, warm_up_senders
+from pevm.host import block_slowness
 
 if TYPE_CHECKING:  # the engine's options; the engine imports the block run
     from pevm.engines.parallel import ParallelEngine
@@ -73,12 +74,13 @@ class WarmUpLooks:
         return txn >= self.next_look
 
     def look(self, txn: int, work: float, recovery: float, out_of_time: bool,
-             chain: Callable[[], bool]) -> bool:
+             chain: Callable[[], bool], slowness: float | None = None) -> bool:
         """One look before ``txn`` runs, the rest estimated at ``work`` seconds of
-        which ``recovery`` recover senders: True where the warm-up ends here."""
+        which ``recovery`` recover senders, on a machine of ``slowness``
+        (:func:`~pevm.host.block_slowness`): True where the warm-up ends here."""
         remaining = self.n - txn
         verdict = warm_up_verdict(txn, remaining, work, self.workers, out_of_time,
-                                  self.cores, recovery=recovery)
+                                  self.cores, recovery=recovery, slowness=slowness)
         if verdict is WarmUp.SHORT:
             self.short_reason = (f"{remaining} transactions left after {txn} "
                                  f"in-process, about {work * 1e3:.1f} ms: workers "
@@ -91,7 +93,7 @@ class WarmUpLooks:
             if not chain():
                 return True
             if pipeline_pays(remaining, work, recovery, self.workers, self.cores,
-                             speculation_pays=False):
+                             slowness, speculation_pays=False):
                 self.pipeline = True  # a chain: in order anyway
                 return True
             self.next_look = txn + SERIAL_STEP
@@ -120,6 +122,8 @@ class WarmUpRun:
         #: the latest batch of senders recovered ahead: (first, end, seconds)
         self.senders_batch: tuple[int, int, float] = (0, 0, 0.0)
         self.looks = WarmUpLooks(self.n, engine.workers)
+        #: the slowness of the latest decision (:meth:`slowness`; 0.0: none made)
+        self.decided_at = 0.0
 
     def run(self, start: float, run_in_order: Callable[[int], None]) -> None:
         """Run in-process, in order (``run_in_order(txn)`` executes and commits
@@ -157,7 +161,7 @@ class WarmUpRun:
                 now = time.perf_counter() - self.recovered_ahead(txn)
                 if looks.look(txn, self.work.remaining(txn, now - start),
                               self._recovery_left(txn), now >= deadline,
-                              partial(self._serial_tail, txn)):
+                              partial(self._serial_tail, txn), self.slowness()):
                     break
             if txn >= self.senders_batch[1]:
                 self._recover_batch(txn)
@@ -224,13 +228,21 @@ class WarmUpRun:
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
         kept = self.scheduler.hot.held(range(done, self.n))
-        executors = workers_that_pay(remaining, work, engine.workers, kept=len(kept),
+        executors = workers_that_pay(remaining, work, engine.workers,
+                                     slowness=self.slowness(), kept=len(kept),
                                      kept_work=work * self.work.share(done, kept))
         if executors > 1:  # stats.workers reports how many ran
             return (executors if engine.fit_workers else engine.workers), ""
         # a routine decision, not a problem: reported in the detail, not logged
         return 1, (f"{remaining} transactions left after the warm-up, about "
                    f"{work * 1e3:.1f} ms in-process: workers would not pay")
+
+    def slowness(self) -> float:
+        """The machine's slowness as this block's recoveries so far show it
+        (:func:`~pevm.host.block_slowness`): the decisions' scale, kept as
+        :attr:`decided_at`."""
+        self.decided_at = block_slowness(self.ctx.mean_recovery_s(), self.ctx.recovered)
+        return self.decided_at
 
     def _recovery_left(self, txn: int) -> float:
         """Seconds, at the warm-up's mean per sender, to recover the senders not
