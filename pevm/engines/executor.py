@@ -141,8 +141,11 @@ class BlockContext:
         #: this process's time by activity (a forked worker installs its own)
         self.timeline = Timeline()
         self._unrecoverable: set[int] = set()
-        #: senders recovered in this process (their time: the timeline's RECOVER)
+        #: senders recovered in this process (their time: the timeline's RECOVER),
+        #: and the fastest one's seconds (the machine's speed now:
+        #: :func:`~pevm.host.block_slowness`)
         self.recovered = 0
+        self.fastest_recovery_s = float("inf")
 
     def sender_of(self, txn: int) -> bytes | None:
         """Recover (once, in this process) and pin the sender of ``txn``."""
@@ -152,7 +155,8 @@ class BlockContext:
             return pinned
         start = time.perf_counter()
         sender = recover_sender(tx)
-        self.timeline.add(Activity.RECOVER, start, txn=txn)
+        took = self.timeline.add(Activity.RECOVER, start, txn=txn) - start
+        self.fastest_recovery_s = min(self.fastest_recovery_s, took)
         self.recovered += 1
         if sender is None:
             self._unrecoverable.add(txn)

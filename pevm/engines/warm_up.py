@@ -241,7 +241,8 @@ class WarmUpRun:
         """The machine's slowness as this block's recoveries so far show it
         (:func:`~pevm.host.block_slowness`): the decisions' scale, kept as
         :attr:`decided_at`."""
-        self.decided_at = block_slowness(self.ctx.mean_recovery_s(), self.ctx.recovered)
+        ctx = self.ctx
+        self.decided_at = block_slowness(ctx.fastest_recovery_s, ctx.recovered)
         return self.decided_at
 
     def _recovery_left(self, txn: int) -> float:

@@ -16,7 +16,7 @@ from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
 from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
                                          warm_up_batch_end, warm_up_senders)
 from pevm.engines.warm_up import WarmUpLooks
-from pevm.host import block_slowness, machine_slowness
+from pevm.host import machine_slowness
 
 
 Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: block
@@ -201,8 +201,6 @@ class _Simulation:
                                costly=costly_transactions(profile.gas_limits),
                                targets=profile.targets)
         self.now = 0.0
-        #: the machine's slowness of the warm-up's latest decision (:meth:`_slowness`)
-        self.slowness = machine_slowness()
         self.procs: list[_Proc] = []
         self.woken: list[_Proc] = []
         self.started = False
@@ -300,8 +298,7 @@ class _Simulation:
                 if looks.due(txn) and looks.look(
                         txn, work.remaining(txn, self.now), self._recovery_left(txn),
                         self.now >= self.engine.fork_after,
-                        partial(serial_run, self.deps, txn - SERIAL_WINDOW, txn),
-                        self._slowness(self._batch_end(txn))):
+                        partial(serial_run, self.deps, txn - SERIAL_WINDOW, txn)):
                     break
                 yield from self._inline(txn)
                 if txn == 0:
@@ -330,8 +327,7 @@ class _Simulation:
                 else:
                     executors = workers_that_pay(
                         self.n - done, work_left, self.executors, cal.cores,
-                        self._slowness(senders.stop), kept=len(kept),
-                        kept_work=work_left * work.share(done, kept))
+                        kept=len(kept), kept_work=work_left * work.share(done, kept))
                 pays = executors > 1
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
@@ -379,29 +375,18 @@ class _Simulation:
                     continue
             yield from self._inline(txn)
 
-    def _batch_end(self, txn: int) -> int:
-        """The senders (``0..end-1``) that the engine's warm-up batches
-        (:func:`warm_up_batch_end`) have recovered when it looks before ``txn``."""
+    def _recovery_left(self, txn: int) -> float:
+        """As the engine's look: the senders from ``txn`` on that its warm-up's
+        batches (:func:`warm_up_batch_end`) have not recovered, at the mean of
+        those they have."""
         end = 0
         while end < txn:
             end = warm_up_batch_end(end)
-        return min(end, self.n)
-
-    def _recovery_left(self, txn: int) -> float:
-        """As the engine's look: the senders from ``txn`` on that its warm-up's
-        batches have not recovered, at the mean of those they have."""
-        end = self._batch_end(txn)
+        end = min(end, self.n)
         if end == 0:
             return 0.0
         mean = sum(self.p.recover_s[:end]) / end
         return mean * (self.n - max(txn, end))
-
-    def _slowness(self, end: int) -> float:
-        """As the engine's decisions: the machine's slowness that the recoveries of
-        senders ``0..end-1`` show (:func:`block_slowness`), kept for the
-        pipeline's costs (:meth:`_inline`)."""
-        self.slowness = block_slowness(sum(self.p.recover_s[:end]) / max(end, 1), end)
-        return self.slowness
 
     def _inline(self, txn: int) -> Job:
         self.sched.executed_inline(txn)
@@ -409,7 +394,7 @@ class _Simulation:
             # what the cost model charges a sender pipeline per transaction (polls,
             # senders taken in, executions beside a busy core): the calibration
             # measures speculation's costs, not these
-            yield PIPELINE_TX_S * self.slowness
+            yield PIPELINE_TX_S * machine_slowness()
         yield self._coordinator_runs(txn)
         if self.started:
             yield from self._handle()  # pool.receive(0) after an in-process run
