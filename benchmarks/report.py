@@ -20,8 +20,8 @@ import json
 import sys
 from collections import Counter
 
-from pevm.bench import (format_ratio as _fmt, paired_cell, plot_format, save_figure,
-                        workers_cell)
+from pevm.bench_report import (format_ratio as _fmt, paired_cell, plot_format,
+                               save_figure, workers_cell)
 from pevm.cli.info import describe_machine
 from pevm.engines.timeline import REST_OF_COORDINATOR, REST_OF_WORKER, Activity
 from pevm.errors import PevmError
@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             if simulated is not None:
                 plot_model(document, simulated, args.plot)
             else:
-                from pevm.bench import BlockBench, plot
+                from pevm.bench import BlockBench
+                from pevm.bench_report import plot
                 plot([BlockBench.from_json(b) for b in document["blocks"]], args.plot)
         except PevmError as exc:  # e.g. the disk filled while writing
             print(f"report.py: {exc}", file=sys.stderr)
@@ -394,9 +395,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_notes(document: dict) -> str:
-    """What ``pevm bench`` said about the run's noise (:func:`pevm.bench.speed_note`,
-    :func:`pevm.bench.same_path_note`), as paragraphs after the table."""
-    from pevm.bench import BlockBench, same_path_note, speed_note
+    """What ``pevm bench`` said about the run's noise
+    (:func:`pevm.bench_report.speed_note`, :func:`pevm.bench_report.same_path_note`),
+    as paragraphs after the table."""
+    from pevm.bench import BlockBench
+    from pevm.bench_report import same_path_note, speed_note
     notes = (speed_note(document.get("machine", {}).get("slowness_probes") or []),
              same_path_note([BlockBench.from_json(b) for b in document["blocks"]]))
     return "".join(f"\n{note[0].upper()}{note[1:]}\n" for note in notes if note)

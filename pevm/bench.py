@@ -24,9 +24,7 @@ same count, round by round: an A/B of a design choice on the same machine state.
 from __future__ import annotations
 
 import gc
-import io
 import math
-import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +38,6 @@ from pevm.engines.options import format_options
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
-from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import CaseRef
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
@@ -58,20 +55,6 @@ Progress = Callable[[str, int, int], None]
 MIN_SAMPLE_S = 0.05
 #: ... with at most this many imports to a sample
 MAX_LOOPS = 50
-#: ``pevm bench`` probes the machine's speed (:func:`~pevm.host.probe_slowness`)
-#: before the first block and after each; where the slowest probe reads more than
-#: this much over the fastest, it says so (:func:`speed_note`). A shared VM's
-#: speed can move: this 2-core VM read 1.20x one morning and 1.24-2.2x at the start
-#: of runs that afternoon, when a block that runs the same code at 1 and 2 workers
-#: read 0.84x (session 39).
-SPEED_SPREAD = 1.15
-#: A block that stays in one process at a worker count above 1 runs nearly the
-#: code it runs at 1 worker (the warm-up's path costs 2-4% more: docs/results.md,
-#: session 39), so its ratio is a gauge of the run's noise: :func:`same_path_note`
-#: names those more than this far from 1x either way.
-SAME_PATH_SPREAD = 1.08
-
-
 def loops_for(seconds: float, min_time: float = MIN_SAMPLE_S) -> int:
     """How many imports of ``seconds`` each make a sample of ``min_time`` or more
     (1 to :data:`MAX_LOOPS`)."""
@@ -107,6 +90,11 @@ class Timing:
     #: (:attr:`ParallelDetail.sender_pipeline
     #: <pevm.engines.detail.ParallelDetail>`); None: not the parallel engine
     sender_pipelines: int | None = None
+    #: the machine's slowness each block of the same imports decided by
+    #: (:attr:`ParallelDetail.slowness <pevm.engines.detail.ParallelDetail>`:
+    #: its own sender recoveries, or the process's probe); blocks that made no
+    #: decision (too few transactions) are left out
+    slowness: list[float] = field(default_factory=list)
 
     @property
     def ran(self) -> int | None:
@@ -147,62 +135,6 @@ def paired_ratios(base: list[float], samples: list[float]) -> dict[str, float] |
     if not ratios:
         return None
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
-
-
-def format_ratio(value: float | None, percent: bool = False) -> str:
-    """A ratio as a table cell (``1.23``, or ``45%`` with ``percent``), ``-`` for
-    none: ``pevm bench``'s table and ``benchmarks/report.py`` alike."""
-    if value is None:
-        return "-"
-    return f"{value:.0%}" if percent else f"{value:.2f}"
-
-
-def workers_cell(row: Mapping[str, Any]) -> str:
-    """A JSON row's worker count as a table cell, with the processes that ran
-    where they were fewer (``16 (9 ran)``), and ``pipeline`` where a block ran as
-    a sender pipeline (``2 (pipeline)``): ``pevm bench``'s table and
-    ``benchmarks/report.py`` alike."""
-    ran = row.get("processes_ran")
-    notes = [] if ran in (None, row["workers"]) else [f"{ran} ran"]
-    if row.get("sender_pipelines"):
-        notes.append("pipeline")
-    return f"{row['workers']} ({', '.join(notes)})" if notes else str(row["workers"])
-
-
-def paired_cell(paired: dict[str, float] | None) -> str:
-    """:func:`paired_ratios` as a table cell, ``median (fastest-slowest)``, or ``-``."""
-    if not paired:
-        return "-"
-    return f"{paired['median']:.2f} ({paired['min']:.2f}-{paired['max']:.2f})"
-
-
-def speed_note(probes: Sequence[float]) -> str | None:
-    """What to say about a run whose speed probes (:data:`SPEED_SPREAD`) moved:
-    None where they held still."""
-    if len(probes) < 2 or max(probes) <= SPEED_SPREAD * min(probes):
-        return None
-    low, high = min(probes), max(probes)
-    return (f"note: this machine's speed moved during the run (slowness "
-            f"{low:.2f}-{high:.2f}x over {len(probes)} probes): ratios may carry up "
-            f"to {high / low - 1:.0%} of noise; run again on a quiet machine")
-
-
-def same_path_note(benches: Sequence[BlockBench]) -> str | None:
-    """What to say where blocks that stayed in one process at more than 1 worker
-    (:data:`SAME_PATH_SPREAD`) read far from 1x against 1 worker: the other ratios
-    of the run carry noise of that size. None where none did."""
-    off = []
-    for bench in benches:
-        for row in bench.rows():
-            ratio = row["transaction_phase"]["speedup_vs_one_process"]
-            if row["workers"] > 1 and row["processes_ran"] == 1 and ratio \
-                    and not 1 / SAME_PATH_SPREAD <= ratio <= SAME_PATH_SPREAD:
-                off.append(f"{bench.name} {ratio:.2f}x at {row['workers']} workers")
-    if not off:
-        return None
-    more = f" and {len(off) - 3} more" if len(off) > 3 else ""
-    return (f"note: {', '.join(off[:3])}{more}, in one process at each count as at 1 "
-            f"worker: this run's ratios carry noise of that size")
 
 
 @dataclass
@@ -255,6 +187,7 @@ class BlockBench:
                 "peak_memory": timing.peak.to_json() if timing.peak else None,
                 "breakdown": timing.breakdown,
                 "page_faults": timing.page_faults,
+                "decision_slowness": timing.slowness,
             })
         return out
 
@@ -281,6 +214,7 @@ class BlockBench:
                     if one else None},
                 "breakdown": timing.breakdown,
                 "page_faults": timing.page_faults,
+                "decision_slowness": timing.slowness,
             })
         return out
 
@@ -294,7 +228,8 @@ class BlockBench:
                           breakdown=entry.get("breakdown"),
                           page_faults=entry.get("page_faults"),
                           options=dict(entry.get("options", {})),
-                          sender_pipelines=entry.get("sender_pipelines"))
+                          sender_pipelines=entry.get("sender_pipelines"),
+                          slowness=list(entry.get("decision_slowness", [])))
         return cls(name=data["name"], source=data["source"], txs=data["txs"],
                    gas=data["gas"], reference=timing("reference", 1, data["reference"]),
                    engine=[timing("parallel", row["workers"], row)
@@ -323,11 +258,13 @@ class ProcessTotals:
     """The parallel engine's per-process totals over the blocks of one import of
     a case (each block's :class:`~pevm.engines.detail.ParallelDetail`): seconds by
     activity (``breakdown``) and minor page faults (``page_faults``), by process
-    name, and the blocks that ran as a sender pipeline."""
+    name, the blocks that ran as a sender pipeline, and the slowness each block
+    decided by."""
 
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     page_faults: dict[str, int] = field(default_factory=dict)
     sender_pipelines: int = 0
+    slowness: list[float] = field(default_factory=list)
 
     def add(self, detail: ParallelDetail) -> None:
         """Add one block's detail."""
@@ -338,6 +275,8 @@ class ProcessTotals:
         for process, count in detail.page_faults.items():
             self.page_faults[process] = self.page_faults.get(process, 0) + count
         self.sender_pipelines += detail.sender_pipeline
+        if detail.slowness:
+            self.slowness.append(round(detail.slowness, 3))
 
 
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
@@ -440,6 +379,7 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                 timing.page_faults = totals.page_faults
             if totals is not None and timing.label == "parallel":
                 timing.sender_pipelines = totals.sender_pipelines
+                timing.slowness = totals.slowness
             if results is not None:
                 if timing is configs[0][0]:
                     reference = results
@@ -506,79 +446,3 @@ def _check_equal(ref: CaseRef, timing: Timing, reference: list[BlockResult],
             raise ResultMismatch(f"{ref.source} :: {ref.name}: block {index}: the engine"
                                  f"{variant} at {timing.workers} worker(s) differs from "
                                  f"py-evm: {problems[0]}")
-
-
-def plot_format(path: str) -> str:
-    """The image format ``path``'s extension names (``png`` without one), checked
-    before a benchmark runs: PevmError where matplotlib (the ``bench`` extra) is
-    missing, does not write that format, or ``path`` cannot be written."""
-    check_writable(path)
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise PevmError("--plot needs matplotlib: pip install 'pevm[bench]'") from None
-    kind = os.path.splitext(path)[1][1:].lower() or "png"
-    supported = Figure().canvas.get_supported_filetypes()
-    if kind not in supported:
-        raise PevmError(f"--plot {path}: matplotlib does not write .{kind} files "
-                        f"(it writes {', '.join(sorted(supported))})")
-    return kind
-
-
-def save_figure(fig: Any, path: str, kind: str, dpi: int) -> None:
-    """Render the matplotlib figure ``fig`` as ``kind`` (:func:`plot_format`), close
-    it, and write it to ``path`` whole (:func:`~pevm.output_files.write_atomically`)."""
-    import matplotlib.pyplot as plt
-
-    image = io.BytesIO()
-    fig.savefig(image, dpi=dpi, format=kind)
-    plt.close(fig)
-    write_atomically(path, image.getvalue())
-
-
-def plot(benches: list[BlockBench], path: str) -> None:
-    """Speedup over one process against workers, per block, ideal dashed: the whole
-    import on the left, the transaction phase (what the engine runs) on the right."""
-    kind = plot_format(path)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    panels = ((axes[0], "whole block import",
-               lambda row: row["speedup_vs_one_process"]),
-              (axes[1], "transaction phase",
-               lambda row: row["transaction_phase"]["speedup_vs_one_process"]))
-    ticks: set[int] = set()
-    for ax, title, speedup in panels:
-        for index, bench in enumerate(benches):
-            rows = bench.rows()
-            if not rows:
-                continue
-            color = f"C{index % 10}"
-            xs = [r["workers"] for r in rows]
-            ticks.update(xs)
-            ax.plot(xs, [speedup(r) for r in rows], "o-", color=color, label=bench.name)
-            if bench.ideal_speedup:
-                ideal = [bench.ideal_speedup.get(str(x)) for x in xs]
-                if all(v is not None for v in ideal):
-                    ax.plot(xs, ideal, "--", color=color, alpha=0.6,
-                            label=f"{bench.name} (ideal)")
-        ax.set_title(title)
-        ax.set_xlabel("worker processes")
-        ax.set_xscale("log", base=2)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("speedup over the engine in one process")
-    for ax in axes:
-        if ticks:
-            ax.set_xticks(sorted(ticks))
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-            ax.xaxis.set_minor_formatter(NullFormatter())
-    if axes[1].get_legend_handles_labels()[0]:
-        axes[1].legend(fontsize=7)
-    else:
-        axes[0].text(0.5, 0.5, "no parallel-engine measurements", ha="center",
-                     transform=axes[0].transAxes)
-    fig.tight_layout()
-    save_figure(fig, path, kind, dpi=120)

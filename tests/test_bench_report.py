@@ -73,11 +73,13 @@ def test_a_bench_document_round_trips() -> None:
               Timing("parallel", 2, [1.5, 1.2, 1.9], [0.6, 0.5, 0.7])]
     engine[1].breakdown = {"coordinator": {"execute": 0.3}, "worker 0": {"execute": 0.3}}
     engine[1].page_faults = {"coordinator": 5, "worker 0": 4}
+    engine[1].slowness = [1.25]
     bench = BlockBench("b", "src", 10, 1000, ref, engine, {"1": 1.0, "2": 2.0},
                        ceiling={"2": 1.5})
     again = BlockBench.from_json(bench.to_json())
     assert again.to_json() == bench.to_json()
     row = again.rows()[1]
+    assert row["decision_slowness"] == [1.25]
     assert row["speedup_vs_reference"] == 3.0 / 1.5
     assert row["transaction_phase"]["speedup_vs_one_process"] == 1.0 / 0.6
     assert row["transaction_phase"]["of_ceiling"] == 1.0 / 0.6 / 1.5
@@ -90,17 +92,20 @@ def test_process_totals_add_up_a_case_block_by_block() -> None:
     from pevm.bench import ProcessTotals
     from pevm.engines.detail import ParallelDetail
 
-    # a case of two blocks: the second ran in one process, the first in two
+    # a case of three blocks: the second ran in one process, the first in two;
+    # the third was too short to decide anything (slowness 0.0: left out)
     totals = ProcessTotals()
     totals.add(ParallelDetail(
         breakdown={"coordinator": {"execute": 0.25, "merge": 0.125},
                    "worker 0": {"execute": 0.5}},
-        page_faults={"coordinator": 10, "worker 0": 7}))
+        page_faults={"coordinator": 10, "worker 0": 7}, slowness=1.4))
     totals.add(ParallelDetail(breakdown={"coordinator": {"execute": 0.5}},
-                              page_faults={"coordinator": 1}))
-    assert totals.breakdown == {"coordinator": {"execute": 0.75, "merge": 0.125},
+                              page_faults={"coordinator": 1}, slowness=1.6))
+    totals.add(ParallelDetail(breakdown={"coordinator": {"execute": 0.125}}))
+    assert totals.breakdown == {"coordinator": {"execute": 0.875, "merge": 0.125},
                                 "worker 0": {"execute": 0.5}}
     assert totals.page_faults == {"coordinator": 11, "worker 0": 7}
+    assert totals.slowness == [1.4, 1.6]
 
 
 def test_paired_ratios_cancel_a_slow_spell_that_the_medians_keep() -> None:
@@ -301,7 +306,7 @@ def test_the_script_plots_the_model_against_the_bench_whole(tmp_path) -> None:
 
 
 def test_a_run_whose_machine_speed_moved_says_so() -> None:
-    from pevm.bench import SPEED_SPREAD, speed_note
+    from pevm.bench_report import SPEED_SPREAD, speed_note
     assert speed_note([1.2]) is None                      # nothing to compare
     assert speed_note([1.2, 1.25, 1.2 * SPEED_SPREAD]) is None  # within the spread
     note = speed_note([1.2, 1.5, 1.3])
@@ -310,7 +315,8 @@ def test_a_run_whose_machine_speed_moved_says_so() -> None:
 
 
 def test_a_block_in_one_process_at_every_count_gauges_the_run_s_noise() -> None:
-    from pevm.bench import BlockBench, Timing, same_path_note
+    from pevm.bench import BlockBench, Timing
+    from pevm.bench_report import same_path_note
 
     def bench(name: str, one: float, two: float, ran: int) -> BlockBench:
         at_two = Timing("parallel", 2, [two], [two],
@@ -349,7 +355,7 @@ def test_the_script_repeats_what_bench_said_about_the_run_s_noise(tmp_path, caps
 
 
 def test_a_worker_count_says_how_many_processes_ran_where_fewer_did() -> None:
-    from pevm.bench import workers_cell
+    from pevm.bench_report import workers_cell
     assert workers_cell({"workers": 16, "processes_ran": 9}) == "16 (9 ran)"
     assert workers_cell({"workers": 2, "processes_ran": 1}) == "2 (1 ran)"   # in-process
     assert workers_cell({"workers": 4, "processes_ran": 4}) == "4"

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pevm.analysis import analyze_case, analyze
-from pevm.bench import (MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case,
-                        format_ratio as _fmt, paired_cell, plot, plot_format,
-                        same_path_note, speed_note, workers_cell)
+from pevm.bench import MAX_LOOPS, MIN_SAMPLE_S, BlockBench, bench_case
+from pevm.bench_report import (format_ratio as _fmt, paired_cell, plot, plot_format,
+                               same_path_note, speed_note, workers_cell)
 from pevm.cli.arguments import engine_options, positive_ints
 from pevm.engines.options import tunable_options
 from pevm.engines.timeline import Trace
