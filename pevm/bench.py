@@ -55,6 +55,8 @@ Progress = Callable[[str, int, int], None]
 MIN_SAMPLE_S = 0.05
 #: ... with at most this many imports to a sample
 MAX_LOOPS = 50
+
+
 def loops_for(seconds: float, min_time: float = MIN_SAMPLE_S) -> int:
     """How many imports of ``seconds`` each make a sample of ``min_time`` or more
     (1 to :data:`MAX_LOOPS`)."""
