@@ -278,7 +278,7 @@ class ProcessTotals:
             self.page_faults[process] = self.page_faults.get(process, 0) + count
         self.sender_pipelines += detail.sender_pipeline
         if detail.slowness:
-            self.slowness.append(round(detail.slowness, 3))
+            self.slowness.append(detail.slowness)
 
 
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
