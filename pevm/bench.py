@@ -39,6 +39,7 @@ from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
+from pevm import jumpdests
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
 from pevm.state.backend import StateBackend, backend_of
@@ -306,6 +307,10 @@ def import_run(ref: CaseRef, run: CaseRun, engine: Any,
         # in (the parallel engine collects before a block once the heap has grown
         # by half: :func:`~pevm.engines.parallel.collect_if_grown`), ~20-60 ms.
         gc.collect()
+        # ... and with no jump analysis kept from an earlier round: a chain keeps
+        # it from block to block, but a round repeating the same block would find
+        # every answer its own earlier round worked out (:mod:`pevm.jumpdests`)
+        jumpdests.clear()
         outcome = task.execute(engine)
         if outcome.rejection is not None or outcome.result is None:
             raise PevmError(f"{ref.source} :: {ref.name}: block {task.index} was "

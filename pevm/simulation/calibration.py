@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pevm import jumpdests
 from pevm.host import usable_cores
 from pevm.engines.parallel import ParallelEngine
 
@@ -167,6 +168,7 @@ def measure_calibration(repeat: int = 4) -> Calibration:
                           if t.index == index]
                 children = sum(os.times()[2:4])  # workers are reaped in the phase
                 gc.collect()  # from a collected heap, as pevm bench times its imports
+                jumpdests.clear()  # and with no jump analysis from a round before
                 outcome = task.execute(engine)
                 assert outcome.result is not None, "the calibration block is valid"
                 if round_index:

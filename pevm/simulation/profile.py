@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from pevm import jumpdests
 from pevm.engines.cost_model import transaction_targets, work_weights
 from pevm.engines.executor import BlockContext
 from pevm.engines.mv_memory import MVMemory
@@ -40,11 +41,15 @@ class _ProfilingEngine:
         frozen = heap_freezable()  # as the engine does for its block
         if frozen:
             gc.freeze()
+        # Each run starts without the jump analysis the other left behind, as
+        # each of pevm bench's rounds does (pevm.jumpdests)
+        jumpdests.clear()
         try:
             profile = _profile_block(vm, txs)
         finally:
             if frozen:
                 gc.unfreeze()
+        jumpdests.clear()
         cpu, wall = time.process_time(), time.perf_counter()
         header, receipts, stats = self.delegate.apply_transactions(vm, txs, base_header)
         if profile is not None:  # the engine's phases are wall time: scale to CPU

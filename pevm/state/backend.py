@@ -5,8 +5,9 @@ Every import runs py-evm's own VM code; what differs is the account database its
 ``HexaryTrie`` -- the sequential reference always runs there, untouched.
 :attr:`StateBackend.FLAT` is :class:`~pevm.state.flat_db.FlatAccountDB`: flat maps
 in versioned layers and the incremental, batched state commitment; VMs on it also
-build the block's body tries in one batched pass (:mod:`pevm.state.blocks`) and
-keep the KZG setup loaded (:mod:`pevm.precompiles`). The parallel engine runs on
+build the block's body tries in one batched pass (:mod:`pevm.state.blocks`),
+keep the KZG setup loaded (:mod:`pevm.precompiles`) and share each contract's
+jump-destination analysis between its runs (:mod:`pevm.jumpdests`). The parallel engine runs on
 it by default, so ``--check`` compares the two state layers as well as the two
 engines on every block.
 
@@ -26,6 +27,7 @@ from eth.db.atomic import AtomicDB
 from eth.db.chain import ChainDB
 from eth_typing import Address
 
+from pevm.jumpdests import with_shared_jumpdests
 from pevm.precompiles import with_fast_precompiles
 from pevm.pyevm_compat import ChainDBOwnCaches
 from pevm.state.blocks import BatchedBlockTriesVM, FlatChainDB, shallow_copy_block_class
@@ -52,8 +54,10 @@ def vm_class_on(backend: StateBackend, vm_class: type[VirtualMachineAPI]
                 ) -> type[VirtualMachineAPI]:
     """``vm_class`` with its ``State`` on ``backend``'s account database (the
     same class for py-evm's; for the flat one a cached subclass that also builds
-    the block's body tries in pevm's batched trie, :mod:`pevm.state.blocks`, and
-    does not reload the KZG setup on every call, :mod:`pevm.precompiles`)."""
+    the block's body tries in pevm's batched trie, :mod:`pevm.state.blocks`, does
+    not reload the KZG setup on every call, :mod:`pevm.precompiles`, and shares
+    jump-destination answers between runs of the same code,
+    :mod:`pevm.jumpdests`)."""
     if backend is StateBackend.PYEVM:
         return vm_class
     flat = _FLAT_VM_CLASSES.get(vm_class)
@@ -61,7 +65,8 @@ def vm_class_on(backend: StateBackend, vm_class: type[VirtualMachineAPI]
         state_class = vm_class.get_state_class()
         flat_state = state_class.configure(
             __name__=f"Flat{state_class.__name__}", account_db_class=FlatAccountDB,
-            computation_class=with_fast_precompiles(state_class.computation_class))
+            computation_class=with_shared_jumpdests(
+                with_fast_precompiles(state_class.computation_class)))
         flat = _FLAT_VM_CLASSES[vm_class] = type(
             f"Flat{vm_class.__name__}", (BatchedBlockTriesVM, vm_class),
             {"_state_class": flat_state,
