@@ -40,6 +40,7 @@ from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
 from pevm import jumpdests
+from pevm.pyevm_compat import forget_body_tries
 from pevm.memory import MemoryPeak, PeakMemory
 from pevm.result import BlockResult
 from pevm.state.backend import StateBackend, backend_of
@@ -282,6 +283,23 @@ class ProcessTotals:
             self.slowness.append(detail.slowness)
 
 
+def fresh_round() -> None:
+    """Start a timed import as a chain's next block would start.
+
+    From a collected heap: earlier imports' cyclic garbage otherwise lands in
+    whichever import a collection happens to fall in (the parallel engine collects
+    before a block once the heap has grown by half:
+    :func:`~pevm.engines.parallel.collect_if_grown`), ~20-60 ms. And without the
+    answers an earlier round of the same block left in caches keyed by content,
+    which a chain's next block would not find: pevm's jump analysis
+    (:mod:`pevm.jumpdests`) and py-evm's body-trie roots
+    (:func:`~pevm.pyevm_compat.forget_body_tries`).
+    """
+    gc.collect()
+    jumpdests.clear()
+    forget_body_tries()
+
+
 def _run_once(ref: CaseRef, engine: Any, results: list[BlockResult] | None = None,
               totals: ProcessTotals | None = None) -> tuple[float, float, int, int]:
     """Import every block of the case once on a fresh pre-state:
@@ -302,15 +320,7 @@ def import_run(ref: CaseRef, run: CaseRun, engine: Any,
     for task in run.tasks():
         if task.block is None:
             continue
-        # Every timed import starts from a collected heap: earlier imports' cyclic
-        # garbage otherwise lands in whichever import a collection happens to fall
-        # in (the parallel engine collects before a block once the heap has grown
-        # by half: :func:`~pevm.engines.parallel.collect_if_grown`), ~20-60 ms.
-        gc.collect()
-        # ... and with no jump analysis kept from an earlier round: a chain keeps
-        # it from block to block, but a round repeating the same block would find
-        # every answer its own earlier round worked out (:mod:`pevm.jumpdests`)
-        jumpdests.clear()
+        fresh_round()
         outcome = task.execute(engine)
         if outcome.rejection is not None or outcome.result is None:
             raise PevmError(f"{ref.source} :: {ref.name}: block {task.index} was "

@@ -21,6 +21,7 @@ from eth.abc import AccountDatabaseAPI, SignedTransactionAPI, VirtualMachineAPI
 from eth.chains.base import MiningChain
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
+from eth.db.trie import _make_trie_root_and_nodes
 from eth.tools.builder.chain import disable_pow_check
 from eth.rlp.accounts import Account
 from eth.vm.forks import CancunVM, SpuriousDragonVM
@@ -713,3 +714,38 @@ def test_a_rejected_block_leaves_its_parent_intact() -> None:
     chain.import_block(block)
     assert chain.get_canonical_head() == block.header
     assert FlatAccountDB(db, block.header.state_root).get_balance(NEW_ADDRESS) == 7
+
+
+def test_the_flat_import_takes_the_transaction_root_from_its_batched_trie() -> None:
+    """py-evm's ``validate_block`` builds the transaction trie again in
+    ``HexaryTrie`` unless its cache has the root; on the flat backend it comes from
+    the batched trie that built the block, and py-evm's trie is never built."""
+    reference, _ = new_chain(CancunVM, GENESIS_PARAMS, True)
+    chain, _ = new_chain(CancunVM, GENESIS_PARAMS, True, StateBackend.FLAT)
+    block = reference.mine_all(blocks_of(reference, sign_cancun)[0],
+                               coinbase=COINBASE)[0].imported_block
+    compat.forget_body_tries()
+    chain.import_block(block)
+    assert chain.get_canonical_head() == block.header
+    assert _make_trie_root_and_nodes.cache_info().currsize == 0
+
+
+def test_the_flat_vm_checks_transactions_it_did_not_build_against_the_root() -> None:
+    reference, _ = new_chain(CancunVM, GENESIS_PARAMS, True)
+    chain, _ = new_chain(CancunVM, GENESIS_PARAMS, True, StateBackend.FLAT)
+    block = reference.mine_all(blocks_of(reference, sign_cancun)[0],
+                               coinbase=COINBASE)[0].imported_block
+    chain.import_block(block)
+    vm = chain.get_vm(block.header)
+    compat.forget_body_tries()
+    # the same transactions decoded again: other objects, so the root is computed
+    imported = chain.get_block_by_header(block.header)
+    assert isinstance(imported, vm.get_block_class())
+    builder: Any = vm.get_transaction_builder()
+    decoded = imported.copy(transactions=[builder.decode(tx.encode())
+                                          for tx in imported.transactions])
+    assert all(a is not b for a, b in zip(decoded.transactions, imported.transactions))
+    vm.validate_block(decoded)
+    with pytest.raises(ValidationError, match="transaction_root"):
+        vm.validate_block(imported.copy(transactions=imported.transactions[:-1]))
+    assert _make_trie_root_and_nodes.cache_info().currsize == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import os
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pevm import jumpdests
+from pevm.bench import fresh_round
 from pevm.host import usable_cores
 from pevm.engines.parallel import ParallelEngine
 
@@ -167,8 +166,7 @@ def measure_calibration(repeat: int = 4) -> Calibration:
                 [task] = [t for t in ref.load().start(backend_of(engine)).tasks()
                           if t.index == index]
                 children = sum(os.times()[2:4])  # workers are reaped in the phase
-                gc.collect()  # from a collected heap, as pevm bench times its imports
-                jumpdests.clear()  # and with no jump analysis from a round before
+                fresh_round()  # as pevm bench times its imports
                 outcome = task.execute(engine)
                 assert outcome.result is not None, "the calibration block is valid"
                 if round_index:
