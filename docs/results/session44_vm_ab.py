@@ -3,7 +3,7 @@
 FEATURE ``jumpdests``: off runs every message on py-evm's own ``CodeStream``
 (``pevm.jumpdests.SharedCodeStream`` swapped back); ``txroot``: off drops the flat
 VM's ``validate_block`` (``pevm.state.blocks.BatchedBlockTriesVM``), so py-evm's
-rebuilds the transaction trie in ``HexaryTrie``. Run it at commit c2d610d or later.
+rebuilds the transaction trie in ``HexaryTrie``. Run it at commit fd44733 or later.
 
 Each round imports each block once with the feature on and once off, in an order
 reversed every other round, after one untimed round; every import starts from
