@@ -7,9 +7,9 @@ Every import runs py-evm's own VM code; what differs is the account database its
 in versioned layers and the incremental, batched state commitment; VMs on it also
 build the block's body tries in one batched pass (:mod:`pevm.state.blocks`),
 keep the KZG setup loaded (:mod:`pevm.precompiles`) and share each contract's
-jump-destination analysis between its runs (:mod:`pevm.jumpdests`). The parallel engine runs on
-it by default, so ``--check`` compares the two state layers as well as the two
-engines on every block.
+jump-destination analysis between its runs (:mod:`pevm.jumpdests`). The parallel
+engine runs on it by default, so ``--check`` compares the two state layers as well
+as the two engines on every block.
 
 An engine says which backend it wants with a ``state_backend`` attribute (absent:
 py-evm's); inputs build their chain or snapshot on that backend
