@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pevm import jumpdests
 from pevm.abc import CaseRun
 from pevm.compare import compare_results
 from pevm.engines import make_engine
@@ -39,9 +40,8 @@ from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Trace
 from pevm.errors import PevmError, ResultMismatch
 from pevm.inputs.discover import CaseRef
-from pevm import jumpdests
-from pevm.pyevm_compat import forget_body_tries
 from pevm.memory import MemoryPeak, PeakMemory
+from pevm.pyevm_compat import forget_body_tries
 from pevm.result import BlockResult
 from pevm.state.backend import StateBackend, backend_of
 
