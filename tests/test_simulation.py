@@ -304,7 +304,8 @@ def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
     # waiting; the chunks it sends later carry them, so what the workers run is
     # priced without those recoveries (the calibration's worker factor is fitted
     # over exactly this, SimResult.worker_run_s); recovery a share of each
-    # transaction below the sender pipeline's (PIPELINE_SHARE), which speculates
+    # transaction too small for the sender pipeline's estimate to beat
+    # speculation's (cost_model.pipeline_pays), which speculates
     n, execution, recovery = 2400, 1e-3, 1.5e-4
     slow = Calibration(cores=2, worker_factor=10.0)
     with_senders = BlockProfile.uniform([execution] * n)
@@ -366,14 +367,14 @@ def test_a_profile_without_the_in_process_totals_stays_as_measured() -> None:
 
 def test_a_block_of_cheap_transactions_with_costly_senders_simulates_as_a_pipeline(
         ) -> None:
-    # 1,000 transfers of 140 us, 55 us of them recovering the sender: as the
+    # 1,000 transactions of 140 us, 70 us of them recovering the sender: as the
     # engine's warm-up would, the simulation's first look starts a sender pipeline
     # -- no chunk, everything executed by the coordinator, the worker recovering
-    # senders -- and predicts it faster than one process; at a small share of
-    # recovery it speculates, as before
+    # senders -- and predicts it faster than one process; where recovery is a
+    # smaller share (speculation's estimate the lower), it speculates
     n, cal = 1000, Calibration(cores=2, message_s=3e-5, worker_factor=1.1)
     cheap = BlockProfile.uniform([1.4e-4] * n, 1e-6)
-    cheap.recover_s = [5.5e-5] * n
+    cheap.recover_s = [7e-5] * n
     one, two = simulate(cheap, independent(n), 1, cal), simulate(cheap, independent(n), 2, cal)
     assert two.chunks == 0 and two.worker_runs == 0 and two.inline == n
     assert two.worker_cpu_s > 0              # the worker recovered senders

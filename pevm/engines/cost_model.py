@@ -188,7 +188,17 @@ def workers_that_pay(remaining: int, work: float, workers: int,
     """How many executing processes, of at most ``workers``, should run the rest
     of the block: 1 (the coordinator alone) unless some count pays
     (:func:`parallel_pays`, whose arguments these are), else the count whose
-    estimate is lowest.
+    estimate is lowest (:func:`speculation_estimate`)."""
+    return speculation_estimate(remaining, work, workers, cores, slowness, kept,
+                                kept_work)[0]
+
+
+def speculation_estimate(remaining: int, work: float, workers: int,
+                         cores: int | None = None, slowness: float | None = None,
+                         kept: int = 0, kept_work: float = 0.0) -> tuple[int, float]:
+    """The best way to run the rest of the block speculating, as (executing
+    processes, estimated seconds): ``(1, work)`` where no count of workers pays
+    (:func:`parallel_pays`, whose arguments these are and whose estimate this is).
 
     Each forked worker beyond the first adds :data:`EXTRA_WORKER_S` to the
     estimate, and workers beyond the cores only add overheads, so the estimate
@@ -200,10 +210,10 @@ def workers_that_pay(remaining: int, work: float, workers: int,
     """
     cores = cores or usable_cores()
     scale = machine_slowness() if slowness is None else slowness
-    if min(workers, cores) < 2 or remaining < 2:
-        return 1
-    per_tx, coordinator = (WORKER_TX_S + COORDINATOR_TX_S) * scale, COORDINATOR_TX_S * scale
     best, best_estimate = 1, work
+    if min(workers, cores) < 2 or remaining < 2:
+        return best, best_estimate
+    per_tx, coordinator = (WORKER_TX_S + COORDINATOR_TX_S) * scale, COORDINATOR_TX_S * scale
     for count in range(2, workers + 1):
         shipped = min(remaining - kept, remaining * (count - 1) / count)
         estimate = max((work + shipped * per_tx) / min(count, cores),
@@ -211,24 +221,9 @@ def workers_that_pay(remaining: int, work: float, workers: int,
         estimate += (PARALLEL_FIXED_S + (count - 2) * EXTRA_WORKER_S) * scale
         if estimate < best_estimate:
             best, best_estimate = count, estimate
-    return best
+    return best, best_estimate
 
 
-#: The sender pipeline (:func:`pipeline_pays`) is weighed only for a rest whose
-#: sender recovery is at least this share of its in-process time, as the warm-up
-#: estimates both (its first transactions run cold, so it reads the share 15-25%
-#: below what the whole block at 1 worker shows). Measured in session 40 at 2
-#: workers on this 2-core machine, alternating rounds against the speculative
-#: engine: the pipeline won on every block whose look after 8 transactions read
-#: 0.26-0.33 -- 1,000 transfers 1.27x against 1.18x, 1,000 single-sender
-#: withdrawals 1.30x against 1.24x, mainnet 11814555 1.24x against 1.17x,
-#: 5891667 1.19x against 1.03x (forked at its 16th transaction; the speculative
-#: engine keeps it in one process, 0.96x) -- and lost where it read 0.10-0.13:
-#: ERC-20 and mixed transfers (the pipeline's bound, one process executing
-#: everything, is 1.18x there against 1.4x speculating), mainnet 12520364 (1.08x
-#: against 1.32x). Of the 31 mainnet corpus blocks only 5891667 and 11814555
-#: read above 0.21 (the hot spot and 4330482 0.19-0.20).
-PIPELINE_SHARE = 0.25
 #: What running the rest as a sender pipeline costs the coordinator on top of its
 #: transactions' own execution, per transaction, in seconds on the reference
 #: machine (:func:`~pevm.host.machine_slowness`): the polls, the recovered senders
@@ -251,20 +246,32 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     coordinator executes every transaction in order, exactly as one process does,
     while one forked worker recovers the senders ahead of it -- a block of cheap
     transactions whose cost is largely sender recovery (exchange withdrawals,
-    plain transfers), where speculation's per-transaction overheads eat what a
+    plain transfers), where speculation's per-transaction overheads can eat what a
     second process saves.
 
     ``remaining`` transactions are left, ``work`` seconds of them in-process
     (:meth:`WorkEstimate.remaining`), of which ``recovery`` seconds recover their
-    senders (at the warm-up's mean per sender). It pays where the coordinator's
-    estimate, ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
-    :data:`PIPELINE_FIXED_S` (times ``slowness``), is below ``work``, and, unless
-    the warm-up found that ``speculation_pays`` nothing (a rest too short for it,
-    or one dependency chain), the recovery is at least :data:`PIPELINE_SHARE` of
-    the work: below, speculation on the same two processes gains more. (The
-    1,000-transaction hot spot, one chain whose look reads 0.18: 1.13x forked
-    at its 8th transaction as a pipeline, against 1.00x in one process.) It needs
-    two processes that can execute; against speculation, exactly two
+    senders (at the warm-up's mean per sender). The pipeline's estimate is
+    ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
+    :data:`PIPELINE_FIXED_S` (times ``slowness``); it pays where that is below the
+    rest's best other estimate: ``work`` in one process, or speculation's
+    (:func:`speculation_estimate`) -- unless the warm-up found that
+    ``speculation_pays`` nothing (a rest too short for it, or one dependency
+    chain), where ``work`` alone is the bar (the 1,000-transaction hot spot, one
+    chain: 1.13x forked at its 8th transaction as a pipeline, against 1.00x in
+    one process; session 40).
+
+    Until session 45 the pipeline won against speculation wherever recovery was
+    at least a quarter of the work (session 40: 1,000 transfers 1.27x against
+    1.18x speculating). Speculation has since become cheaper per transaction,
+    and the fixed share chose the slower mode: measured in session 45 at 2
+    workers, alternating in one process (6 rounds, transaction phase), the
+    estimates' choice against the share's: 1,000 transfers 1.08x, 1,000
+    single-sender withdrawals 1.07x, mainnet 11814555 1.06x (speculation now, by
+    the estimates), 4330482 0.98x (either, by a hair); mainnet 5891667 and the hot
+    spot keep the pipeline (their speculation estimates are higher).
+
+    It needs two processes that can execute; against speculation, exactly two
     (``min(workers, cores) == 2``): with more, speculation's processes all
     execute, while the pipeline's bound stays one process's execution (unmeasured
     there: the engine then speculates, as before).
@@ -273,11 +280,13 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     executors = min(workers, cores)
     if executors < 2 or remaining < 2 or work <= 0:
         return False
-    if speculation_pays and (executors != 2 or recovery < PIPELINE_SHARE * work):
+    if speculation_pays and executors != 2:
         return False
     scale = machine_slowness() if slowness is None else slowness
     estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
-    return estimate < work
+    bar = speculation_estimate(remaining, work, workers, cores, scale)[1] \
+        if speculation_pays else work
+    return estimate < bar
 
 
 def workers_to_start(workers: int, cores: int | None = None) -> int:
@@ -445,5 +454,5 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights", "workers_that_pay", "workers_to_start",
-           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_SHARE", "PIPELINE_TX_S",
-           "pipeline_pays"]
+           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_TX_S", "pipeline_pays",
+           "speculation_estimate"]
