@@ -224,6 +224,19 @@ def speculation_estimate(remaining: int, work: float, workers: int,
     return best, best_estimate
 
 
+#: The sender pipeline (:func:`pipeline_pays`) is weighed against speculation only
+#: for a rest whose sender recovery is at least this share of its in-process time,
+#: as the warm-up estimates both (its first transactions run cold, so it reads the
+#: share 15-25% below what the whole block at 1 worker shows). Below it the saving
+#: is small next to the pipeline's estimate's error: its costs grow with the
+#: transactions' own (:data:`PIPELINE_TX_S`), and mainnet 4330482 (229 transactions
+#: of ~450 us, a look reading 0.20-0.21), chosen as a pipeline by the estimates
+#: alone in session 45, ran 0.95x against 0.99x in one process. Measured in session
+#: 40: the pipeline won where the look read 0.26-0.33 and lost where it read
+#: 0.10-0.13 (ERC-20 and mixed transfers, mainnet 12520364). Of the 31 mainnet
+#: corpus blocks only 5891667 and 11814555 read above 0.21 (the hot spot and
+#: 4330482 0.19-0.21).
+PIPELINE_SHARE = 0.25
 #: What running the rest as a sender pipeline costs the coordinator on top of its
 #: transactions' own execution, per transaction, in seconds on the reference
 #: machine (:func:`~pevm.host.machine_slowness`): the polls, the recovered senders
@@ -255,21 +268,22 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
     :data:`PIPELINE_FIXED_S` (times ``slowness``); it pays where that is below the
     rest's best other estimate: ``work`` in one process, or speculation's
-    (:func:`speculation_estimate`) -- unless the warm-up found that
+    (:func:`speculation_estimate`), for a recovery of at least
+    :data:`PIPELINE_SHARE` of the work -- unless the warm-up found that
     ``speculation_pays`` nothing (a rest too short for it, or one dependency
-    chain), where ``work`` alone is the bar (the 1,000-transaction hot spot, one
-    chain: 1.13x forked at its 8th transaction as a pipeline, against 1.00x in
-    one process; session 40).
+    chain), where ``work`` alone is the bar, at any share (the 1,000-transaction
+    hot spot, one chain: 1.13x forked at its 8th transaction as a pipeline,
+    against 1.00x in one process; session 40).
 
     Until session 45 the pipeline won against speculation wherever recovery was
-    at least a quarter of the work (session 40: 1,000 transfers 1.27x against
-    1.18x speculating). Speculation has since become cheaper per transaction,
-    and the fixed share chose the slower mode: measured in session 45 at 2
-    workers, alternating in one process (6 rounds, transaction phase), the
-    estimates' choice against the share's: 1,000 transfers 1.08x, 1,000
-    single-sender withdrawals 1.07x, mainnet 11814555 1.06x (speculation now, by
-    the estimates), 4330482 0.98x (either, by a hair); mainnet 5891667 and the hot
-    spot keep the pipeline (their speculation estimates are higher).
+    at least that share (session 40: 1,000 transfers 1.27x against 1.18x
+    speculating). Speculation has since become cheaper per transaction, and the
+    share alone chose the slower mode: measured in session 45 at 2 workers,
+    alternating in one process (6 rounds, transaction phase), the estimates'
+    choice against the share's: 1,000 transfers 1.08x, 1,000 single-sender
+    withdrawals 1.07x, mainnet 11814555 1.06x (all three speculate now); mainnet
+    5891667 and the hot spot keep the pipeline (their speculation estimates are
+    higher).
 
     It needs two processes that can execute; against speculation, exactly two
     (``min(workers, cores) == 2``): with more, speculation's processes all
@@ -280,7 +294,7 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     executors = min(workers, cores)
     if executors < 2 or remaining < 2 or work <= 0:
         return False
-    if speculation_pays and executors != 2:
+    if speculation_pays and (executors != 2 or recovery < PIPELINE_SHARE * work):
         return False
     scale = machine_slowness() if slowness is None else slowness
     estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
@@ -454,5 +468,6 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights", "workers_that_pay", "workers_to_start",
-           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_TX_S", "pipeline_pays",
+           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_SHARE", "PIPELINE_TX_S",
+           "pipeline_pays",
            "speculation_estimate"]
