@@ -228,14 +228,15 @@ def speculation_estimate(remaining: int, work: float, workers: int,
 #: for a rest whose sender recovery is at least this share of its in-process time,
 #: as the warm-up estimates both (its first transactions run cold, so it reads the
 #: share 15-25% below what the whole block at 1 worker shows). Below it the saving
-#: is small next to the pipeline's estimate's error: its costs grow with the
-#: transactions' own (:data:`PIPELINE_TX_S`), and mainnet 4330482 (229 transactions
-#: of ~450 us, a look reading 0.20-0.21), chosen as a pipeline by the estimates
-#: alone in session 45, ran 0.95x against 0.99x in one process. Measured in session
-#: 40: the pipeline won where the look read 0.26-0.33 and lost where it read
-#: 0.10-0.13 (ERC-20 and mixed transfers, mainnet 12520364). Of the 31 mainnet
-#: corpus blocks only 5891667 and 11814555 read above 0.21 (the hot spot and
-#: 4330482 0.19-0.21).
+#: is small next to the error of the pipeline's estimate, whose costs grow with the
+#: transactions' own (:data:`PIPELINE_TX_S`: mainnet 4330482 paid 16 ms where it
+#: counts about 11). The estimates alone send 4330482 (229 transactions of ~450 us,
+#: a look reading 0.20-0.21) to the pipeline at its first look in some rounds,
+#: where it reads 0.91-1.06x of one worker (paired, session 45), against
+#: 0.98-1.05x in one process. Measured in session 40: the pipeline won where the
+#: look read 0.26-0.33 and lost where it read 0.10-0.13 (ERC-20 and mixed
+#: transfers, mainnet 12520364). Of the 31 mainnet corpus blocks only 5891667 and
+#: 11814555 read above 0.21 (the hot spot and 4330482 0.19-0.21).
 PIPELINE_SHARE = 0.25
 #: What running the rest as a sender pipeline costs the coordinator on top of its
 #: transactions' own execution, per transaction, in seconds on the reference
