@@ -281,10 +281,10 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     speculating). Speculation has since become cheaper per transaction, and the
     share alone chose the slower mode: measured in session 45 at 2 workers,
     alternating in one process (6 rounds, transaction phase), the estimates'
-    choice against the share's: 1,000 transfers 1.08x, 1,000 single-sender
-    withdrawals 1.07x, mainnet 11814555 1.06x (all three speculate now); mainnet
-    5891667 and the hot spot keep the pipeline (their speculation estimates are
-    higher).
+    choice against the share's, in two runs: 1,000 transfers 1.04x and 1.08x,
+    1,000 single-sender withdrawals 1.06x and 1.07x, mainnet 11814555 1.04x and
+    1.06x (all three speculate now, 11814555 in most rounds); mainnet 5891667 and
+    the hot spot keep the pipeline (their speculation estimates are higher).
 
     It needs two processes that can execute; against speculation, exactly two
     (``min(workers, cores) == 2``): with more, speculation's processes all
@@ -470,5 +470,4 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights", "workers_that_pay", "workers_to_start",
            "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_SHARE", "PIPELINE_TX_S",
-           "pipeline_pays",
-           "speculation_estimate"]
+           "pipeline_pays", "speculation_estimate"]
