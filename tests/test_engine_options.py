@@ -24,6 +24,9 @@ def test_the_options_are_the_engines_own_keywords_less_the_benchmarks_axes() -> 
     ("fork_after=0", {"fork_after": 0.0}),             # an int where a float goes
     ("chunk_size=None", {"chunk_size": None}),         # the engine's own policy
     ("coordinator_executes=False", {"coordinator_executes": False}),
+    ("sender_pipeline=false", {"sender_pipeline": False}),  # any case
+    ("sender_pipeline=TRUE,chunk_size=none", {"sender_pipeline": True,
+                                              "chunk_size": None}),
     ("start_method=spawn", {"start_method": "spawn"}),  # a bare word is text
 ])
 def test_values_are_literals_of_the_keywords_type(text: str, expected: dict) -> None:
@@ -37,6 +40,7 @@ def test_values_are_literals_of_the_keywords_type(text: str, expected: dict) -> 
     ("bogus=1", "unknown engine option 'bogus' (options: min_parallel_txs"),
     ("chunk_size=x", "chunk_size=x: expected int or None"),
     ("freeze_gc=1", "freeze_gc=1: expected bool"),    # 1 is no bool
+    ("sender_pipeline=never", "sender_pipeline=never: expected bool or None"),
     ("worker_nice=True", "worker_nice=True: expected int"),  # nor True an int
     ("chunk_size=1,chunk_size=2", "'chunk_size' given twice"),
     ("chunk_size", "expected NAME=VALUE, got 'chunk_size'"),

@@ -86,8 +86,10 @@ def register(subparsers: Any) -> None:
                              "per round; above 1: the variant is faster); repeat for "
                              "more variants. Options: "
                              f"{', '.join(tunable_options())} (see the "
-                             "ParallelEngine docstring); e.g. --variant worker_nice=0 "
-                             "--variant chunk_size=96,max_outstanding=1")
+                             "ParallelEngine docstring), each VALUE a Python literal "
+                             "(True, false, None, 96) or a word; e.g. --variant "
+                             "worker_nice=0 --variant chunk_size=96,max_outstanding=1 "
+                             "--variant sender_pipeline=false")
     parser.add_argument("--trace", metavar="FILE.json",
                         help="write where the parallel engine's time went in the last "
                              "timed round, at every worker count, as a Chrome "

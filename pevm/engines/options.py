@@ -37,9 +37,14 @@ def tunable_options() -> dict[str, tuple[type, ...]]:
     return out
 
 
+#: Words that read as Python's constants in any case (``sender_pipeline=false``).
+_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None}
+
+
 def parse_options(text: str) -> dict[str, Any]:
     """``"k=v,k=v"`` -> ``{k: v}``, each value a Python literal (``96``, ``0.01``,
-    ``False``, ``None``) or a bare word (``spawn``), of a type the keyword takes.
+    ``False``, ``None``; ``true``, ``false`` and ``none`` in any case too) or a
+    bare word (``spawn``), of a type the keyword takes.
 
     Raises ValueError saying what is wrong: an unknown name (listing the known
     ones), a value that is not a literal or not of the keyword's type, a name
@@ -58,10 +63,13 @@ def parse_options(text: str) -> dict[str, Any]:
                              f"(options: {', '.join(known)})")
         if name in options:
             raise ValueError(f"engine option {name!r} given twice")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw  # a bare word: text, for the options that take text
+        if raw.lower() in _WORDS:
+            value = _WORDS[raw.lower()]  # as a shell user writes them: false, none
+        else:
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                value = raw  # a bare word: text, for the options that take text
         if not _fits(value, known[name]):
             wanted = " or ".join("None" if k is type(None) else k.__name__
                                  for k in known[name])
