@@ -239,7 +239,7 @@ def test_a_sender_pipeline_pays_where_its_estimate_beats_speculations():
     assert pays(work, even * 1.01)
     assert not pays(work, even * 0.99)
     # 1,000 transfers (session 40's look: 160 ms, 58 of them recovering senders):
-    # speculation's estimate is the lower one (measured in session 45: 1.08x)
+    # speculation's estimate is the lower one (measured in session 45: 1.04-1.08x)
     assert speculating(0.160) < 0.160 - 0.058 + overheads
     assert not pays(0.160, 0.058)
     # mainnet 5891667's look: 372 left, 63 ms, 20 of them recovering
@@ -300,7 +300,7 @@ def test_the_warm_up_starts_a_sender_pipeline_at_its_first_look_that_says_so():
     # from the 8th transaction on, before time or length settle it
     assert verdict(4, 996, work, 2, False, cores=2, recovery=0.5 * work) is WarmUp.GO_ON
     assert verdict(8, 992, work, 2, True, cores=2, recovery=0.5 * work) is WarmUp.PIPELINE
-    # a smaller share: speculation's estimate is the lower one
+    # a smaller share, above the floor: speculation's estimate is the lower one
     assert verdict(8, 992, work, 2, False, cores=2, recovery=0.3 * work) is WarmUp.SETTLED
     # a rest too short for speculation: the pipeline's estimate alone decides
     short = 0.040 * slow

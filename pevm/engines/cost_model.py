@@ -8,7 +8,8 @@
   lowest estimate, and :func:`warm_up_settled` says when the warm-up has seen
   enough.
 * Whether the rest runs as a sender pipeline instead (:func:`pipeline_pays`):
-  the coordinator executes everything in order while a worker recovers senders.
+  the coordinator executes everything in order while a worker recovers senders,
+  where that is estimated faster than speculating (:func:`speculation_estimate`).
 * Which transactions are costly, before any runs: :func:`costly_transactions`
   guesses by gas limit (the scheduler keeps them off the coordinator).
 * How long a chunk is: :func:`default_chunk_size` weighs a message's cost against
