@@ -51,8 +51,9 @@ from pevm.simulation.calibration import (CALIBRATION_VERSION, CALIBRATION_WORKLO
                                          CHECK_TOLERANCE, autogroup_enabled, calibrate,
                                          measure_calibration, measure_until_consistent,
                                          sample_background)
-from pevm.simulation.model import BlockProfile, Calibration, SimResult, predict, simulate
+from pevm.simulation.model import predict, simulate
 from pevm.simulation.profile import profile_case
+from pevm.simulation.records import BlockProfile, Calibration, SimResult
 
 __all__ = ["CALIBRATION_VERSION", "CALIBRATION_WORKLOAD", "CHECK_TOLERANCE", "BlockProfile",
            "Calibration", "SimResult", "autogroup_enabled", "calibrate",

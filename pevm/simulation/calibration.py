@@ -19,7 +19,8 @@ from pevm.bench import fresh_round
 from pevm.host import usable_cores
 from pevm.engines.parallel import ParallelEngine
 
-from pevm.simulation.model import BlockProfile, Calibration, predict, simulate
+from pevm.simulation.model import predict, simulate
+from pevm.simulation.records import BlockProfile, Calibration
 from pevm.simulation.profile import profile_case
 from pevm.state.backend import backend_of
 

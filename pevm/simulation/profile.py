@@ -17,7 +17,7 @@ from pevm.engines.mv_memory import MVMemory
 from pevm.engines.parallel import ParallelEngine, heap_freezable
 from pevm.engines.timeline import Activity
 
-from pevm.simulation.model import _COSTS, BlockProfile
+from pevm.simulation.records import COSTS, BlockProfile
 from pevm.state.backend import backend_of
 
 
@@ -150,7 +150,7 @@ def profile_case(ref: Any, repeat: int = 3) -> dict[int, BlockProfile]:
     out = {}
     for index, items in runs.items():
         columns = [[statistics.median(v) for v in zip(*(getattr(r, name) for r in items))]
-                   for name in _COSTS]
+                   for name in COSTS]
         out[index] = BlockProfile._of(columns, statistics.median(r.fixed_s for r in items))
         out[index].gas_limits = items[0].gas_limits
         out[index].weights = items[0].weights
