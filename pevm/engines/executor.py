@@ -102,10 +102,6 @@ class FinishedComputation:
         return self._outcome.is_error
 
     @property
-    def is_success(self) -> bool:
-        return not self._outcome.is_error
-
-    @property
     def data_floor_gas(self) -> int:
         return self._outcome.data_floor_gas
 

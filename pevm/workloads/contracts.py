@@ -103,10 +103,6 @@ def erc20_approve(spender: bytes, amount: int) -> bytes:
     return call_data("approve(address,uint256)", spender, amount)
 
 
-def erc20_balance_of(owner: bytes) -> bytes:
-    return call_data("balanceOf(address)", owner)
-
-
 def amm_swap(zero_for_one: bool, amount_in: int, min_out: int = 0) -> bytes:
     return call_data("swapExactIn(bool,uint256,uint256)", zero_for_one, amount_in, min_out)
 
@@ -226,19 +222,6 @@ def create_address(sender: bytes, nonce: int) -> Address:
 def create2_address(deployer: bytes, salt: bytes, init_code: bytes) -> Address:
     """The address CREATE2 gives: keccak(0xff ++ deployer ++ salt ++ keccak(init))[12:]."""
     return Address(keccak(b"\xff" + deployer + word(salt) + keccak(init_code))[12:])
-
-
-def init_code_for(runtime: bytes) -> bytes:
-    """Generic init code that deploys ``runtime`` unchanged (no constructor)."""
-    size = len(runtime)
-    if size >= 1 << 16:
-        raise ValueError("runtime too large")
-    # PUSH2 size DUP1 PUSH1 offset PUSH1 0 CODECOPY PUSH1 0 RETURN, then the runtime
-    prefix_len = 12
-    prefix = (bytes([0x61]) + size.to_bytes(2, "big") + bytes([0x80, 0x60, prefix_len,
-              0x60, 0x00, 0x39, 0x60, 0x00, 0xF3]))
-    assert len(prefix) == prefix_len
-    return prefix + runtime
 
 
 def describe() -> Iterable[tuple[str, int]]:
