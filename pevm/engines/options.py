@@ -63,8 +63,9 @@ def parse_options(text: str) -> dict[str, Any]:
                              f"(options: {', '.join(known)})")
         if name in options:
             raise ValueError(f"engine option {name!r} given twice")
-        if raw.lower() in _WORDS:
-            value = _WORDS[raw.lower()]  # as a shell user writes them: false, none
+        word = raw.lower()
+        if word in _WORDS:
+            value = _WORDS[word]  # as a shell user writes them: false, none
         else:
             try:
                 value = ast.literal_eval(raw)

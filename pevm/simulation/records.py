@@ -70,7 +70,7 @@ class Calibration:
 
 
 COSTS = ("exec_s", "recover_s", "validate_s", "commit_s", "result_dump_s",
-          "result_load_s", "writes_dump_s", "writes_load_s")
+         "result_load_s", "writes_dump_s", "writes_load_s")
 
 
 @dataclass
