@@ -286,6 +286,11 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     1,000 single-sender withdrawals 1.06x and 1.07x, mainnet 11814555 1.04x and
     1.06x (all three speculate now, 11814555 in most rounds); mainnet 5891667 and
     the hot spot keep the pipeline (their speculation estimates are higher).
+    Session 46 measured the same comparisons on the same code the other way (the
+    pipeline 2-7% faster on transfers and withdrawals) with the estimates
+    unchanged: on the 2-core VM the two modes trade places by about that much
+    from day to day, and the pipeline's estimate there reads 35-40% above its
+    time (docs/results.md, session 46).
 
     It needs two processes that can execute; against speculation, exactly two
     (``min(workers, cores) == 2``): with more, speculation's processes all
