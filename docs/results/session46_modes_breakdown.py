@@ -6,6 +6,13 @@ Each configuration imports the block ``IMPORTS`` times (each from
 and, per process, the median milliseconds of each activity of the engine's
 breakdown (``ParallelEngine.last_detail.breakdown``).
 
+``sender_pipeline=True`` starts the pipeline whenever workers start; that is the
+engine's own pipeline only on blocks whose warm-up looks choose it early (the
+generated transfer blocks). On others (mainnet 5891667, session 47) the warm-up
+runs longer and its coordinator recovers most senders itself, so the pipeline's
+row under-reads what the engine's own choice does there
+(``session47_pipeline_overhead.py ... none`` measures that).
+
 Usage: session46_modes_breakdown.py IMPORTS BLOCK"""
 import statistics
 import sys
