@@ -304,8 +304,8 @@ def test_a_waiting_coordinator_recovers_senders_the_workers_then_skip() -> None:
     # waiting; the chunks it sends later carry them, so what the workers run is
     # priced without those recoveries (the calibration's worker factor is fitted
     # over exactly this, SimResult.worker_run_s); recovery a share of each
-    # transaction too small for the sender pipeline's estimate to beat
-    # speculation's (cost_model.pipeline_pays), which speculates
+    # transaction below the sender pipeline's (cost_model.PIPELINE_SHARE), so it
+    # speculates
     n, execution, recovery = 2400, 1e-3, 1.5e-4
     slow = Calibration(cores=2, worker_factor=10.0)
     with_senders = BlockProfile.uniform([execution] * n)
@@ -371,7 +371,7 @@ def test_a_block_of_cheap_transactions_with_costly_senders_simulates_as_a_pipeli
     # engine's warm-up would, the simulation's first look starts a sender pipeline
     # -- no chunk, everything executed by the coordinator, the worker recovering
     # senders -- and predicts it faster than one process; where recovery is a
-    # smaller share (speculation's estimate the lower), it speculates
+    # share below cost_model.PIPELINE_SHARE, it speculates
     n, cal = 1000, Calibration(cores=2, message_s=3e-5, worker_factor=1.1)
     cheap = BlockProfile.uniform([1.4e-4] * n, 1e-6)
     cheap.recover_s = [7e-5] * n

@@ -79,9 +79,9 @@ def test_a_long_rest_ends_the_warm_up_unless_it_runs_as_one_chain():
 
 
 def test_a_chain_whose_recovery_outweighs_the_pipelines_costs_runs_as_one():
-    # 40 of 200 ms recovering: the pipeline's estimate (189 ms) is above
-    # speculation's (140 ms), so speculating would be weighed -- but a chain gains
-    # nothing from speculation, and the pipeline saves 40 ms for its ~29 ms of costs
+    # 40 of 200 ms recovering: a share below PIPELINE_SHARE, so speculating would
+    # be weighed -- but a chain gains nothing from speculation, and the pipeline
+    # saves 40 ms for its ~29 ms of costs
     rule = looks()
     assert rule.look(8, 0.2, 0.04, False, Chain(False))
     assert not rule.pipeline                      # no chain: speculation is weighed
@@ -93,7 +93,7 @@ def test_a_chain_whose_recovery_outweighs_the_pipelines_costs_runs_as_one():
 def test_a_look_scales_the_pipelines_costs_by_the_speed_it_is_given():
     # 200 ms left, 95 of them recovering senders: on the reference machine the
     # pipeline's estimate (105 ms and its costs, 25 us a transaction and 4 ms once:
-    # 134 ms) is below speculation's (140 ms); on a machine four times as slow its
+    # 134 ms) is below the 200 ms in one process; on a machine four times as slow its
     # costs (115 ms) are more than the recovery it saves, and the rest -- too short
     # for workers at that speed -- runs on in-process
     fast, slow = looks(), looks()

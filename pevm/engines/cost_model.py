@@ -9,7 +9,8 @@
   enough.
 * Whether the rest runs as a sender pipeline instead (:func:`pipeline_pays`):
   the coordinator executes everything in order while a worker recovers senders,
-  where that is estimated faster than speculating (:func:`speculation_estimate`).
+  where recovery is a large enough share of the rest for that to beat
+  speculating, and the pipeline is estimated faster than one process.
 * Which transactions are costly, before any runs: :func:`costly_transactions`
   guesses by gas limit (the scheduler keeps them off the coordinator).
 * How long a chunk is: :func:`default_chunk_size` weighs a message's cost against
@@ -225,9 +226,9 @@ def speculation_estimate(remaining: int, work: float, workers: int,
     return best, best_estimate
 
 
-#: The sender pipeline (:func:`pipeline_pays`) is weighed against speculation only
-#: for a rest whose sender recovery is at least this share of its in-process time,
-#: as the warm-up estimates both (its first transactions run cold, so it reads the
+#: The sender pipeline (:func:`pipeline_pays`) is chosen over speculation for a
+#: rest whose sender recovery is at least this share of its in-process time, as
+#: the warm-up estimates both (its first transactions run cold, so it reads the
 #: share 15-25% below what the whole block at 1 worker shows). Below it the saving
 #: is small next to the error of the pipeline's estimate, whose costs grow with the
 #: transactions' own (:data:`PIPELINE_TX_S`: mainnet 4330482 paid 16 ms where it
@@ -268,29 +269,29 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     (:meth:`WorkEstimate.remaining`), of which ``recovery`` seconds recover their
     senders (at the warm-up's mean per sender). The pipeline's estimate is
     ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
-    :data:`PIPELINE_FIXED_S` (times ``slowness``); it pays where that is below the
-    rest's best other estimate: ``work`` in one process, or speculation's
-    (:func:`speculation_estimate`), for a recovery of at least
-    :data:`PIPELINE_SHARE` of the work -- unless the warm-up found that
-    ``speculation_pays`` nothing (a rest too short for it, or one dependency
-    chain), where ``work`` alone is the bar, at any share (the 1,000-transaction
+    :data:`PIPELINE_FIXED_S` (times ``slowness``); it pays where that is below
+    ``work``, the rest in one process, and, where speculation could run the rest
+    instead, the recovery is at least :data:`PIPELINE_SHARE` of the work. Where
+    the warm-up found that ``speculation_pays`` nothing (a rest too short for it,
+    or one dependency chain) any share will do (the 1,000-transaction
     hot spot, one chain: 1.13x forked at its 8th transaction as a pipeline,
     against 1.00x in one process; session 40).
 
-    Until session 45 the pipeline won against speculation wherever recovery was
-    at least that share (session 40: 1,000 transfers 1.27x against 1.18x
-    speculating). Speculation has since become cheaper per transaction, and the
-    share alone chose the slower mode: measured in session 45 at 2 workers,
-    alternating in one process (6 rounds, transaction phase), the estimates'
-    choice against the share's, in two runs: 1,000 transfers 1.04x and 1.08x,
-    1,000 single-sender withdrawals 1.06x and 1.07x, mainnet 11814555 1.04x and
-    1.06x (all three speculate now, 11814555 in most rounds); mainnet 5891667 and
-    the hot spot keep the pipeline (their speculation estimates are higher).
-    Session 46 measured the same comparisons on the same code the other way (the
-    pipeline 2-7% faster on transfers and withdrawals) with the estimates
-    unchanged: on the 2-core VM the two modes trade places by about that much
-    from day to day, and the pipeline's estimate there reads 35-40% above its
-    time (docs/results.md, session 46).
+    Against speculation the bar is the same ``work``, not speculation's own
+    estimate (:func:`speculation_estimate`): that comparison picked the slower
+    mode on three days of four. Session 45 added it, on a day when speculation ran
+    1,000 transfers and 1,000 single-sender withdrawals 4-8% faster than the
+    pipeline (2 workers, alternating in one process, transaction phase). Sessions
+    46, 47 and 48 measured the same comparison the other way, the pipeline up to
+    19% faster: 18 of the 22 paired runs over the four days favour it, geometric
+    mean 0.95 (docs/results.md, session 48). The estimates err against the
+    pipeline on exactly these blocks. The warm-up's first transactions run cold,
+    so ``work`` reads high (1-17% above the whole block's time at 1 worker, session
+    48), and the pipeline's estimate carries all of that excess while
+    speculation's carries half; the pipeline's estimate read 16-40% above its
+    measured time (sessions 46 and 48). So against speculation the share decides,
+    and the estimate only has to beat one process. No mainnet block of the corpus
+    changed mode with the rule (11814555 and 5891667 ran as pipelines under both).
 
     It needs two processes that can execute; against speculation, exactly two
     (``min(workers, cores) == 2``): with more, speculation's processes all
@@ -305,9 +306,7 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
         return False
     scale = machine_slowness() if slowness is None else slowness
     estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
-    bar = speculation_estimate(remaining, work, workers, cores, scale)[1] \
-        if speculation_pays else work
-    return estimate < bar
+    return estimate < work
 
 
 def workers_to_start(workers: int, cores: int | None = None) -> int:

@@ -89,9 +89,8 @@ time -- cheap transactions, exchange withdrawals -- and two processes can
 execute, the rest runs as one process runs it, in order, with no speculation, no
 validation and no results shipped, while one forked worker recovers the senders
 ahead of the coordinator (:func:`~pevm.engines.cost_model.pipeline_pays`;
-``ParallelDetail.sender_pipeline``), where its estimate is below speculation's:
-speculation's per-transaction overheads can cost such a block more than its second
-process saves.
+``ParallelDetail.sender_pipeline``): speculation's per-transaction overheads can
+cost such a block more than its second process saves.
 
 Fault hooks (``hooks=``:class:`~pevm.engines.hooks.FaultHooks`): random delays in
 workers, forced aborts, workers that kill themselves, a fork at an exact
