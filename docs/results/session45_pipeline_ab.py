@@ -1,11 +1,16 @@
-"""Paired in-process A/B of session 45's sender-pipeline decision, by monkeypatch.
+"""Paired in-process A/B of the sender-pipeline decision, by monkeypatch.
 
-``on`` is the engine as it ships (eb2ec2b or later): the pipeline against
-speculation needs recovery of at least ``PIPELINE_SHARE`` of the rest *and* an
-estimate below speculation's. ``off`` is the rule before session 45, the share
-alone (``pevm.engines.cost_model.pipeline_pays`` swapped for its earlier form,
-written out below). ``estimates`` instead of ``off`` is 7a40811's rule, the
-estimates alone.
+``on`` is the engine as it ships. From eb2ec2b (session 45) until 99724e1 (session
+48) it needed recovery of at least ``PIPELINE_SHARE`` of the rest *and* an
+estimate below speculation's; since 99724e1 it needs the share and an estimate
+below the rest in one process, which is ``off`` below. Sessions 45-47 ran
+``off`` against the rule they shipped (and so did session 48 before 99724e1);
+on today's engine ``off`` is the shipped rule itself, and ``estimate-bar`` is
+the rule of sessions 45-47 (``pevm.engines.cost_model.pipeline_pays`` swapped
+for a form written out below) -- above 1 there, the shipped rule is faster.
+
+``off`` is the rule before session 45, the share alone (written out below).
+``estimates`` is 7a40811's rule, the estimates alone.
 
 Each round imports each block once each way, in an order reversed every other
 round, after one untimed round; every import starts from ``pevm.bench.fresh_round``
@@ -13,7 +18,7 @@ round, after one untimed round; every import starts from ``pevm.bench.fresh_roun
 ratios of the transaction phase, other/on (above 1: the shipped rule is faster),
 their range, which mode each way ran, and the geometric mean over the blocks.
 
-Usage: session45_pipeline_ab.py {off|estimates} ROUNDS WORKERS BLOCK..."""
+Usage: session45_pipeline_ab.py {off|estimates|estimate-bar} ROUNDS WORKERS BLOCK..."""
 import statistics
 import sys
 
@@ -42,17 +47,33 @@ def share_alone(remaining, work, recovery, workers, cores=None, slowness=None,
     return estimate < work
 
 
+def estimate_bar(remaining, work, recovery, workers, cores=None, slowness=None,
+                 speculation_pays=True):
+    """pipeline_pays as sessions 45-47 had it: against speculation, the share and
+    an estimate below speculation's."""
+    if not share_alone(remaining, work, recovery, workers, cores, slowness,
+                       speculation_pays):
+        return False
+    if not speculation_pays:
+        return True
+    cores = cores or usable_cores()
+    scale = machine_slowness() if slowness is None else slowness
+    estimate = work - recovery + (remaining * cost_model.PIPELINE_TX_S
+                                  + cost_model.PIPELINE_FIXED_S) * scale
+    return estimate < cost_model.speculation_estimate(remaining, work, workers,
+                                                      cores, scale)[1]
+
+
 def estimates_alone(remaining, work, recovery, workers, cores=None, slowness=None,
                     speculation_pays=True):
     """pipeline_pays as 7a40811 had it: against speculation, the estimates alone."""
-    if speculation_pays:
-        share = cost_model.PIPELINE_SHARE
-        cost_model.PIPELINE_SHARE = 0.0
-        try:
-            return SHIPPED(remaining, work, recovery, workers, cores, slowness, True)
-        finally:
-            cost_model.PIPELINE_SHARE = share
-    return SHIPPED(remaining, work, recovery, workers, cores, slowness, False)
+    share = cost_model.PIPELINE_SHARE
+    cost_model.PIPELINE_SHARE = 0.0
+    try:
+        return estimate_bar(remaining, work, recovery, workers, cores, slowness,
+                            speculation_pays)
+    finally:
+        cost_model.PIPELINE_SHARE = share
 
 
 def mode(engine: ParallelEngine) -> str:
@@ -63,7 +84,8 @@ def mode(engine: ParallelEngine) -> str:
 
 
 other, rounds, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-OTHER = {"off": share_alone, "estimates": estimates_alone}[other]
+OTHER = {"off": share_alone, "estimates": estimates_alone,
+         "estimate-bar": estimate_bar}[other]
 ratios_by_block = []
 for path in sys.argv[4:]:
     ref = list_cases([path]).cases[0]

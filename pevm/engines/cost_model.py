@@ -286,10 +286,11 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     19% faster: 18 of the 22 paired runs over the four days favour it, geometric
     mean 0.95 (docs/results.md, session 48). The estimates err against the
     pipeline on exactly these blocks. The warm-up's first transactions run cold,
-    so ``work`` reads high (1-17% above the whole block's time at 1 worker, session
-    48), and the pipeline's estimate carries all of that excess while
-    speculation's carries half; the pipeline's estimate read 16-40% above its
-    measured time (sessions 46 and 48). So against speculation the share decides,
+    so ``work`` reads high (on those two blocks 3-25% above the whole block's
+    transaction phase at 1 worker, merge included; session 48), and the
+    pipeline's estimate carries all of that excess while speculation's carries
+    half: the pipeline's estimate of the rest read 17-40% above the whole phase
+    it then took (sessions 46 and 48). So against speculation the share decides,
     and the estimate only has to beat one process. No mainnet block of the corpus
     changed mode with the rule (11814555 and 5891667 ran as pipelines under both).
 
