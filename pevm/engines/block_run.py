@@ -215,7 +215,7 @@ class BlockRun:
         block runs on in-process."""
         engine = self.engine
         feed = WorkerFeed(self.ctx, self.scheduler, self.mv, self.committed,
-                          engine.hooks, engine.worker_nice)
+                          engine.hooks, engine.worker_nice, engine.persistent_helper)
         failed = feed.start(workers)
         self.seconds["start_workers"] = feed.start_seconds
         if failed:

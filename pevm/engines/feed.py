@@ -19,6 +19,7 @@ from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.locations import BALANCE, NONCE
 from pevm.engines.mv_memory import Key, MVMemory
+from pevm.engines.recovery_helper import HelperPool
 from pevm.engines.scheduler import Scheduler
 from pevm.engines.sender_batches import recovery_batch
 from pevm.engines.timeline import Activity, Timeline
@@ -38,12 +39,16 @@ class WorkerFeed:
 
     def __init__(self, ctx: BlockContext, scheduler: Scheduler, mv: MVMemory,
                  committed: list[TxResult | None], hooks: FaultHooks,
-                 nice: int) -> None:
+                 nice: int, persistent_helper: bool = False) -> None:
         self.ctx = ctx
         self.scheduler = scheduler
         self.committed = committed
         self.timeline = ctx.timeline
-        self.pool = WorkerPool(ctx, hooks, mv, nice=nice)
+        #: a sender pipeline's one worker is the process's recovery helper
+        #: (:mod:`pevm.engines.recovery_helper`) unless ``persistent_helper`` is False
+        self.pool: WorkerPool | HelperPool = \
+            HelperPool(ctx, hooks) if persistent_helper and scheduler.pipelined \
+            else WorkerPool(ctx, hooks, mv, nice=nice)
         #: each worker's timeline, as its messages bring it
         self.timelines: dict[int, Timeline] = {}
         #: when each worker was forked

@@ -201,6 +201,9 @@ class ParallelEngine:
     :func:`~pevm.engines.cost_model.pipeline_pays`): None (default) where the
     warm-up says it pays; False never (speculation as before); True whenever
     workers start, with one worker (for tests and comparisons).
+    ``persistent_helper``: a sender pipeline's worker is one process kept between
+    blocks (:mod:`~pevm.engines.recovery_helper`; default) or, False, a worker
+    forked per block.
     Tuning: ``min_parallel_txs``, ``fork_after`` (small blocks, see module doc),
     ``chunk_size`` (longest chunk; default
     :func:`~pevm.engines.cost_model.default_chunk_size`),
@@ -223,7 +226,7 @@ class ParallelEngine:
                  state_backend: StateBackend = StateBackend.FLAT,
                  coordinator_executes: bool = True, costly_to_workers: bool = True,
                  fit_workers: bool = True, roomy_stack: bool = True,
-                 sender_pipeline: bool | None = None,
+                 sender_pipeline: bool | None = None, persistent_helper: bool = True,
                  hooks: FaultHooks | None = None) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -260,6 +263,10 @@ class ParallelEngine:
         #: the rest of a block may run as a sender pipeline: None where the
         #: warm-up says it pays, True whenever workers start, False never
         self.sender_pipeline = sender_pipeline
+        #: a sender pipeline's worker is the process's one
+        #: :class:`~pevm.engines.recovery_helper.RecoveryHelper`, kept between
+        #: blocks; False: a worker forked per block, as speculation's are
+        self.persistent_helper = persistent_helper
         #: the state layer the blocks it runs are built on (pevm.state.backend)
         self.state_backend = StateBackend(state_backend)
         self.hooks = hooks or FaultHooks()

@@ -1,0 +1,126 @@
+"""The sender pipeline's worker as one process kept between blocks
+(pevm/engines/recovery_helper.py): the same blocks as py-evm, block after block,
+whatever happens to the helper between them."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+from eth.vm.forks import CancunVM
+
+from pevm.engines.parallel import ParallelEngine
+from pevm.engines.recovery_helper import HelperPool, helper
+from pevm.engines.workers import Recover, Senders
+from tests.parallel_support import (Intent, assert_same, build_block, fresh_copy,
+                                    import_block, reference)
+
+#: transfers between funded keys, some to each other; enough that the helper's
+#: first senders arrive before the block ends on a busy machine (see
+#: test_parallel_engine's pipeline test)
+INTENTS = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(480)]
+
+
+@pytest.fixture(scope="module")
+def block():
+    return build_block(CancunVM, INTENTS)
+
+
+@pytest.fixture(scope="module")
+def want(block):
+    return reference(CancunVM, block)
+
+
+def _pipeline(**options) -> ParallelEngine:
+    return ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0,
+                          sender_pipeline=True, **options)
+
+
+def _helper_pid() -> int | None:
+    process = helper().process
+    return process.pid if process is not None and process.is_alive() else None
+
+
+def test_one_helper_serves_block_after_block(block, want):
+    engine = _pipeline()
+    pids = []
+    for _ in range(3):
+        got = import_block(CancunVM, fresh_copy(block), engine)
+        assert_same(want, got)
+        detail = engine.last_detail
+        assert detail.sender_pipeline and detail.chunks == 0
+        assert got.result.stats.workers == 2
+        pids.append(_helper_pid())
+    assert pids[0] is not None and pids == [pids[0]] * 3   # forked once, kept
+    assert engine.last_detail.recover_workers_s > 0           # it recovered senders
+
+
+def test_a_helper_killed_between_blocks_is_forked_again(block, want):
+    engine = _pipeline()
+    assert_same(want, import_block(CancunVM, fresh_copy(block), engine))
+    before = _helper_pid()
+    assert before is not None
+    os.kill(before, signal.SIGKILL)
+    helper().process.join(timeout=5)
+    assert_same(want, import_block(CancunVM, fresh_copy(block), engine))
+    after = _helper_pid()
+    assert after is not None and after != before
+
+
+def test_without_the_helper_the_pipeline_forks_its_worker_per_block(block, want):
+    assert_same(want, import_block(CancunVM, fresh_copy(block), _pipeline()))
+    kept = _helper_pid()
+    engine = _pipeline(persistent_helper=False)
+    got = import_block(CancunVM, fresh_copy(block), engine)
+    assert_same(want, got)
+    assert engine.last_detail.sender_pipeline
+    assert engine.last_detail.worker_cpu_s[0] > 0   # a worker of its own recovered
+    assert _helper_pid() == kept                    # the helper was not asked
+
+
+class _Context:
+    """What a HelperPool reads of a block's context."""
+
+    def __init__(self, transactions) -> None:
+        from pevm.engines.timeline import Timeline
+        self.transactions = transactions
+        self.timeline = Timeline()
+
+
+def test_an_answer_for_an_earlier_block_is_dropped(block):
+    transactions = list(block.transactions)
+    earlier = HelperPool(_Context(transactions), _pipeline().hooks)
+    next(earlier.start(1))
+    assert earlier.send(0, Recover([0, 1, 2]))
+    earlier.stop()                        # that block ended with its batch in flight
+    later = HelperPool(_Context(transactions), _pipeline().hooks)
+    next(later.start(1))
+    assert later.generation > earlier.generation
+    assert later.send(0, Recover([3]))
+    answers = []
+    while not answers:
+        answers = later.receive(None)
+    assert len(answers) == 1 and isinstance(answers[0], Senders)
+    assert [txn for txn, _ in answers[0].senders] == [3]
+    assert answers[0].senders[0][1] == transactions[3].sender
+    later.close()
+
+
+def _child_helper(out) -> None:
+    helper().ensure()
+    out.send((os.getpid(), helper().owner, helper().process.pid))
+
+
+def test_a_forked_process_never_talks_to_its_parent_s_helper(block):
+    helper().ensure()
+    parent_helper = _helper_pid()
+    context = multiprocessing.get_context("fork")
+    mine, theirs = context.Pipe()
+    child = context.Process(target=_child_helper, args=(theirs,))
+    child.start()
+    child_pid, owner, child_helper = mine.recv()
+    child.join(timeout=10)
+    assert owner == child_pid                    # the child forked its own helper
+    assert child_helper not in (parent_helper, None)
+    assert _helper_pid() == parent_helper        # and left the parent's alone
