@@ -124,3 +124,20 @@ def test_a_forked_process_never_talks_to_its_parent_s_helper(block):
     assert owner == child_pid                    # the child forked its own helper
     assert child_helper not in (parent_helper, None)
     assert _helper_pid() == parent_helper        # and left the parent's alone
+
+
+def test_a_transaction_that_does_not_pickle_is_left_to_the_coordinator(block):
+    # nothing py-evm makes today fails to pickle; if one ever did, its batch gets
+    # an empty answer (so the next batch can go) and no sender
+    transactions = [lambda: None] + list(block.transactions)[1:]
+    pool = HelperPool(_Context(transactions), _pipeline().hooks)
+    next(pool.start(1))
+    assert pool.send(0, Recover([0, 1]))
+    answers = pool.receive(0)
+    assert len(answers) == 1 and answers[0].senders == []
+    assert pool.send(0, Recover([1]))       # the helper is still there
+    answers = []
+    while not answers:
+        answers = pool.receive(None)
+    assert answers[0].senders == [(1, block.transactions[1].sender)]
+    pool.close()

@@ -250,6 +250,10 @@ PIPELINE_SHARE = 0.25
 #: the warm-up) and 13 ms on 5891667 (372) -- about this per transaction and
 #: :data:`PIPELINE_FIXED_S` once. Costlier transactions lose more beside a busy
 #: core than this counts: mainnet 4330482 (229 of ~450 us) paid 16 ms.
+#: (Measured with the pipeline's worker forked per block; since session 48 it is
+#: a process kept between blocks, :mod:`pevm.engines.recovery_helper`, which
+#: spares the fork and most copied pages, so this and :data:`PIPELINE_FIXED_S`
+#: price the pipeline on the high side.)
 PIPELINE_TX_S = 25e-6
 #: ... and once: the fork and the first batch's round trip.
 PIPELINE_FIXED_S = 0.004

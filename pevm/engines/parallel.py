@@ -87,10 +87,12 @@ time: workers cannot run a chain faster.
 Sender pipeline: where recovering the senders is a large share of the rest's
 time -- cheap transactions, exchange withdrawals -- and two processes can
 execute, the rest runs as one process runs it, in order, with no speculation, no
-validation and no results shipped, while one forked worker recovers the senders
+validation and no results shipped, while one worker recovers the senders
 ahead of the coordinator (:func:`~pevm.engines.cost_model.pipeline_pays`;
 ``ParallelDetail.sender_pipeline``): speculation's per-transaction overheads can
-cost such a block more than its second process saves.
+cost such a block more than its second process saves. That worker is a process
+kept between blocks and sent each batch's transactions
+(:mod:`~pevm.engines.recovery_helper`), not a fork per block.
 
 Fault hooks (``hooks=``:class:`~pevm.engines.hooks.FaultHooks`): random delays in
 workers, forced aborts, workers that kill themselves, a fork at an exact

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import select
 import time
 from collections.abc import Iterator
@@ -149,6 +150,8 @@ class HelperPool:
         self.alive: set[int] = set()
         self.generation = 0
         self.helper = helper()
+        #: answers made here, not by the helper (see :meth:`send`)
+        self._local: list[FromWorker] = []
 
     def start(self, workers: int) -> Iterator[list[int]]:
         """Worker 0 is the helper, forked if this process has none alive."""
@@ -171,10 +174,19 @@ class HelperPool:
         if not isinstance(message, Recover):
             raise TypeError(f"the sender-recovery helper runs no {type(message).__name__}")
         transactions = self.ctx.transactions
-        return self.send_raw(("recover", self.generation,
-                              [(txn, transactions[txn]) for txn in message.txns]))
+        try:
+            return self.send_raw(("recover", self.generation,
+                                  [(txn, transactions[txn]) for txn in message.txns]))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            # a transaction that does not pickle (nothing py-evm makes today):
+            # an empty answer frees the helper for the next batch, and the
+            # coordinator recovers these senders itself when it reaches them
+            self._local.append(Senders(0, [], 0.0, ({}, []), 0))
+            return True
 
     def send_raw(self, message: tuple[Any, ...]) -> bool:
+        """Send ``message`` (pickled first, so a message that does not pickle
+        raises before anything is written); False if the helper is gone."""
         start = time.perf_counter()
         try:
             assert self.helper.conn is not None
@@ -194,11 +206,14 @@ class HelperPool:
         conn, process = self.helper.conn, self.helper.process
         assert conn is not None and process is not None
         watched = [conn.fileno(), process.sentinel]
+        local, self._local = self._local, []
+        if local:
+            timeout = 0
         start = time.perf_counter()
         ready = select.select(watched, [], [], timeout)[0]
         start = self.timeline.add(Activity.WAIT if timeout != 0 else Activity.MESSAGE,
                                   start)
-        out: list[FromWorker] = []
+        out: list[FromWorker] = local
         try:
             while conn.poll(0):
                 generation, senders = conn.recv()

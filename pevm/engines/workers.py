@@ -11,7 +11,9 @@ ever shipped. Where
 ``fork`` is unavailable (or a caller asks for another start method)
 :func:`fork_available` says so and the engine runs the block in-process -- a worker
 started by ``spawn`` would have no pre-state to read, and fetching reads one by one
-would cost a message each.
+would cost a message each. (A sender pipeline's one worker, which needs no
+state, is instead the process's :mod:`~pevm.engines.recovery_helper`, kept
+between blocks.)
 
 Messages are few and batched (a message costs tens of microseconds; a transfer's
 execution about 70). They are the named tuples below (a named tuple pickles as its
