@@ -141,3 +141,22 @@ def test_a_transaction_that_does_not_pickle_is_left_to_the_coordinator(block):
         answers = pool.receive(None)
     assert answers[0].senders == [(1, block.transactions[1].sender)]
     pool.close()
+
+
+def _uncached(tx):
+    """A copy of typed ``tx`` without rlp's cached encoding (or pinned sender)."""
+    inner = tx._inner
+    fields = {name: getattr(inner, name) for name in type(inner)._meta.field_names}
+    return type(tx)(tx.type_id, type(inner)(**fields))
+
+
+def test_the_helper_recovers_transactions_with_or_without_their_cached_encoding(block):
+    cached, plain = block.transactions[4], _uncached(block.transactions[5])
+    pool = HelperPool(_Context([cached, plain]), _pipeline().hooks)
+    next(pool.start(1))
+    assert pool.send(0, Recover([0, 1]))
+    answers = []
+    while not answers:
+        answers = pool.receive(None)
+    assert answers[0].senders == [(0, cached.sender), (1, block.transactions[5].sender)]
+    pool.close()

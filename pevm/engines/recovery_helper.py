@@ -8,13 +8,16 @@ two share that it writes (~2,900 minor faults a block on 1,000 transfers, at
 ~2.5 us each). So the pipeline's worker is a :class:`RecoveryHelper`: forked by
 the first block that runs as a pipeline, kept for every later one, and sent with
 each batch of senders to recover the batch's transaction objects, pickled (~3 us
-a transaction; their RLP encodings, where py-evm has not cached them, took 8).
-It recovers them with the worker's own
-:func:`~pevm.engines.senders.recover_sender`, so the senders are the same.
-Measured against the per-block worker, alternating in one process, 2 workers,
-transaction phase (docs/results.md, session 48): 1,000 transfers, 1,000
-withdrawals and the hot spot 7-9% faster, mainnet 5891667 18-20% and 11814555
-10-12%.
+a transaction on 1,000 generated transfers, 1.6 on mainnet 11814555). It recovers
+them with the worker's own :func:`~pevm.engines.senders.recover_sender`, so the
+senders are the same. Not their encodings: where py-evm has cached them (a
+mainnet snapshot's) they cost 0.3 us to get, but the helper then decodes each
+(~30 us), falls behind, and the coordinator recovers what it needs itself --
+12-23 ms a block, 8-21% of the phase (session 48, paired); where not cached they
+took 8 us to get. Measured against the per-block worker (``pevm bench ...
+--variant persistent_helper=false``, 2 workers, transaction phase;
+docs/results.md, session 48), it was 5-15% faster on 1,000 transfers, 1,000
+withdrawals, the hot spot and mainnet 5891667 and 11814555.
 
 :class:`HelperPool` gives the coordinator's :class:`~pevm.engines.feed.WorkerFeed`
 the helper behind :class:`~pevm.engines.workers.WorkerPool`'s interface, as
