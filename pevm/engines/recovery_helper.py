@@ -39,7 +39,6 @@ forks a worker per pipelined block instead.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import select
@@ -52,14 +51,14 @@ from pevm.engines.executor import BlockContext
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.senders import recover_sender
 from pevm.engines.timeline import Activity, Timeline, minor_page_faults
-from pevm.engines.workers import Dead, FromWorker, Recover, Senders, ToWorker
+from pevm.engines.workers import (Dead, FromWorker, Recover, Senders, ToWorker,
+                                  fork_process)
 
 
 class RecoveryHelper:
     """One persistent process that recovers senders (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._mp = multiprocessing.get_context("fork")
         self.conn: Connection | None = None
         self.process: Any = None
         #: the process that forked it: only that one may talk to it
@@ -77,17 +76,8 @@ class RecoveryHelper:
             self.close()
         else:  # inherited from the process that forked this one: not ours
             self.conn = self.process = None
-        parent, child = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=_helper_main, args=(child,),
-                                   name="pevm-recovery-helper", daemon=True)
-        try:
-            process.start()
-        except BaseException:
-            parent.close()
-            raise
-        finally:
-            child.close()
-        self.conn, self.process, self.owner = parent, process, os.getpid()
+        self.process, self.conn = fork_process(_helper_main, (), "pevm-recovery-helper")
+        self.owner = os.getpid()
 
     def close(self) -> None:
         """Stop the helper and reap it (the next pipelined block forks another)."""

@@ -57,7 +57,7 @@ import random
 import select
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
@@ -179,6 +179,25 @@ def unavailable_reason(start_method: str | None = None) -> str:
     if multiprocessing.current_process().daemon:
         return "a daemonic process may not start worker processes"
     return ""
+
+
+def fork_process(target: Callable[..., None], args: tuple[Any, ...],
+                 name: str) -> tuple[Any, Connection]:
+    """Fork ``target(conn, *args)`` as a daemon process, ``conn`` its end of a
+    duplex pipe; returns the process and this process's end. Raises what the
+    fork raises (say ``OSError``: out of processes or memory), leaving no pipe
+    open."""
+    mp = multiprocessing.get_context("fork")
+    parent, child = mp.Pipe(duplex=True)
+    process = mp.Process(target=target, name=name, args=(child, *args), daemon=True)
+    try:
+        process.start()
+    except BaseException:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    return process, parent
 
 
 def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
@@ -320,16 +339,8 @@ class WorkerPool:
 
     def _start_one(self, worker: int) -> None:
         """Fork ``worker`` from this process."""
-        parent, child = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(target=self._worker_main, name=f"pevm-worker-{worker}",
-                                   args=(child, worker), daemon=True)
-        try:
-            process.start()
-        except BaseException:
-            parent.close()
-            raise
-        finally:
-            child.close()
+        process, parent = fork_process(self._worker_main, (worker,),
+                                       f"pevm-worker-{worker}")
         self.processes[worker] = process
         self._add(worker, parent)
 
