@@ -264,7 +264,7 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
                   speculation_pays: bool = True) -> bool:
     """Whether the rest of a block should run as a *sender pipeline*: the
     coordinator executes every transaction in order, exactly as one process does,
-    while one forked worker recovers the senders ahead of it -- a block of cheap
+    while one worker recovers the senders ahead of it -- a block of cheap
     transactions whose cost is largely sender recovery (exchange withdrawals,
     plain transfers), where speculation's per-transaction overheads can eat what a
     second process saves.
