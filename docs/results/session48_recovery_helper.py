@@ -11,7 +11,10 @@ the first without a fork. (Sent all at once, the 118 KB of 1,000 transfers'
 transactions cost the coordinator ~8 ms in a write that waits for the helper to
 drain the pipe.)
 
-This script measures that by monkeypatch, not as the engine ships it: where the
+The engine has been built that way since ca01308 (pevm/engines/recovery_helper.py,
+``ParallelEngine(persistent_helper=True)``, the default); this script, written
+before it, measures the idea by monkeypatch on engines with
+``persistent_helper=False``: where the
 scheduler runs the block as a pipeline, ``WorkerFeed``'s pool is swapped for a
 ``HelperPool`` with the same interface, backed by one persistent process (forked
 in the untimed first round). The helper decodes each transaction with the fork's
@@ -156,8 +159,8 @@ SHIPPED_INIT = feed_module.WorkerFeed.__init__
 USE_HELPER = False
 
 
-def patched_init(self, ctx, scheduler, mv, committed, hooks, nice):
-    SHIPPED_INIT(self, ctx, scheduler, mv, committed, hooks, nice)
+def patched_init(self, ctx, scheduler, mv, committed, hooks, nice, *rest):
+    SHIPPED_INIT(self, ctx, scheduler, mv, committed, hooks, nice, *rest)
     if USE_HELPER and scheduler.pipelined:
         self.pool = HelperPool(ctx)
 
@@ -173,7 +176,10 @@ def main():
     rounds = int(args[0])
     for path in args[1:]:
         ref = list_cases([path]).cases[0]
-        one, two = ParallelEngine(workers=1), ParallelEngine(workers=2)
+        # the per-block worker both ways: since ca01308 the engine's own
+        # default is a helper like this script's (persistent_helper=True)
+        one, two = ParallelEngine(workers=1), ParallelEngine(workers=2,
+                                                             persistent_helper=False)
         configs = [("1 worker", one, False), ("2, shipped", two, False),
                    ("2, helper", two, True)]
         phases = {name: [] for name, _, _ in configs}
