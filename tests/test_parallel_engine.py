@@ -604,7 +604,10 @@ def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders
     assert outcome.result.stats.workers == 2
     assert len(engine.last_detail.worker_cpu_s) == 1
     assert engine.last_detail.worker_cpu_s[0] > 0          # its recoveries' CPU
-    assert engine.last_detail.page_faults["worker 0"] > 0  # pages it copied
+    # reported, counted from the block's start: the pipeline's worker is a helper
+    # kept between blocks, which may copy no page in a block (a worker forked per
+    # block does: tests/test_recovery_helper.py)
+    assert "worker 0" in engine.last_detail.page_faults
     # what `pevm run --json` reports: the mode, and nothing validated
     stats = outcome.result.stats.to_json()
     assert stats["sender_pipeline"] is True and stats["validations"] == 0

@@ -76,6 +76,7 @@ def test_without_the_helper_the_pipeline_forks_its_worker_per_block(block, want)
     assert_same(want, got)
     assert engine.last_detail.sender_pipeline
     assert engine.last_detail.worker_cpu_s[0] > 0   # a worker of its own recovered
+    assert engine.last_detail.page_faults["worker 0"] > 0   # and copied pages
     assert _helper_pid() == kept                    # the helper was not asked
 
 
