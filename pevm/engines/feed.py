@@ -39,7 +39,7 @@ class WorkerFeed:
 
     def __init__(self, ctx: BlockContext, scheduler: Scheduler, mv: MVMemory,
                  committed: list[TxResult | None], hooks: FaultHooks,
-                 nice: int, persistent_helper: bool = False) -> None:
+                 nice: int, persistent_helper: bool) -> None:
         self.ctx = ctx
         self.scheduler = scheduler
         self.committed = committed
