@@ -382,3 +382,32 @@ def test_a_block_of_cheap_transactions_with_costly_senders_simulates_as_a_pipeli
     costly = BlockProfile.uniform([1.4e-4] * n, 1e-6)
     costly.recover_s = [1e-5] * n
     assert simulate(costly, independent(n), 2, cal).chunks > 0
+
+
+def test_a_sender_pipeline_runs_on_the_recovery_helper_unforked() -> None:
+    # as the engine's default (ParallelEngine(persistent_helper=True)): the
+    # pipeline's worker is the process's recovery helper, running already -- no
+    # fork, no wait for it to come up, no stop at the block's end -- and the
+    # coordinator pickles each batch's transactions for it; a worker forked per
+    # block inherits them instead
+    n = 1000
+    cal = Calibration(cores=2, message_s=3e-5, worker_factor=1.1,
+                      fork_s=0.01, ready_s=0.005, stop_s=0.01)
+    block = BlockProfile.uniform([1.4e-4] * n, 1e-6)
+    block.recover_s = [7e-5] * n
+    helper = simulate(block, independent(n), 2, cal)
+    forked = simulate(block, independent(n), 2, cal, persistent_helper=False)
+    assert helper.chunks == forked.chunks == 0      # both ran as pipelines
+    assert helper.worker_cpu_s > 0 and forked.worker_cpu_s > 0
+    # the fork and the stop, less the block's start message and the picklings
+    assert forked.seconds - helper.seconds > cal.fork_s + cal.stop_s - 0.002
+    pricey = BlockProfile.uniform([1.4e-4] * n, 1e-6)
+    pricey.recover_s = [7e-5] * n
+    pricey.tx_dump_s = [2e-5] * n
+    # the helper is sent the transactions of every sender the warm-up left (most
+    # of the block): the coordinator pays their pickling; a forked worker's
+    # pipeline does not
+    more = simulate(pricey, independent(n), 2, cal).coordinator_cpu_s - helper.coordinator_cpu_s
+    assert more > 0.8 * n * 2e-5
+    assert simulate(pricey, independent(n), 2, cal, persistent_helper=False) \
+        .coordinator_cpu_s == pytest.approx(forked.coordinator_cpu_s)

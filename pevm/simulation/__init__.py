@@ -12,10 +12,14 @@ where there is none, recovers senders instead -- validates and commits in block
 order and re-executes failures itself; workers apply the commits a run message
 carries (and pin the senders it hands them), execute the chunk and send the
 results (what is done so far every ``FLUSH_S`` of a long run); while speculation
-is paused idle workers recover senders ahead of the coordinator -- from the fork
-on where the warm-up chooses a sender pipeline, as the engine's looks do
+is paused idle workers recover senders ahead of the coordinator -- from the start
+where the warm-up chooses a sender pipeline, as the engine's looks do
 (:func:`~pevm.engines.cost_model.pipeline_pays`; the coordinator is then charged
-``PIPELINE_TX_S`` a transaction, which the calibration does not measure). A worker's
+``PIPELINE_TX_S`` a transaction, which the calibration does not measure). That
+pipeline's worker is, as the engine's default, the process's recovery helper
+(:mod:`~pevm.engines.recovery_helper`), running already -- the steady state of a
+process whose first pipelined block forked it -- so it costs no fork and no stop,
+and the coordinator pickles each batch's transactions for it. A worker's
 execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
 committed and synced to the worker when the chunk was sent, or was executed
 correctly before by the same worker; one the coordinator ran ahead iff each
@@ -28,9 +32,10 @@ Costs. Per transaction, measured on the block through the engine's in-process pa
 (:class:`~pevm.engines.executor.BlockContext` on :class:`~pevm.engines.mv_memory.
 MVMemory`, as ``ParallelEngine(workers=1)`` runs it), in CPU seconds, median of a
 few repeats: execution (sender recovery apart), validation, commit, pickling of
-results and write sets; executions and recoveries scaled to add up to what the
-engine's own in-process import of the block spent on them (timed one step after
-another, each came out slower than the engine runs it). Per machine
+results, write sets and the transaction itself (for the helper); executions and
+recoveries scaled to add up to what the engine's own in-process import of the
+block spent on them (timed one step after another, each came out slower than the
+engine runs it). Per machine
 (:class:`Calibration`, measured once, never on the block predicted): message and
 start-up costs (a forked echo process); and, from two-worker imports of a generated
 block interleaved with profiles of it, the engine's fork and stop times, the

@@ -24,9 +24,15 @@ Job = Generator[float | None, None, None]  # CPU seconds to spend, or None: bloc
 
 
 def simulate(profile: BlockProfile, deps: Sequence[Sequence[int]], workers: int,
-             calibration: Calibration) -> SimResult:
-    """Simulated transaction-phase seconds of the block at ``workers`` workers."""
-    return _Simulation(profile, deps, workers, calibration).run()
+             calibration: Calibration, *, persistent_helper: bool = True) -> SimResult:
+    """Simulated transaction-phase seconds of the block at ``workers`` workers.
+
+    ``persistent_helper``: as the engine's option of that name, a sender
+    pipeline's worker is the process's recovery helper, running already (the
+    engine's steady state: only a process's first pipelined block forks it), or,
+    False, a worker forked and stopped with the block."""
+    return _Simulation(profile, deps, workers, calibration,
+                       persistent_helper=persistent_helper).run()
 
 
 def predict(profile: BlockProfile, deps: Sequence[Sequence[int]],
@@ -60,11 +66,12 @@ class _Proc:
 
 class _Simulation:
     def __init__(self, profile: BlockProfile, deps: Sequence[Sequence[int]], workers: int,
-                 cal: Calibration) -> None:
+                 cal: Calibration, persistent_helper: bool = True) -> None:
         if len(deps) != profile.size:
             raise ValueError("profile and dependency graph differ in size")
         self.p, self.deps, self.cal, self.n = profile, deps, cal, profile.size
-        self.engine = ParallelEngine(workers=max(1, workers))  # its default knobs
+        self.engine = ParallelEngine(workers=max(1, workers),  # its default knobs
+                                     persistent_helper=persistent_helper)
         self.eligible = workers > 1 and self.n >= max(2, self.engine.min_parallel_txs)
         #: executing processes, and of them the forked workers (the coordinator
         #: is one of the executors, as in the engine)
@@ -94,6 +101,9 @@ class _Simulation:
         self.waiting_frontier = 0
         self.worker_runs = 0
         self.worker_run_s = 0.0
+        #: the worker is the recovery helper (a sender pipeline's, kept between
+        #: blocks): never forked or stopped here, sent each batch's transactions
+        self.helper = False
 
     # ------------------------------------------------------------------ driver
     def run(self) -> SimResult:
@@ -113,7 +123,7 @@ class _Simulation:
                 if proc.work <= 1e-12:
                     self._advance(proc)
             self._wake()
-        stop = self.cal.stop_s * self.workers if self.started else 0.0
+        stop = self.cal.stop_s * self.workers if self.started and not self.helper else 0.0
         s = self.sched.stats
         return SimResult(self.executors, self.now + self.p.fixed_s + stop,
                          s.inline, s.validation_failures, s.chunks, s.pauses,
@@ -322,19 +332,25 @@ class _Simulation:
         """As the engine (:meth:`~pevm.engines.workers.WorkerPool.start`): from
         ``NURSERY_FROM`` workers the coordinator forks the nursery once and worker
         ``w`` is up ``w + 1`` forks later; below it the coordinator forks each
-        worker and feeds it before the next."""
+        worker and feeds it before the next. A sender pipeline's one worker is, by
+        default, the recovery helper (:mod:`~pevm.engines.recovery_helper`),
+        running already: told of the block by a message instead of forked, up at
+        once, and knowing none of the senders the warm-up recovered."""
         sched, cal = self.sched, self.cal
+        self.helper = sched.pipelined and self.engine.persistent_helper
+        fork = 0.0 if self.helper else cal.fork_s
         nursery = self.workers >= NURSERY_FROM
         for w in range(self.workers):
             if w == 0 or not nursery:
-                yield cal.fork_s
+                yield cal.message_s if self.helper else fork
             if w == 0:
                 self.started = True
                 sched.start_ahead()
             self.synced.append(sched.commit_index)
             self.correct.append({})
-            self.known.append(set(senders))  # inherited
-            start = cal.ready_s + ((w + 1) * cal.fork_s if nursery else 0.0)
+            self.known.append(set() if self.helper else set(senders))  # inherited
+            start = (0.0 if self.helper else cal.ready_s) \
+                + ((w + 1) * fork if nursery else 0.0)
             self.procs.append(_Proc(self._worker(w, start)))
             self.woken.append(self.procs[-1])
             yield from self._feed(w)
@@ -381,7 +397,9 @@ class _Simulation:
             if not batch:
                 return
             self.recovering.add(w)
-            yield self.cal.message_s
+            # the helper is sent the batch's transactions; a forked worker has them
+            yield self.cal.message_s + (sum(self.p.tx_dump_s[t] for t in batch)
+                                        if self.helper else 0.0)
             self._post(self.procs[1 + w], ("recover", batch))
 
     # ------------------------------------------------------------------ worker
@@ -395,6 +413,8 @@ class _Simulation:
             message = me.inbox.pop(0)
             cost = 2 * cal.message_s  # receive the request, send the answer
             if message[0] == "recover":
+                if self.helper:
+                    cost += sum(p.tx_load_s[t] for t in message[1])
                 yield cost + sum(p.recover_s[t] for t in message[1] if t not in known)
                 known.update(message[1])
                 self._post(self.procs[0], ("senders", w, message[1], True))

@@ -70,7 +70,7 @@ class Calibration:
 
 
 COSTS = ("exec_s", "recover_s", "validate_s", "commit_s", "result_dump_s",
-         "result_load_s", "writes_dump_s", "writes_load_s")
+         "result_load_s", "writes_dump_s", "writes_load_s", "tx_dump_s", "tx_load_s")
 
 
 @dataclass
@@ -85,6 +85,8 @@ class BlockProfile:
     result_load_s: list[float]  # ... unpickling them (coordinator)
     writes_dump_s: list[float]  # pickling its writes into a run message
     writes_load_s: list[float]  # ... unpickling them (worker)
+    tx_dump_s: list[float]      # pickling the transaction for the recovery helper
+    tx_load_s: list[float]      # ... unpickling it there
     #: the transaction phase outside the per-transaction loop (set-up, merge)
     fixed_s: float = 0.0
     #: each transaction's gas limit (what the engine's costly guess reads)
@@ -107,13 +109,13 @@ class BlockProfile:
     def uniform(cls, exec_s: Sequence[float], overhead_s: float = 0.0) -> BlockProfile:
         """Synthetic: these execution times, ``overhead_s`` for every other cost."""
         return cls._of([list(exec_s), [0.0] * len(exec_s)] +
-                       [[overhead_s] * len(exec_s) for _ in range(6)])
+                       [[overhead_s] * len(exec_s) for _ in COSTS[2:]])
 
     @classmethod
     def _of(cls, columns: list[list[float]], fixed_s: float = 0.0) -> BlockProfile:
         """From the cost columns in field order (``COSTS``)."""
         c = columns
-        return cls(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], fixed_s)
+        return cls(c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], fixed_s)
 
 
 @dataclass
