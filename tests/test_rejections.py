@@ -145,3 +145,20 @@ def test_pevm_analyze_goes_on_after_a_failing_case(tmp_path: Path, capsys) -> No
     assert code == 2
     assert "pevm: error:" in captured.err
     assert len(captured.out.splitlines()) == 1  # the good case was analysed
+
+
+def test_pevm_analyze_says_which_cases_had_no_block_to_analyse(tmp_path: Path,
+                                                               capsys) -> None:
+    # a case whose only block py-evm rejects has no dependency graph: analysing it
+    # beside a good one gives the good one's line, and says the other was left out
+    from tests.conftest import FIXTURES
+    rejected = _oversized_create_fixture(tmp_path)
+    code = main(["analyze", str(rejected), str(FIXTURES / "transfers_c0.json"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert len(captured.out.splitlines()) == 1
+    assert "1 case(s) left out: no block py-evm accepts" in captured.err
+    assert "oversized_initcode" in captured.err
+    # alone, nothing is left to analyse
+    assert main(["analyze", str(rejected)]) == 1
+    assert "no valid block to analyse" in capsys.readouterr().out
