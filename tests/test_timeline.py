@@ -10,6 +10,7 @@ from eth.vm.forks import CancunVM
 from pevm.cli.main import main
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.timeline import Activity, Timeline, Trace, breakdown
+from pevm.inputs.discover import list_cases
 from tests.parallel_support import Intent, assert_same, build_block, import_block, \
     reference
 
@@ -125,6 +126,10 @@ def test_pevm_run_writes_a_trace_file(tmp_path, capsys):
     names = {e["name"] for e in document["traceEvents"]}
     assert {"process_name", "execute", "commit", "merge"} <= names
     assert [p.name for p in tmp_path.iterdir()] == ["trace.json"]  # no temporary left
+    # each slice names its case beside the block (blocks of a corpus share numbers)
+    cases = {ref.name for ref in list_cases([str(FIXTURE)]).cases}
+    slices = [e for e in document["traceEvents"] if e["ph"] == "X"]
+    assert slices and {e["args"]["case"] for e in slices} == cases
 
 
 def test_pevm_run_trace_needs_the_parallel_engine(tmp_path, capsys):

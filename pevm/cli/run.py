@@ -87,8 +87,8 @@ def register(subparsers: Any) -> None:
                              "https://ui.perfetto.dev or chrome://tracing): one track "
                              "per process, one slice per execute, re-execute, "
                              "validate, commit, message, wait or sender recovery, "
-                             "with the transaction and incarnation; not with "
-                             "--cluster")
+                             "with the transaction, incarnation, block and case; "
+                             "not with --cluster")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress bar and no per-failure lines")
     parser.add_argument("--cluster", metavar="ADDRESS",
@@ -237,7 +237,10 @@ def _execute(cases: list[CaseRef], engine: Any, reference: Any,
         yield from run_on_cluster(cases, args.cluster, args.engine,
                                   args.workers or default_workers(), args.check)
         return
+    trace = getattr(engine, "trace", None)
     for ref in cases:
+        if trace is not None:
+            trace.case = ref.name  # a corpus' blocks share numbers: name the case too
         yield run_case_ref(ref, engine, reference)
 
 

@@ -134,6 +134,9 @@ class Trace:
     """
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: the case the next blocks belong to (set by whoever runs the cases): each
+    #: slice names it beside its block, which alone is only a block number
+    case: str | None = None
     _tracks: dict[str, int] = field(default_factory=dict)
     _origin: float | None = None
 
@@ -146,6 +149,8 @@ class Trace:
                 if self._origin is None or start < self._origin:
                     self._shift(start)
                 args: dict[str, Any] = {"block": label}
+                if self.case is not None:
+                    args["case"] = self.case
                 if txn >= 0:
                     args["tx"] = txn
                 if incarnation >= 0:
