@@ -101,9 +101,12 @@ class _Simulation:
         self.waiting_frontier = 0
         self.worker_runs = 0
         self.worker_run_s = 0.0
-        #: the worker is the recovery helper (a sender pipeline's, kept between
-        #: blocks): never forked or stopped here, sent each batch's transactions
-        self.helper = False
+
+    @property
+    def helper(self) -> bool:
+        """The worker is the recovery helper (a sender pipeline's, kept between
+        blocks): never forked or stopped here, sent each batch's transactions."""
+        return self.sched.pipelined and self.engine.persistent_helper
 
     # ------------------------------------------------------------------ driver
     def run(self) -> SimResult:
@@ -337,7 +340,6 @@ class _Simulation:
         running already: told of the block by a message instead of forked, up at
         once, and knowing none of the senders the warm-up recovered."""
         sched, cal = self.sched, self.cal
-        self.helper = sched.pipelined and self.engine.persistent_helper
         fork = 0.0 if self.helper else cal.fork_s
         nursery = self.workers >= NURSERY_FROM
         for w in range(self.workers):
