@@ -52,7 +52,7 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines.senders import recover_sender
 from pevm.engines.timeline import Activity, Timeline, minor_page_faults
 from pevm.engines.workers import (Dead, FromWorker, Recover, Senders, ToWorker,
-                                  fork_process)
+                                  fork_process, send_timed)
 
 
 class RecoveryHelper:
@@ -180,15 +180,10 @@ class HelperPool:
     def send_raw(self, message: tuple[Any, ...]) -> bool:
         """Send ``message`` (pickled first, so a message that does not pickle
         raises before anything is written); False if the helper is gone."""
-        start = time.perf_counter()
-        try:
-            assert self.helper.conn is not None
-            self.helper.conn.send(message)
-        except (OSError, ValueError):
+        assert self.helper.conn is not None
+        if not send_timed(self.helper.conn, message, self.timeline):
             self.alive.clear()
             return False
-        finally:
-            self.timeline.add(Activity.MESSAGE, start)
         return True
 
     def receive(self, timeout: float | None) -> list[FromWorker]:

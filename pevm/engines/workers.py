@@ -280,6 +280,20 @@ def _worker_main(conn: Connection, worker: int, ctx: BlockContext, mv: MVMemory,
                                       page_faults=minor_page_faults()))
 
 
+def send_timed(conn: Connection, message: Any, timeline: Timeline) -> bool:
+    """The coordinator's send to one of its workers: ``message`` pickled and
+    written, the time on ``timeline`` as a message; False where the other end is
+    gone (a message that does not pickle raises before anything is written)."""
+    start = time.perf_counter()
+    try:
+        conn.send(message)
+    except (OSError, ValueError):
+        return False
+    finally:
+        timeline.add(Activity.MESSAGE, start)
+    return True
+
+
 def _send(conn: Connection, timeline: Timeline, message: FromWorker) -> None:
     """Send (pickle and write) ``message``; its own cost goes with the next one."""
     start = time.perf_counter()
@@ -371,14 +385,9 @@ class WorkerPool:
         """Send ``message``; False (and the worker counts as dead) if it cannot."""
         if worker not in self.alive:
             return False
-        start = time.perf_counter()
-        try:
-            self.connections[worker].send(message)
-        except (OSError, ValueError):
+        if not send_timed(self.connections[worker], message, self.timeline):
             self._lost(worker)
             return False
-        finally:
-            self.timeline.add(Activity.MESSAGE, start)
         return True
 
     def receive(self, timeout: float | None) -> list[FromWorker]:
