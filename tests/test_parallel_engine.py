@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import os
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import coincurve
@@ -571,16 +572,36 @@ def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkey
     assert got.result.stats.workers == 2
 
 
+def _in_one_of(tries: int, intents: list[Intent], witness: Callable[[ParallelDetail], bool],
+               **options: Any) -> list[ParallelDetail]:
+    """Import the block of ``intents`` at 2 workers (each import checked against
+    py-evm) until ``witness`` holds for one, at most ``tries`` times; the details.
+
+    For what a schedule shows, not a result: a worker starved of CPU beside other
+    programs may never get to it in one import (each caller says how often), and
+    code that lost it shows it in none."""
+    details = []
+    for _ in range(tries):
+        details.append(_two_workers_match_reference(intents, **options))
+        if witness(details[-1]):
+            break
+    return details
+
+
 def test_a_fully_conflicting_block_runs_in_order_with_workers_recovering_senders():
     # 400 transactions: more than the lookahead (which the coordinator may run
     # ahead through, recovering those senders itself, while a starved worker holds
     # its first chunks), so that senders are left for the idle worker on a busy
-    # machine too (140 left none beside two CPU hogs, 5 runs in 6)
-    detail = _two_workers_match_reference(
-        [Intent("incr", 1 + i % 7, 0, 1) for i in range(400)])
-    assert detail.pauses >= 1                # speculation was throttled
-    assert detail.inline > 300               # the coordinator ran it in order
-    assert detail.recover_workers_s > 0      # idle workers recovered ahead
+    # machine too (140 left none beside two CPU hogs, 5 runs in 6; 400 none in 1
+    # run of 4)
+    details = _in_one_of(3, [Intent("incr", 1 + i % 7, 0, 1) for i in range(400)],
+                         lambda d: d.recover_workers_s > 0)
+    for detail in details:
+        # speculation stopped: throttled, or the counter turned hot first (its
+        # transactions kept from the chunks)
+        assert detail.pauses >= 1 or detail.hot_targets == 1
+        assert detail.inline > 300           # the coordinator ran it in order
+    assert details[-1].recover_workers_s > 0  # idle workers recovered ahead
 
 
 def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders():
@@ -589,12 +610,14 @@ def test_a_sender_pipeline_executes_in_order_while_a_worker_recovers_the_senders
     # the worker's first senders arrive before the block ends on a busy machine
     # too (beside two CPU hogs 120 ended first every time, 240 in 1 run of 4)
     intents = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(480)]
-    detail = _two_workers_match_reference(intents, sender_pipeline=True)
-    assert detail.sender_pipeline
-    assert detail.chunks == 0 and detail.validation_failures == 0
-    assert detail.inline == len(intents)     # every transaction on the coordinator
-    assert detail.recover_workers_s > 0      # the worker recovered senders ahead
-    assert detail.pauses == 0                # held, not throttled
+    details = _in_one_of(3, intents, lambda d: d.recover_workers_s > 0,
+                         sender_pipeline=True)
+    for detail in details:
+        assert detail.sender_pipeline
+        assert detail.chunks == 0 and detail.validation_failures == 0
+        assert detail.inline == len(intents)  # every transaction on the coordinator
+        assert detail.pauses == 0            # held, not throttled
+    assert details[-1].recover_workers_s > 0  # the worker recovered senders ahead
     # four workers asked for: one recovers, the others are never forked
     block = build_block(CancunVM, intents)
     engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=0,
@@ -624,9 +647,9 @@ def test_a_contract_whose_transactions_keep_conflicting_stays_with_the_coordinat
     # none beside two CPU hogs, every time)
     intents = [Intent("incr", 1 + i % 7, 0, 1) if i % 2 == 0
                else Intent("transfer", 1 + i % 7, i % 8, 1) for i in range(400)]
-    detail = _two_workers_match_reference(intents)
-    assert detail.hot_targets == 1           # the counter, not the keys
-    assert detail.kept > 0                   # its later increments ran in-process
+    details = _in_one_of(3, intents, lambda d: d.kept > 0)
+    assert all(d.hot_targets == 1 for d in details)  # the counter, not the keys
+    assert details[-1].kept > 0              # its later increments ran in-process
 
 
 def test_one_sender_s_calls_into_a_contract_stay_with_the_coordinator_from_the_start():

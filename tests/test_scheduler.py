@@ -407,6 +407,43 @@ def test_a_target_whose_results_keep_failing_stays_with_the_coordinator():
     assert not s.keeps_to_coordinator           # the worker has its chunks
 
 
+def test_a_hot_target_s_failures_do_not_pause_the_others_speculation():
+    # three transactions in four call "pool" and every one of them fails; the
+    # fourth calls an account of its own and succeeds
+    targets = ["pool" if t % 4 != 3 else f"eoa{t}" for t in range(64)]
+    s = Scheduler(64, workers=1, chunk_size=4, window=8, probe=1000,
+                  coordinator_executes=True, targets=targets)
+    assert s.next_chunk(0) == [0, 1, 2, 3]
+    assert s.next_chunk(0) == [4, 5, 6, 7]     # out before any verdict
+    fails = {t: False for t in range(64) if t % 4 != 3}
+    # the pool turns hot at its second failure (1): the failures that made it
+    # so are forgotten, and its later ones are not held against the rest
+    _validate_chunk(s, 0, fails)
+    assert s.hot.hot == {"pool"}
+    _validate_chunk(s, 0, fails)               # 4, 5, 6 fail as well
+    assert not s.conflicted and s.stats.pauses == 0
+    # so the others keep running on the worker, the pool's on the coordinator
+    assert s.next_chunk(0) == [11, 15, 19, 23]
+
+
+def test_a_target_turning_hot_ends_the_pause_it_caused_with_a_probe():
+    targets = ["pool", "a", "b", "c"] + [
+        "pool" if t % 2 == 0 else f"eoa{t}" for t in range(4, 64)]
+    s = Scheduler(64, workers=1, chunk_size=8, min_chunk=8, window=4, probe=1000,
+                  coordinator_executes=True, targets=targets)
+    assert s.next_chunk(0) == list(range(8))
+    # three failures of four results, one the pool's: speculation pauses
+    # before the pool's second failure makes it hot
+    _validate_chunk(s, 0, {0: False, 1: False, 2: False, 4: False})
+    assert s.hot.hot == {"pool"} and s.stats.pauses == 1
+    # the cause is known and kept from the chunks: a probe asks again at once
+    # (not after the interval's 1,000 in-process transactions), and the next
+    # verdict (5 succeeded) resumes speculation
+    assert not s.paused and not s.conflicted
+    chunk = s.next_chunk(0)
+    assert chunk and not any(targets[t] == "pool" for t in chunk)
+
+
 def test_a_worker_with_only_hot_transactions_left_recovers_senders():
     s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
                   targets=["counter"] * 40)

@@ -70,3 +70,24 @@ def test_a_held_throttle_stays_paused_and_never_probes():
     assert t.paused and t.held and t.conflicted and t.pauses == 0
     assert not any(run_inline(t, 100))
     assert t.paused and not t.probing
+
+
+def test_explained_failures_are_forgotten_and_a_pause_they_caused_probes_at_once():
+    t = Throttle(window=8, probe=100)
+    for ok in (True, True, False, False):
+        t.verdict(ok)
+    assert t.conflicted and not t.explained()  # not paused: nothing to resume
+    assert not t.conflicted                    # ... but the failures are forgotten
+    fail(t, 4)
+    assert t.paused
+    assert t.explained()                       # paused by them: a probe starts
+    assert t.probing and not t.paused and not t.conflicted
+    t.verdict(False)                           # whose first verdict decides, as ever
+    assert t.paused and t.pauses == 2
+
+
+def test_a_held_throttle_stays_paused_when_failures_are_explained():
+    t = Throttle(window=8, probe=4)
+    t.hold()
+    assert not t.explained()
+    assert t.paused and not t.probing

@@ -204,7 +204,7 @@ class WorkerFeed:
                         if done is not None and result.outcome is not None:
                             # plain equality, knowingly conservative: see
                             # docs/architecture.md, "Throttle and late verdicts"
-                            sched.late_verdict(result.reads == done.reads)
+                            sched.late_verdict(result.txn, result.reads == done.reads)
             elif isinstance(message, Senders):
                 self.recovering.discard(message.worker)
                 for txn, sender in message.senders:

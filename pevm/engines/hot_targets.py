@@ -18,7 +18,11 @@ at it, and the workers run the rest. A token that many transactions call and onl
 a few of them conflict on stays with the workers (the ratio); a fully conflicting
 block ends up on the coordinator, as the conflict throttle would put it, without
 the throttle's probes. Which process runs what never changes a result: every
-result is validated at the commit point as before.
+result is validated at the commit point as before. The conflict throttle
+(:mod:`pevm.engines.throttle`) forgets the failures that made a target hot, and
+counts none of the failures of a worker's runs of its transactions (those sent
+before it turned hot): speculation on the rest goes on, or resumes at once where
+those failures paused it.
 
 Failures are late evidence: by the time a target has failed twice, the workers'
 chunks already hold more of its transactions, and each of those fails too (mainnet
@@ -61,17 +65,20 @@ class HotTargets:
         """Whether any target is hot."""
         return bool(self.hot)
 
-    def verdict(self, txn: int, ok: bool) -> None:
-        """Count a validated result of ``txn`` against its target."""
+    def verdict(self, txn: int, ok: bool) -> bool:
+        """Count a validated result of ``txn`` against its target; True when that
+        makes the target hot."""
         target = self.targets[txn] if txn < len(self.targets) else None
         if target is None or target in self.hot:
-            return
+            return False
         verdicts = self._verdicts.setdefault(target, [0, 0])
         verdicts[0] += 1
         if not ok:
             verdicts[1] += 1
             if verdicts[1] >= HOT_FAILURES and verdicts[1] * HOT_RATIO >= verdicts[0]:
                 self.hot.add(target)
+                return True
+        return False
 
     def predict(self, senders: Iterable[tuple[int, bytes]]) -> None:
         """Make hot each target that one sender calls again and again, from

@@ -176,6 +176,8 @@ class Scheduler:
         self.incarnation = [0] * n
         #: latest result per uncommitted transaction (any object with ``incarnation``)
         self.results: dict[int, object] = {}
+        #: of those, the coordinator's own executions ahead (not a worker's)
+        self._own: set[int] = set()
         self.commit_index = 0
         self.next_txn = 0                       # first transaction never dispatched
         self.redo: list[int] = []               # to dispatch again (worker lost)
@@ -376,19 +378,23 @@ class Scheduler:
             self.stats.stale_results += 1
             return False
         self.results[txn] = result
+        if worker is None:
+            self._own.add(txn)
+        else:
+            self._own.discard(txn)
         outcome = getattr(result, "outcome", True)
         if outcome is None or getattr(outcome, "valid", True) is False:
             # A read that met an ESTIMATE, or a transaction that looked invalid
             # (almost always: it ran too early, e.g. a nonce not yet reached):
             # speculation is failing now, before the commit point gets there.
-            self._speculation(False)
+            self._speculation(txn, False, worker is not None)
         return True
 
-    def late_verdict(self, ok: bool) -> None:
-        """A result that arrived after its transaction was run in-process: whether
-        it had read what the committed execution read still says whether
+    def late_verdict(self, txn: int, ok: bool) -> None:
+        """A worker's result of ``txn`` that arrived after it was run in-process:
+        whether it had read what the committed execution read still says whether
         speculation works (a probe never waits for its verdict)."""
-        self._speculation(ok)
+        self._speculation(txn, ok, by_worker=True)
 
     def start_ahead(self) -> None:
         """The workers start: the next chunk starts ``2 x chunk`` past the commit
@@ -497,10 +503,14 @@ class Scheduler:
     def validated(self, txn: int, ok: bool, forced: bool = False) -> None:
         """The result of ``txn`` was validated; on failure it is aborted."""
         self.stats.validations += 1
+        by_worker = txn not in self._own
         if forced:
             self.stats.forced_aborts += 1
-        if not forced:
-            self.hot.verdict(txn, ok)
+        if not forced and self.hot.verdict(txn, ok):
+            # the failures that made it hot are explained, and its transactions
+            # leave the chunks: the others' speculation is judged afresh
+            if self.throttle.explained():
+                self._probe_gap = 2 * self.min_chunk  # probe a little ahead
         if not ok:
             self.stats.validation_failures += 1
             self.abort(txn)
@@ -511,11 +521,12 @@ class Scheduler:
             if self._streak >= self.current_chunk:
                 self.current_chunk = min(self.chunk_size, self.current_chunk * 2)
                 self._streak = 0
-        self._speculation(ok)
+        self._speculation(txn, ok, by_worker)
 
     def abort(self, txn: int) -> None:
         """Discard ``txn``'s current incarnation; the next one gets a new number."""
         self.results.pop(txn, None)
+        self._own.discard(txn)
         self.incarnation[txn] += 1
 
     def executed_inline(self, txn: int) -> int:
@@ -531,11 +542,19 @@ class Scheduler:
         if txn != self.commit_index:
             raise ValueError(f"commit out of order: {txn} at {self.commit_index}")
         self.results.pop(txn, None)
+        self._own.discard(txn)
         self.owner.pop(txn, None)
         self.commit_index += 1
         self.next_txn = max(self.next_txn, self.commit_index)
 
-    def _speculation(self, ok: bool) -> None:
+    def _speculation(self, txn: int, ok: bool, by_worker: bool) -> None:
+        if not ok and by_worker and self.hot.holds(txn):
+            # a worker's run of a hot target's transaction: sent before the
+            # target turned hot (chunks pass over it since), its failure is
+            # explained. The coordinator's own runs ahead of the target's chain
+            # count: they keep failing while one of the chain is still out on a
+            # worker, and stopping them then is the throttle's job.
+            return
         self.throttle.verdict(ok)
         self.stats.pauses = self.throttle.pauses
 

@@ -16,6 +16,13 @@ resumes speculation or pauses it again -- doubling the probe interval each time
 speculation keeps failing, and resetting it once a full window succeeds. This is
 what keeps a fully conflicting block near the single-process speed.
 
+Failures with a known cause do not count (:meth:`Throttle.explained`): when a
+contract's transactions keep failing and it turns *hot*
+(:mod:`pevm.engines.hot_targets`), the scheduler keeps its transactions from the
+chunks, so the failures that made it hot -- and those of its transactions still
+out on workers, sent before -- say nothing about the rest. The window is cleared
+and a pause they caused ends in a probe at once, not after the probe interval.
+
 A block that runs as a *sender pipeline*
 (:func:`~pevm.engines.cost_model.pipeline_pays`) is **held** paused from the fork
 on: the same in-order run with senders recovered ahead, chosen up front because
@@ -94,6 +101,17 @@ class Throttle:
         self.paused = False
         self.probing = True
         self._window.clear()
+        return True
+
+    def explained(self) -> bool:
+        """The recent failures have a cause that no longer applies (a hot target,
+        whose transactions the scheduler now keeps from the chunks): forget them,
+        and where they paused speculation, probe at once; True when a probe starts."""
+        self._window.clear()
+        if not self.paused or self.held:
+            return False
+        self.paused = False
+        self.probing = True
         return True
 
     def _pause(self) -> None:

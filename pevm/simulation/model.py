@@ -329,7 +329,7 @@ class _Simulation:
             for result in items:
                 self.coordinator_knows[result.txn] = True
                 if not sched.on_result(result, worker) and result.txn < sched.commit_index:
-                    sched.late_verdict(result.ok)
+                    sched.late_verdict(result.txn, result.ok)
 
     def _start_workers(self, senders: range) -> Job:
         """As the engine (:meth:`~pevm.engines.workers.WorkerPool.start`): from
