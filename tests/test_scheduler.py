@@ -444,6 +444,23 @@ def test_a_target_turning_hot_ends_the_pause_it_caused_with_a_probe():
     assert chunk and not any(targets[t] == "pool" for t in chunk)
 
 
+def test_the_coordinator_s_own_failed_runs_ahead_of_a_hot_chain_still_count():
+    # the coordinator runs a hot chain ahead while a call of it is out on a
+    # worker: each run reads too early and fails, and stopping that is the
+    # throttle's job
+    s = Scheduler(64, workers=1, chunk_size=4, window=4, probe=1000,
+                  coordinator_executes=True, targets=["pool"] * 64)
+    s.hot.predict([(0, b"a"), (1, b"a"), (2, b"a")])
+    assert s.hot.hot == {"pool"}
+    for txn in range(4):
+        s.on_result(R(txn))                     # its own result: no worker
+        assert s.next_commit() == (VALIDATE, txn)
+        s.validated(txn, False)
+        s.executed_inline(txn)
+        s.committed(txn)
+    assert s.paused and s.stats.pauses == 1
+
+
 def test_a_worker_with_only_hot_transactions_left_recovers_senders():
     s = Scheduler(40, workers=1, chunk_size=4, coordinator_executes=True,
                   targets=["counter"] * 40)
