@@ -279,7 +279,7 @@ class Scheduler:
             txns == list(range(txns[0], txns[0] + len(txns)))
         for txn in txns:
             self.owner[txn] = worker
-            self.results.pop(txn, None)
+            self._drop_result(txn)
             if exact:
                 self._exact.add(txn)
             else:
@@ -506,11 +506,6 @@ class Scheduler:
         by_worker = txn not in self._own
         if forced:
             self.stats.forced_aborts += 1
-        if not forced and self.hot.verdict(txn, ok):
-            # the failures that made it hot are explained, and its transactions
-            # leave the chunks: the others' speculation is judged afresh
-            if self.throttle.explained():
-                self._probe_gap = 2 * self.min_chunk  # probe a little ahead
         if not ok:
             self.stats.validation_failures += 1
             self.abort(txn)
@@ -521,28 +516,38 @@ class Scheduler:
             if self._streak >= self.current_chunk:
                 self.current_chunk = min(self.chunk_size, self.current_chunk * 2)
                 self._streak = 0
+        if not forced and self.hot.verdict(txn, ok) and self.throttle.explained():
+            # the failures that made it hot are explained, and its transactions
+            # leave the chunks: the others' speculation is judged afresh
+            self._probe_ahead()
         self._speculation(txn, ok, by_worker)
 
     def abort(self, txn: int) -> None:
         """Discard ``txn``'s current incarnation; the next one gets a new number."""
+        self._drop_result(txn)
+        self.incarnation[txn] += 1
+
+    def _drop_result(self, txn: int) -> None:
         self.results.pop(txn, None)
         self._own.discard(txn)
-        self.incarnation[txn] += 1
 
     def executed_inline(self, txn: int) -> int:
         """The coordinator runs ``txn`` itself; returns the incarnation number."""
         self.stats.inline += 1
         self.owner.pop(txn, None)
         if self.throttle.executed_inline():
-            self._probe_gap = 2 * self.current_chunk  # probe a little ahead
+            self._probe_ahead()
         return self.incarnation[txn]
+
+    def _probe_ahead(self) -> None:
+        """A probe starts: its chunk starts a little ahead of the commit point."""
+        self._probe_gap = 2 * self.current_chunk
 
     def committed(self, txn: int) -> None:
         """``txn`` is committed; the commit point moves on."""
         if txn != self.commit_index:
             raise ValueError(f"commit out of order: {txn} at {self.commit_index}")
-        self.results.pop(txn, None)
-        self._own.discard(txn)
+        self._drop_result(txn)
         self.owner.pop(txn, None)
         self.commit_index += 1
         self.next_txn = max(self.next_txn, self.commit_index)
