@@ -4,14 +4,15 @@ For each block (a fixture case or mainnet snapshot) the reference (py-evm's own
 loop), the engine in one process and the engine at each worker count run on
 identical fresh pre-states, interleaved round by round so that machine noise hits
 all of them alike (the engines' order reversed every other round, see
-:func:`_round_order`), after a warm-up round. Two wall-clock times are kept per run (the
-parallel engine's work happens in child processes): py-evm's whole block import with
-that engine, and the transaction phase alone -- the step the engine replaces
-(``EngineStats.transaction_seconds``, timed by the pipeline); the rest of an
-import (header checks, py-evm's state root, the state diff) is the same code for
-every engine. The first round also compares every
-engine's results with the reference's, field by field: a block where they differ
-stops the measurement with the difference.
+:func:`_round_order`), after a warm-up round; a short block's sample of several
+imports alternates the engines import by import (:func:`_sample_together`).
+Two wall-clock times are kept per run (the parallel engine's work happens in child
+processes): py-evm's whole block import with that engine, and the transaction
+phase alone -- the step the engine replaces (``EngineStats.transaction_seconds``,
+timed by the pipeline); the rest of an import (header checks, py-evm's state root,
+the state diff) is the same code for every engine. The first round also compares
+every engine's results with the reference's, field by field: a block where they
+differ stops the measurement with the difference.
 Ratios are computed from medians within the same run, and over 1 worker also round
 by round (:func:`paired_ratios`); the ideal speedup comes from the block's
 dependency graph (:mod:`pevm.analysis`).
@@ -348,7 +349,9 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
 
     Each timed sample is the mean of as many imports as span ``min_time``
     seconds (:data:`MIN_SAMPLE_S`), counted once for the case from the fastest
-    configuration's time in the warm-up round; 0 times each import once.
+    configuration's time in the warm-up round; 0 times each import once. py-evm's
+    imports run in a row, the engines' alternate import by import
+    (:func:`_sample_together`).
     ``memory``: also sample the peak memory of this process and its workers
     together during the timed runs (:mod:`pevm.memory`; adds a sampling thread).
     ``trace``: collect the parallel engine's slices of the last timed round, at
@@ -377,37 +380,38 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
         reference: list[BlockResult] = []
         if round_index == warmup and warmup:
             loops = loops_for(fastest, min_time)
-        for timing, engine in _round_order(configs, round_index - warmup):
-            timed = round_index >= warmup
+        timed = round_index >= warmup
+        last = round_index == rounds - 1
+        order = _round_order(configs, round_index - warmup)
+        # py-evm's reference alone, then the engines import by import
+        for group in (order[:1], order[1:]):
             # The first round also checks every engine's results against the
             # reference's: a speedup of a wrong result is no speedup.
-            results: list[BlockResult] | None = None if round_index else []
-            last = round_index == rounds - 1
-            totals = ProcessTotals() if last else None
-            # the engine as it ships only: a variant's slices would share its tracks
-            traced = trace if last and not timing.options else None
-            with PeakMemory(enabled=memory and timed) as peak:
-                seconds, phase, txs, gas = _sample(ref, engine, loops if timed else 1,
-                                                   results, totals, traced)
-            fastest = min(fastest, seconds)
-            if totals is not None and totals.breakdown:
-                timing.breakdown = totals.breakdown
-            if totals is not None and totals.page_faults:
-                timing.page_faults = totals.page_faults
-            if totals is not None and timing.label == "parallel":
-                timing.sender_pipelines = totals.sender_pipelines
-                timing.slowness = totals.slowness
-            if results is not None:
-                if timing is configs[0][0]:
-                    reference = results
-                else:
-                    _check_equal(ref, timing, reference, results)
-            if timed:
-                timing.samples.append(seconds)
-                timing.phase_samples.append(phase)
-                if peak.result is not None:
-                    timing.peak = peak.result if timing.peak is None \
-                        else timing.peak.merge(peak.result)
+            samples = _sample_together(ref, group, loops if timed else 1,
+                                       check=not round_index, last=last, trace=trace,
+                                       memory=memory and timed)
+            for (timing, _engine), sample in zip(group, samples):
+                txs, gas = sample.txs, sample.gas
+                fastest = min(fastest, sample.seconds)
+                totals = sample.totals
+                if totals is not None and totals.breakdown:
+                    timing.breakdown = totals.breakdown
+                if totals is not None and totals.page_faults:
+                    timing.page_faults = totals.page_faults
+                if totals is not None and timing.label == "parallel":
+                    timing.sender_pipelines = totals.sender_pipelines
+                    timing.slowness = totals.slowness
+                if sample.results is not None:
+                    if timing is configs[0][0]:
+                        reference = sample.results
+                    else:
+                        _check_equal(ref, timing, reference, sample.results)
+                if timed:
+                    timing.samples.append(sample.seconds)
+                    timing.phase_samples.append(sample.phase)
+                    if sample.peak is not None:
+                        timing.peak = sample.peak if timing.peak is None \
+                            else timing.peak.merge(sample.peak)
         if progress:
             progress(ref.name, round_index + 1, rounds)
     for _timing, engine in configs:
@@ -425,21 +429,55 @@ def bench_case(ref: CaseRef, workers: list[int], repeat: int, warmup: int = 1,
                       variants=[t for t in timings if t.options])
 
 
-def _sample(ref: CaseRef, engine: Any, loops: int, results: list[BlockResult] | None,
-            totals: ProcessTotals | None, trace: Trace | None,
-            ) -> tuple[float, float, int, int]:
-    """:func:`_run_once` ``loops`` times: the mean import and transaction-phase
-    seconds; ``results``, ``totals`` and ``trace`` are the first import's."""
-    total = phase = 0.0
-    txs = gas = 0
+@dataclass
+class _Sample:
+    """One configuration's sample in one round: mean seconds of its imports, and
+    what its first import collected (``results`` where the round checks them,
+    ``totals`` in the last round, the peak memory where sampled)."""
+
+    seconds: float = 0.0
+    phase: float = 0.0
+    txs: int = 0
+    gas: int = 0
+    results: list[BlockResult] | None = None
+    totals: ProcessTotals | None = None
+    peak: MemoryPeak | None = None
+
+
+def _sample_together(ref: CaseRef, group: Sequence[tuple[Timing, Any]], loops: int,
+                     check: bool, last: bool, trace: Trace | None, memory: bool,
+                     ) -> list[_Sample]:
+    """A sample of each configuration of ``group``: :func:`_run_once` ``loops``
+    times each, interleaved import by import, the order reversed every other
+    import.
+
+    A short block's sample is many imports, and a shared VM's speed drifts over a
+    sample's span: mainnet 46147 (one transaction, the same in-process code at 1
+    and 2 workers) read 2 workers over 1 at 0.91-1.05x (quartiles of 40 rounds)
+    with each count's 20 imports back to back, and 0.98-1.02x with the two
+    counts' imports alternating. A block imported once a sample (``loops`` 1) runs
+    each configuration once, in ``group``'s order. ``trace`` collects the first
+    import's slices of the engine as it ships (not a variant's: their slices would
+    share its tracks) in the ``last`` round; ``memory`` samples the peak memory
+    during every import."""
+    samples = [_Sample(results=[] if check else None,
+                       totals=ProcessTotals() if last else None) for _ in group]
+    turns = list(zip(group, samples))
     for loop in range(loops):
         first = loop == 0
-        if isinstance(engine, ParallelEngine):
-            engine.trace = trace if first else None
-        seconds, phases, txs, gas = _run_once(ref, engine, results if first else None,
-                                              totals if first else None)
-        total, phase = total + seconds, phase + phases
-    return total / loops, phase / loops, txs, gas
+        for (timing, engine), sample in (turns if loop % 2 == 0 else turns[::-1]):
+            if isinstance(engine, ParallelEngine):
+                engine.trace = trace if first and last and not timing.options else None
+            with PeakMemory(enabled=memory) as peak:
+                seconds, phase, sample.txs, sample.gas = _run_once(
+                    ref, engine, sample.results if first else None,
+                    sample.totals if first else None)
+            sample.seconds += seconds / loops
+            sample.phase += phase / loops
+            if peak.result is not None:
+                sample.peak = peak.result if sample.peak is None \
+                    else sample.peak.merge(peak.result)
+    return samples
 
 
 def _round_order(configs: list[tuple[Timing, Any]], timed_round: int

@@ -58,7 +58,8 @@ def register(subparsers: Any) -> None:
                         help="a timed sample spans at least this long: a shorter "
                              f"import is repeated (at most {MAX_LOOPS} times, on "
                              "fresh pre-states) and the sample is their mean, as "
-                             "timeit's autorange does; 0 times each import once "
+                             "timeit's autorange does, the engines' imports "
+                             "alternating one by one; 0 times each import once "
                              "(default: %(default)s)")
     parser.add_argument("--state", choices=[b.value for b in StateBackend],
                         default=StateBackend.FLAT.value,
