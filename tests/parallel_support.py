@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from eth import constants
 from eth._utils.address import generate_contract_address, generate_safe_contract_address
 from eth.abc import VirtualMachineAPI
@@ -356,6 +357,22 @@ def assert_same(reference: Any, outcome: Any, label: str = "") -> None:
 
 def reference(vm_class: type, block: Any) -> Any:
     return import_block(vm_class, block, ReferenceEngine())
+
+
+def module_block(vm_class: type, intents: Sequence[Intent]) -> tuple[Any, Any]:
+    """The fixtures ``block`` (``intents`` mined on ``vm_class``) and ``want``
+    (py-evm's import of it), built once per test module:
+    ``block, want = module_block(CancunVM, INTENTS)``."""
+
+    @pytest.fixture(scope="module")
+    def block() -> Any:
+        return build_block(vm_class, intents)
+
+    @pytest.fixture(scope="module")
+    def want(block: Any) -> Any:
+        return reference(vm_class, block)
+
+    return block, want
 
 
 def hypothesis_profile_examples(default: int) -> int:

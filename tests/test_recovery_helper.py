@@ -7,29 +7,20 @@ import multiprocessing
 import os
 import signal
 
-import pytest
 from eth.vm.forks import CancunVM
 
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.recovery_helper import HelperPool, helper
 from pevm.engines.workers import Recover, Senders
-from tests.parallel_support import (Intent, assert_same, build_block, fresh_copy,
-                                    import_block, reference)
+from tests.parallel_support import (Intent, assert_same, fresh_copy, import_block,
+                                    module_block)
 
 #: transfers between funded keys, some to each other; enough that the helper's
 #: first senders arrive before the block ends on a busy machine (see
 #: test_parallel_engine's pipeline test)
 INTENTS = [Intent("transfer", 1 + i % 7, (i * 3) % 16, i % 3) for i in range(480)]
 
-
-@pytest.fixture(scope="module")
-def block():
-    return build_block(CancunVM, INTENTS)
-
-
-@pytest.fixture(scope="module")
-def want(block):
-    return reference(CancunVM, block)
+block, want = module_block(CancunVM, INTENTS)
 
 
 def _pipeline(**options) -> ParallelEngine:

@@ -11,22 +11,13 @@ from pevm.engines.hooks import FaultHooks
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import NURSERY_FROM
 from pevm.errors import EngineFailure
-from tests.parallel_support import Intent, assert_same, build_block, import_block, \
-    reference
+from tests.parallel_support import Intent, assert_same, import_block, module_block
 
 INTENTS = [Intent(kind, 1 + i % 7, i % 3, 1 + i % 2)
            for i, kind in enumerate(["incr", "transfer", "read_coinbase", "incr",
                                      "nested_revert", "transfer"] * 6)]
 
-
-@pytest.fixture(scope="module")
-def block():
-    return build_block(CancunVM, INTENTS)
-
-
-@pytest.fixture(scope="module")
-def want(block):
-    return reference(CancunVM, block)
+block, want = module_block(CancunVM, INTENTS)
 
 
 @pytest.mark.parametrize("workers", [4, 2 + NURSERY_FROM],
