@@ -49,6 +49,7 @@ from eth_keys import keys
 from eth_typing import Address
 
 from pevm.compare import compare_results
+from pevm.engines.parallel import ParallelEngine
 from pevm.engines.reference import ReferenceEngine
 from pevm.inputs.chain import ChainTarget
 
@@ -378,3 +379,56 @@ def module_block(vm_class: type, intents: Sequence[Intent]) -> tuple[Any, Any]:
 def hypothesis_profile_examples(default: int) -> int:
     """``PEVM_HYPOTHESIS_EXAMPLES`` overrides the examples per property test."""
     return int(os.environ.get("PEVM_HYPOTHESIS_EXAMPLES", default))
+
+
+#: a block of every kind of intent, each kind's edge cases side by side, twice
+MIXED = [
+    Intent("transfer", 1, 0, 5, tip=1),          # value to the beneficiary
+    Intent("incr", 2, 0, 1),
+    Intent("incr", 3, 0, 2),                     # same slot as the one before
+    Intent("read_coinbase", 4),                  # reads every fee credit so far
+    Intent("transfer", 0, 2, 7, tip=0),          # the beneficiary sends
+    Intent("nested_revert", 5, 1),
+    Intent("revert", 6, 2),
+    Intent("create2", 1, 0, 1),                  # create and destroy in one tx
+    Intent("create2", 2, 0, 0),                  # create again (same salt)
+    Intent("kill_child", 3, 0, 1),
+    Intent("create", 4, 0, 1),
+    Intent("kill_created", 5, 0),
+    Intent("doom", 6, 0, 1),                     # self-destruct with storage
+    Intent("transfer", 7, 14, 0, tip=0),         # zero value to an empty account
+    Intent("transfer", 1, 15, 3),                # value to a fresh account
+    Intent("deploy", 2),
+    Intent("incr", 1, 1, 0),                     # no-op write
+    Intent("read_coinbase", 3),
+    Intent("transfer", 2, 15, 1),
+    Intent("doom", 4, 0, 0),                     # call the destroyed account
+    Intent("probe_hash", 5, 0, 0),               # touch a missing account
+    Intent("probe", 6, 4, 1),                    # value to the destroyed one
+    Intent("probe_hash", 7, 3, 0),               # the existing empty account
+] * 2
+
+
+def in_process_import(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str,
+                      replacement: Any, **options: Any) -> tuple[ParallelEngine, Any]:
+    """Import MIXED at 2 workers with ``owner.<name>`` replaced; it must run in one
+    process and equal py-evm. (A test of whether workers pay fixes what the
+    clock would decide: ``sender_pipeline=False``, as the look at the sender
+    pipeline weighs measured times, and a warm-up that settles by count
+    (``SETTLED_WORK_S`` 0 and a long ``fork_after``) -- a short ``fork_after`` can
+    run out before the first transaction on a loaded machine, and a warm-up that
+    ran none starts the workers without asking ``workers_that_pay``.)"""
+    monkeypatch.setattr(owner, name, replacement)
+    engine, got = import_checked(2, **options)
+    assert got.result.stats.workers == 1
+    return engine, got
+
+
+def import_checked(workers: int, **options: Any) -> tuple[ParallelEngine, Any]:
+    """Import MIXED at ``workers`` with the engine's ``options``; it must equal
+    py-evm. Returns the engine and the import."""
+    block = build_block(CancunVM, MIXED)
+    engine = ParallelEngine(workers=workers, min_parallel_txs=2, **options)
+    got = import_block(CancunVM, block, engine)
+    assert_same(reference(CancunVM, block), got)
+    return engine, got

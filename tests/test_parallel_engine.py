@@ -1,9 +1,7 @@
 """The parallel engine against py-evm on hand-written blocks, across forks."""
 from __future__ import annotations
 
-import gc
 import os
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -14,41 +12,17 @@ from eth.vm.forks import BerlinVM, ByzantiumVM, CancunVM, SpuriousDragonVM
 from pevm.compare import compare_results
 from pevm.engines import make_engine
 from pevm.engines.hooks import FaultHooks
-from pevm.engines import cost_model, parallel, sender_batches, warm_up
+from pevm.engines import sender_batches
 from pevm.engines.detail import ParallelDetail
 from pevm.engines.timeline import Trace
 from pevm.engines.workers import NURSERY_FROM, WorkerPool
 from pevm.engines.parallel import MIN_PARALLEL_TXS, ParallelEngine
 from pevm.inputs.chain import ChainTarget
-from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, Intent,
+from tests.parallel_support import (ADDRESSES, COINBASE, EMPTY, FORKS, MIXED, Intent,
                                     KEYS, assert_same, build_block, build_tx,
-                                    fresh_copy, import_block, new_chain, reference)
+                                    fresh_copy, import_block, import_checked,
+                                    in_process_import, new_chain, reference)
 
-MIXED = [
-    Intent("transfer", 1, 0, 5, tip=1),          # value to the beneficiary
-    Intent("incr", 2, 0, 1),
-    Intent("incr", 3, 0, 2),                     # same slot as the one before
-    Intent("read_coinbase", 4),                  # reads every fee credit so far
-    Intent("transfer", 0, 2, 7, tip=0),          # the beneficiary sends
-    Intent("nested_revert", 5, 1),
-    Intent("revert", 6, 2),
-    Intent("create2", 1, 0, 1),                  # create and destroy in one tx
-    Intent("create2", 2, 0, 0),                  # create again (same salt)
-    Intent("kill_child", 3, 0, 1),
-    Intent("create", 4, 0, 1),
-    Intent("kill_created", 5, 0),
-    Intent("doom", 6, 0, 1),                     # self-destruct with storage
-    Intent("transfer", 7, 14, 0, tip=0),         # zero value to an empty account
-    Intent("transfer", 1, 15, 3),                # value to a fresh account
-    Intent("deploy", 2),
-    Intent("incr", 1, 1, 0),                     # no-op write
-    Intent("read_coinbase", 3),
-    Intent("transfer", 2, 15, 1),
-    Intent("doom", 4, 0, 0),                     # call the destroyed account
-    Intent("probe_hash", 5, 0, 0),               # touch a missing account
-    Intent("probe", 6, 4, 1),                    # value to the destroyed one
-    Intent("probe_hash", 7, 3, 0),               # the existing empty account
-] * 2
 
 ENGINE_VARIANTS = [
     dict(workers=1),
@@ -269,14 +243,14 @@ def test_inside_a_daemonic_process_the_block_runs_in_process():
 
 
 def test_a_pool_that_cannot_start_falls_back_to_in_process(monkeypatch):
-    engine, _ = _in_process_import(monkeypatch, WorkerPool, "_start_one", _no_processes,
+    engine, _ = in_process_import(monkeypatch, WorkerPool, "_start_one", _no_processes,
                                    fork_after=0)
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
 
 def test_a_nursery_that_cannot_start_falls_back_to_in_process(monkeypatch):
     monkeypatch.setattr(WorkerPool, "_start_through_nursery", _no_processes)
-    engine, got = _import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
+    engine, got = import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
     assert got.result.stats.workers == 1
     assert "starting workers failed" in engine.last_detail.in_process_reason
 
@@ -292,7 +266,7 @@ def test_workers_that_start_go_on_without_one_that_cannot(monkeypatch):
         start(pool, worker)
 
     monkeypatch.setattr(WorkerPool, "_start_one", second_fails)
-    engine, got = _import_checked(3, fork_after=0, fit_workers=False)
+    engine, got = import_checked(3, fork_after=0, fit_workers=False)
     assert got.result.stats.workers == 2        # the coordinator and worker 0
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
@@ -312,264 +286,13 @@ def test_a_worker_the_nursery_cannot_fork_counts_as_dead(monkeypatch):
         return fork()
 
     monkeypatch.setattr(os, "fork", nursery_fails_second)
-    engine, _ = _import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
+    engine, _ = import_checked(1 + NURSERY_FROM, fork_after=0, fit_workers=False)
     assert engine.last_detail.in_process_reason == ""
     assert engine.last_detail.dead_workers == [1]
 
 
 def _no_processes(*args, **kwargs):
     raise OSError(11, "Resource temporarily unavailable")
-
-
-def _in_process_import(monkeypatch, owner, name, replacement, **options):
-    """Import MIXED at 2 workers with ``owner.<name>`` replaced; it must run in one
-    process and equal py-evm. (A test of whether workers pay fixes what the
-    clock would decide: ``sender_pipeline=False``, as the look at the sender
-    pipeline weighs measured times, and a warm-up that settles by count
-    (``SETTLED_WORK_S`` 0 and a long ``fork_after``) -- a short ``fork_after`` can
-    run out before the first transaction on a loaded machine, and a warm-up that
-    ran none starts the workers without asking ``workers_that_pay``.)"""
-    monkeypatch.setattr(owner, name, replacement)
-    engine, got = _import_checked(2, **options)
-    assert got.result.stats.workers == 1
-    return engine, got
-
-
-def _import_checked(workers, **options):
-    """Import MIXED at ``workers`` with the engine's ``options``; it must equal
-    py-evm. Returns the engine and the import."""
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=workers, min_parallel_txs=2, **options)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    return engine, got
-
-
-def test_workers_forked_after_an_in_process_warm_up_inherit_the_prefix():
-    block = build_block(CancunVM, MIXED)
-    want = reference(CancunVM, block)
-    for fork_at in (1, 13, 37):
-        engine = ParallelEngine(workers=2, min_parallel_txs=1, chunk_size=3,
-                                hooks=FaultHooks(fork_at_tx=fork_at))
-        got = import_block(CancunVM, block, engine)
-        assert_same(want, got, f"warm-up {fork_at}")
-        assert engine.last_detail.warm_up_txs == fork_at
-        assert got.result.stats.workers == 2
-    lazy = ParallelEngine(workers=2, min_parallel_txs=1, fork_after=60)
-    got = import_block(CancunVM, block, lazy)
-    assert_same(want, got)
-    assert got.result.stats.workers == 1       # done before workers were worth it
-
-
-def test_the_warm_up_ends_once_the_rest_of_the_block_is_clearly_long(monkeypatch):
-    settled = cost_model.warm_up_settled
-    k, work = cost_model.SETTLED_AFTER_TXS, cost_model.SETTLED_WORK_S
-    assert not settled(k - 1, 10.0, slowness=1.0)   # too few to judge by
-    assert settled(k, work, slowness=1.0)           # the rest: exactly the bar
-    assert not settled(k, work * 0.99, slowness=1.0)
-    assert not settled(k, work, slowness=2.0)       # the bar doubles on a slow machine
-    # in the engine: with the bar at zero, a warm-up that would run for a minute
-    # stops after the first k transactions, and the workers take the rest (this
-    # small block's rest would not pay for them: that verdict is not tested here)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
-    block = build_block(CancunVM, MIXED)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    assert engine.last_detail.warm_up_txs == k
-    assert got.result.stats.workers == 2
-
-
-def test_a_block_whose_warm_up_shows_workers_would_not_pay_stays_in_process(monkeypatch):
-    asked = []  # (remaining, their in-process seconds, workers) per call
-
-    def none_pay(remaining, work, workers, cores=None, slowness=None, kept=0,
-                 kept_work=0.0):
-        asked.append((remaining, work, workers))
-        return 1
-
-    # the warm-up settles after its first k transactions, whatever the clock says
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    engine, got = _in_process_import(monkeypatch, warm_up, "workers_that_pay", none_pay,
-                                     fork_after=60, sender_pipeline=False)
-    warm = engine.last_detail.warm_up_txs
-    assert warm == cost_model.SETTLED_AFTER_TXS
-    assert asked == [(len(MIXED) - warm, asked[0][1], 2)]
-    assert asked[0][1] > 0
-    assert "workers would not pay" in engine.last_detail.in_process_reason
-    assert got.result.stats.to_json()["in_process_reason"] == \
-        engine.last_detail.in_process_reason
-    # no warm-up, no evidence: workers start as asked (the other tests rely on it)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=0)
-    assert import_block(CancunVM, build_block(CancunVM, MIXED),
-                        engine).result.stats.workers == 2
-
-
-def test_the_warm_ups_decisions_scale_by_the_speed_its_own_recoveries_show(monkeypatch):
-    # the machine's speed is read from the block's recovered senders
-    # (host.block_slowness) at each decision, not from the process's one probe:
-    # what it reads is what the cost model is given and what the detail reports
-    gauged, given = [], []
-
-    def gauge(fastest_recovery_s, recovered):
-        gauged.append((fastest_recovery_s, recovered))
-        return 5.0
-
-    def none_pay(remaining, work, workers, cores=None, slowness=None, kept=0,
-                 kept_work=0.0):
-        given.append(slowness)
-        return 1
-
-    monkeypatch.setattr(warm_up, "block_slowness", gauge)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)  # settles after k, by count
-    engine, _ = _in_process_import(monkeypatch, warm_up, "workers_that_pay", none_pay,
-                                   fork_after=60, sender_pipeline=False)
-    assert given == [5.0] and engine.last_detail.slowness == 5.0
-    fastest, recovered = gauged[-1]  # the warm-up's batch recovered all 23 senders
-    assert recovered == len(MIXED) and 0 < fastest < engine.last_detail.recover_coordinator_s
-
-
-def _import_with_count(monkeypatch, intents, workers: int, count: int, **options):
-    """Import ``intents`` at ``workers``, the warm-up ending at 8 transactions and
-    the cost model answering ``count`` processes pay; it must equal py-evm. Returns
-    the engine, the outcome and what the cost model was asked: (remaining, work,
-    workers, kept, kept_work) per call."""
-    asked = []
-
-    def answer(remaining, work, workers, cores=None, slowness=None, kept=0,
-               kept_work=0.0):
-        asked.append((remaining, work, workers, kept, kept_work))
-        return count
-
-    monkeypatch.setattr(warm_up, "workers_that_pay", answer)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    block = build_block(CancunVM, intents)
-    engine = ParallelEngine(workers=workers, min_parallel_txs=2, fork_after=60, **options)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    return engine, got, asked
-
-
-def test_fewer_workers_start_where_more_would_not_pay(monkeypatch):
-    # asked for 4 executing processes, the cost model says 2 pay: one worker is
-    # forked, not three, and the result is py-evm's
-    engine, got, asked = _import_with_count(monkeypatch, MIXED, workers=4, count=2)
-    assert [call[2] for call in asked] == [4]
-    assert got.result.stats.workers == 2
-    detail = engine.last_detail
-    assert len(detail.worker_cpu_s) == 1 and detail.dead_workers == []
-    assert set(detail.breakdown) == {"coordinator", "worker 0"}
-    # fit_workers=False: all that were asked for, once any pay
-    engine, got, _ = _import_with_count(monkeypatch, MIXED, workers=4, count=2,
-                                        fit_workers=False)
-    assert got.result.stats.workers == 4 and len(engine.last_detail.worker_cpu_s) == 3
-
-
-def test_a_costly_first_transaction_starts_no_more_processes_than_cores(monkeypatch):
-    # the warm-up stops at once (a worker should run transaction 0), so nothing
-    # tells how many pay: as many as asked start, up to the usable cores -- and a
-    # fork point the caller set (fork_after 0) still starts every one asked for
-    intents = [Intent(i.kind, i.sender, i.a, i.b, i.tip, gas=3_000_000 if n == 0 else 0)
-               for n, i in enumerate(MIXED)]
-    block = build_block(CancunVM, intents)
-    want = reference(CancunVM, block)
-    monkeypatch.setattr(cost_model, "usable_cores", lambda: 2)
-    for options, started in ((dict(), 2), (dict(fit_workers=False), 4),
-                             (dict(fork_after=0), 4)):
-        engine = ParallelEngine(**{"workers": 4, "min_parallel_txs": 2, "fork_after": 60,
-                                   **options})
-        got = import_block(CancunVM, block, engine)
-        assert_same(want, got, str(options))
-        assert engine.last_detail.warm_up_txs == 0, options
-        assert got.result.stats.workers == started, options
-    monkeypatch.setattr(cost_model, "usable_cores", lambda: 1)
-    engine = ParallelEngine(workers=4, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(want, got)
-    assert got.result.stats.workers == 1
-    assert engine.last_detail.in_process_reason == "one usable core: workers would not pay"
-
-
-def test_a_short_blocks_rest_runs_in_process_looked_at_again_at_each_doubling(
-        monkeypatch):
-    # the warm-up would run for a minute; asked at 8 transactions whether workers
-    # would pay for the rest (cost_model.clearly_short), it hears no: the rest runs
-    # in-process, as 1 worker runs it, asked again only at 16 and 32 -- no to the
-    # block's end, which never asks the final verdict
-    asked = []
-
-    def never(remaining, work, workers, *args, **kwargs):
-        asked.append(remaining)
-        return False
-
-    monkeypatch.setattr(cost_model, "parallel_pays", never)  # clearly_short's
-    engine, got = _in_process_import(monkeypatch, warm_up, "workers_that_pay",
-                                     lambda *args, **kwargs: 1 + never(*args, **kwargs),
-                                     fork_after=60, sender_pipeline=False)
-    k = cost_model.SETTLED_AFTER_TXS
-    assert engine.last_detail.warm_up_txs == len(MIXED)
-    assert asked == [len(MIXED) - k, len(MIXED) - 2 * k, len(MIXED) - 4 * k]
-    reason = engine.last_detail.in_process_reason
-    assert reason.startswith(f"{len(MIXED) - 4 * k} transactions left after {4 * k} ")
-    assert reason.endswith("workers would not pay")
-
-
-def test_a_rest_first_judged_short_starts_workers_when_a_later_look_finds_it_long(
-        monkeypatch):
-    # the first look (8 done) says the rest would not pay; the next (16 done) finds
-    # it long -- mainnet 15752489's first transactions are cheap for their gas
-    # limits -- and the workers take the rest from there
-    k = cost_model.SETTLED_AFTER_TXS
-    monkeypatch.setattr(cost_model, "parallel_pays",
-                        lambda remaining, *args, **kwargs: remaining < len(MIXED) - k)
-    monkeypatch.setattr(cost_model, "warm_up_settled",
-                        lambda done, work, slowness=None: done >= 2 * k)
-    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
-    engine, got = _import_checked(2, fork_after=60)
-    assert engine.last_detail.warm_up_txs == 2 * k
-    assert got.result.stats.workers == 2
-    assert engine.last_detail.in_process_reason == ""
-
-
-def test_the_warm_up_leaves_senders_recovered_ahead_out_of_its_time():
-    # the warm-up recovers senders in batches: a batch of transactions 10-41 that
-    # took 32 ms, looked at when 20 is next, is 22 ms of recovery for transactions
-    # not run yet -- not part of the time per transaction that decides on workers
-    from types import SimpleNamespace
-    ahead = warm_up.WarmUpRun.recovered_ahead
-    batch = SimpleNamespace(senders_batch=(10, 42, 0.032))
-    assert ahead(batch, 20) == pytest.approx(0.022)
-    assert ahead(batch, 10) == pytest.approx(0.032)
-    assert ahead(batch, 42) == 0.0 and ahead(batch, 50) == 0.0
-    assert ahead(SimpleNamespace(senders_batch=(0, 0, 0.0)), 0) == 0.0
-
-
-def test_the_warm_up_goes_on_while_its_latest_transactions_form_one_chain(monkeypatch):
-    # the warm-up would end after SETTLED_AFTER_TXS and start workers; but while
-    # its latest SERIAL_WINDOW transactions all increment one counter it goes on
-    # (and looks again every SERIAL_STEP)
-    monkeypatch.setattr(cost_model, "SETTLED_WORK_S", 0.0)
-    monkeypatch.setattr(warm_up, "workers_that_pay", lambda *args, **kwargs: 2)
-    window = cost_model.SERIAL_WINDOW
-    chain = [Intent("incr", 1 + i % 7, 0, 1) for i in range(3 * window)]
-    block = build_block(CancunVM, chain)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    assert engine.last_detail.warm_up_txs == len(chain)     # the whole block
-    assert got.result.stats.workers == 1
-    # a chain, then transfers from seven keys to five accounts none of them sends
-    # from (credits only): the warm-up runs past the chain, the workers take the rest
-    transfers = [Intent("transfer", 1 + i % 7, (0, 9, 12, 13, 14)[i % 5], 1)
-                 for i in range(4 * window)]
-    block = build_block(CancunVM, chain + transfers)
-    engine = ParallelEngine(workers=2, min_parallel_txs=2, fork_after=60)
-    got = import_block(CancunVM, block, engine)
-    assert_same(reference(CancunVM, block), got)
-    assert len(chain) <= engine.last_detail.warm_up_txs <= \
-        len(chain) + cost_model.SERIAL_STEP
-    assert got.result.stats.workers == 2
 
 
 def _in_one_of(tries: int, intents: list[Intent], witness: Callable[[ParallelDetail], bool],
@@ -677,23 +400,6 @@ def test_a_chain_that_starts_past_the_warm_up_s_senders_is_predicted_too():
     assert detail.validation_failures == 0
 
 
-def test_whether_workers_pay_weighs_what_a_predicted_chain_keeps_on_the_coordinator(
-        monkeypatch):
-    # after 8 transfers, every other transaction is key 1 incrementing the
-    # counter: a chain the prediction keeps on the coordinator, whatever workers do
-    # (no sender pays one recipient three times: that would be a chain too)
-    intents = [Intent("transfer", 2 + i % 6, i % 8, 1) for i in range(8)] + [
-        Intent("incr", 1, 0, 1) if i % 2 == 0
-        else Intent("transfer", 2 + i % 6, (i // 2) % 8, 1) for i in range(40)]
-    engine, got, asked = _import_with_count(monkeypatch, intents, workers=2, count=1)
-    assert got.result.stats.workers == 1
-    assert engine.last_detail.warm_up_txs == cost_model.SETTLED_AFTER_TXS
-    [(remaining, work, _, kept, kept_work)] = asked
-    assert (remaining, kept) == (40, 20)      # the chain's 20 increments
-    # the increments' share of the rest: half by count, more by gas limit
-    assert work / 2 <= kept_work < work
-
-
 def test_a_waiting_coordinator_recovers_senders_and_hands_them_to_the_worker():
     # a slow worker (every transaction delayed): the coordinator runs ahead to the
     # end of its lookahead and then, instead of waiting, recovers the senders of
@@ -791,84 +497,3 @@ def test_workers_run_below_the_coordinator_s_cpu_priority() -> None:
     assert_same(want, got)
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert seen and set(seen.values()) == {min(mine + 3, 19)}
-
-
-class _Cycle:
-    """An object in a reference cycle: only a full collection frees it."""
-
-    def __init__(self) -> None:
-        self.me = self
-
-
-@pytest.fixture
-def collector_off():
-    """The automatic collector off, so that only the engine's collections count."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def test_the_engine_collects_what_earlier_blocks_left_once_the_heap_grew(
-        monkeypatch, collector_off):
-    monkeypatch.setattr(parallel._Heap, "collected_at", None)
-    assert not parallel.collect_if_grown()           # the first block takes the measure
-    garbage = weakref.ref(_Cycle())
-    assert garbage() is not None
-    assert not parallel.collect_if_grown(growth=1e9)  # not grown that much: left alone
-    assert garbage() is not None
-    assert parallel.collect_if_grown(growth=0.5)      # grown: collected
-    assert garbage() is None
-
-
-def test_a_block_starts_by_collecting_a_grown_heap_before_it_freezes_it(
-        monkeypatch, collector_off):
-    # the engine freezes the heap for each block: garbage frozen with it would be
-    # kept through the block, and a frozen heap never gets a full collection
-    monkeypatch.setattr(parallel._Heap, "collected_at", 1)  # it has grown since
-    garbage = weakref.ref(_Cycle())
-    block = build_block(CancunVM, MIXED)
-    got = import_block(CancunVM, block, ParallelEngine(workers=1))
-    assert_same(reference(CancunVM, block), got)
-    assert garbage() is None
-    assert parallel._Heap.collected_at > 1
-
-
-def test_a_heap_someone_else_froze_stays_frozen_through_a_block(collector_off):
-    # a server that froze its heap before forking keeps it frozen: the engine's
-    # own freeze would end in a gc.unfreeze() that undid theirs
-    def frozen(obj: object) -> bool:  # the collector lists every object but those
-        return all(o is not obj for o in gc.get_objects())
-
-    block = build_block(CancunVM, MIXED)
-    theirs = _Cycle()
-    gc.freeze()
-    try:
-        assert frozen(theirs) and not parallel.heap_freezable()
-        got = import_block(CancunVM, block, ParallelEngine(workers=1))
-        assert frozen(theirs)  # the engine's block did not unfreeze it
-    finally:
-        gc.unfreeze()
-    assert not frozen(theirs)  # the check can tell
-    assert_same(reference(CancunVM, block), got)
-
-
-def test_the_interpreter_s_own_frozen_objects_do_not_stop_the_engine_freezing(
-        monkeypatch, collector_off):
-    # CPython 3.12 starts with its static types' tuples frozen (375 on 3.12.1):
-    # read as someone else's freeze, the engine never froze a block there
-    gc.freeze()
-    try:
-        monkeypatch.setattr(parallel, "INTERPRETER_FROZEN", gc.get_freeze_count())
-        assert parallel.heap_freezable()
-        seen: list[int] = []
-        monkeypatch.setattr(parallel.gc, "freeze",
-                            lambda: seen.append(gc.get_freeze_count()))
-        block = build_block(CancunVM, MIXED)
-        got = import_block(CancunVM, block, ParallelEngine(workers=1))
-    finally:
-        gc.unfreeze()
-    assert seen  # the engine froze the block's heap
-    assert_same(reference(CancunVM, block), got)

@@ -1,7 +1,7 @@
 """The warm-up's looks (pevm.engines.warm_up.WarmUpLooks): when the in-process
 start of a block looks at its evidence, and what each look decides. The engine's
 warm-up and the simulation's both run on this one rule; the engine's tests
-(tests/test_parallel_engine.py) check it in place."""
+(tests/test_engine_warm_up.py) check it in place."""
 from __future__ import annotations
 
 import pytest
