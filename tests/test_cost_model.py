@@ -7,7 +7,8 @@ import pytest
 from pevm.engines import cost_model
 from pevm.host import (MIN_RECOVERIES, REFERENCE_RECOVERY_S, block_slowness,
                        machine_slowness, probe_slowness)
-from pevm.engines.cost_model import (WorkEstimate, costly_transactions, default_chunk_size,
+from pevm.engines.cost_model import (SETTLED_AFTER_TXS, WorkEstimate, costly_transactions,
+                                     default_chunk_size, with_a_worker_for_costly,
                                      workers_to_start)
 
 
@@ -217,6 +218,19 @@ def test_without_evidence_as_many_start_as_asked_up_to_the_cores():
     assert workers_to_start(2, cores=16) == 2
     assert workers_to_start(8, cores=1) == 1     # one core: the coordinator alone
     assert workers_to_start(1, cores=4) == 1
+
+
+def test_a_warm_up_stopped_at_a_costly_transaction_before_its_first_look_starts_a_worker():
+    early = SETTLED_AFTER_TXS - 1
+    # the cost model said one process, but the warm-up stopped so that a worker
+    # runs the costly transaction next, after too few to price the rest by
+    assert with_a_worker_for_costly(1, 1, True, workers=2, cores=2) == 2
+    assert with_a_worker_for_costly(1, early, True, workers=8, cores=16) == 2
+    assert with_a_worker_for_costly(1, 1, True, workers=4, cores=1) == 1  # one core
+    # otherwise the cost model's count stands: a look ran, or no costly one is next
+    assert with_a_worker_for_costly(1, SETTLED_AFTER_TXS, True, workers=2, cores=2) == 1
+    assert with_a_worker_for_costly(1, 1, False, workers=2, cores=2) == 1
+    assert with_a_worker_for_costly(5, 1, True, workers=8, cores=16) == 5
 
 
 def test_a_sender_pipeline_pays_where_its_recovery_share_and_estimate_say_so():

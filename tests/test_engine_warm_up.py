@@ -161,6 +161,26 @@ def test_a_costly_first_transaction_starts_no_more_processes_than_cores(monkeypa
     assert engine.last_detail.in_process_reason == "one usable core: workers would not pay"
 
 
+def test_a_warm_up_stopped_early_at_a_costly_transaction_starts_a_worker_for_it(
+        monkeypatch):
+    # the warm-up stops at a costly transaction so that a worker runs it; before
+    # its first look (SETTLED_AFTER_TXS) the few transactions it ran do not say
+    # that no worker pays -- the cost model's "1" is overruled -- after it they do
+    def costly_at(k: int) -> list[Intent]:
+        return [Intent(i.kind, i.sender, i.a, i.b, i.tip, gas=3_000_000 if n == k else 0)
+                for n, i in enumerate(MIXED)]
+
+    k = cost_model.SETTLED_AFTER_TXS
+    engine, got, asked = _import_with_count(monkeypatch, costly_at(2), workers=2, count=1)
+    assert engine.last_detail.warm_up_txs == 2 and len(asked) == 1
+    assert got.result.stats.workers == 2
+    assert engine.last_detail.in_process_reason == ""
+    engine, got, asked = _import_with_count(monkeypatch, costly_at(k), workers=2, count=1)
+    assert engine.last_detail.warm_up_txs == k and len(asked) == 1
+    assert got.result.stats.workers == 1
+    assert "workers would not pay" in engine.last_detail.in_process_reason
+
+
 def test_a_short_blocks_rest_runs_in_process_looked_at_again_at_each_doubling(
         monkeypatch):
     # the warm-up would run for a minute; asked at 8 transactions whether workers

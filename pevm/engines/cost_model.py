@@ -325,6 +325,26 @@ def workers_to_start(workers: int, cores: int | None = None) -> int:
     return max(1, min(workers, cores or usable_cores()))
 
 
+def with_a_worker_for_costly(executors: int, done: int, costly_next: bool, workers: int,
+                             cores: int | None = None) -> int:
+    """``executors`` -- what :func:`workers_that_pay` chose for the rest of the
+    block after a warm-up of ``done`` transactions -- but at least two (up to the
+    usable ``cores``, :func:`workers_to_start`) where the warm-up stopped at a
+    costly transaction (``costly_next``) before its first look, with fewer than
+    :data:`SETTLED_AFTER_TXS` run.
+
+    It stopped so that a worker runs that transaction; and a handful of
+    transactions, the first paying the block's cold start, price the rest -- the
+    costly one by its gas limit alone -- too roughly to say that no worker pays.
+    Mainnet 9069000 stops after its first transaction (its second, at a 2.4M gas
+    limit, runs ~180 ms): weighed by that one, the rest read 59 ms in one process
+    in some imports, and the block ran there, ~465 ms against ~350 ms with a
+    worker. Where the warm-up ran none, :func:`workers_to_start` decides alone."""
+    if executors > 1 or not costly_next or done >= SETTLED_AFTER_TXS:
+        return executors
+    return min(2, workers_to_start(workers, cores))
+
+
 def warm_up_settled(done: int, work: float, slowness: float | None = None) -> bool:
     """Whether the in-process warm-up has seen enough to start workers now.
 

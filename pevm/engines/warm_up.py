@@ -31,7 +31,8 @@ from eth.abc import SignedTransactionAPI
 from pevm.analysis import DependencyGraph, TxAccess
 from pevm.engines.cost_model import (SERIAL_STEP, SERIAL_WINDOW, WarmUp, WorkEstimate,
                                      pipeline_pays, serial_run, warm_up_verdict,
-                                     work_weights, workers_that_pay, workers_to_start)
+                                     with_a_worker_for_costly, work_weights,
+                                     workers_that_pay, workers_to_start)
 from pevm.engines.executor import BlockContext, TxResult
 from pevm.engines.scheduler import Scheduler
 from pevm.engines.sender_batches import warm_up_batch_end, warm_up_senders
@@ -213,7 +214,9 @@ class WarmUpRun:
         (:func:`workers_to_start`); a fork point set by the caller
         (``fork_after`` 0, or the fault hooks') starts exactly as many as asked --
         the tests run more workers than the machine has cores. The predicted hot
-        targets' transactions stay with the coordinator.
+        targets' transactions stay with the coordinator; a warm-up that stopped
+        at a costly transaction before its first look starts at least one worker
+        (:func:`~pevm.engines.cost_model.with_a_worker_for_costly`).
         """
         done = self.scheduler.commit_index
         engine = self.engine
@@ -228,9 +231,10 @@ class WarmUpRun:
         remaining = self.n - done
         work = self.work.remaining(done, warm_up_seconds)
         kept = self.scheduler.hot.held(range(done, self.n))
-        executors = workers_that_pay(remaining, work, engine.workers,
-                                     slowness=self.slowness(), kept=len(kept),
-                                     kept_work=work * self.work.share(done, kept))
+        executors = with_a_worker_for_costly(
+            workers_that_pay(remaining, work, engine.workers, slowness=self.slowness(),
+                             kept=len(kept), kept_work=work * self.work.share(done, kept)),
+            done, done in self.scheduler.costly, engine.workers)
         if executors > 1:  # stats.workers reports how many ran
             return (executors if engine.fit_workers else engine.workers), ""
         # a routine decision, not a problem: reported in the detail, not logged

@@ -8,7 +8,8 @@ from functools import partial
 from typing import Any
 
 from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_WINDOW, WorkEstimate,
-                                     costly_transactions, serial_run, workers_that_pay,
+                                     costly_transactions, serial_run,
+                                     with_a_worker_for_costly, workers_that_pay,
                                      workers_to_start)
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
@@ -214,9 +215,10 @@ class _Simulation:
                 elif done == 0:  # as the engine: no evidence, its first is costly
                     executors = workers_to_start(self.executors, cal.cores)
                 else:
-                    executors = workers_that_pay(
+                    executors = with_a_worker_for_costly(workers_that_pay(
                         self.n - done, work_left, self.executors, cal.cores,
-                        kept=len(kept), kept_work=work_left * work.share(done, kept))
+                        kept=len(kept), kept_work=work_left * work.share(done, kept)),
+                        done, done in sched.costly, self.executors, cal.cores)
                 pays = executors > 1
                 if pays and executors < self.executors:  # as the engine: fewer pay
                     self.executors, self.workers = executors, executors - 1
