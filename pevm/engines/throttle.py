@@ -98,20 +98,23 @@ class Throttle:
         self._inline_since_pause += 1
         if self._inline_since_pause < self._probe:
             return False
-        self.paused = False
-        self.probing = True
-        self._window.clear()
-        return True
+        return self._probe_now()
 
     def explained(self) -> bool:
         """The recent failures have a cause that no longer applies (a hot target,
         whose transactions the scheduler now keeps from the chunks): forget them,
         and where they paused speculation, probe at once; True when a probe starts."""
         self._window.clear()
+        return self._probe_now()
+
+    def _probe_now(self) -> bool:
+        """End a pause (not a held one) with a probe, from a clear window; True
+        when a probe starts."""
         if not self.paused or self.held:
             return False
         self.paused = False
         self.probing = True
+        self._window.clear()
         return True
 
     def _pause(self) -> None:
