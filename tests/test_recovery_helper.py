@@ -11,6 +11,7 @@ from eth.vm.forks import CancunVM
 
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.recovery_helper import HelperPool, helper
+from pevm.engines.senders import sender_encoding
 from pevm.engines.workers import Recover, Senders
 from tests.parallel_support import (Intent, assert_same, fresh_copy, import_block,
                                     module_block)
@@ -144,6 +145,9 @@ def _uncached(tx):
 
 def test_the_helper_recovers_transactions_with_or_without_their_cached_encoding(block):
     cached, plain = block.transactions[4], _uncached(block.transactions[5])
+    # the first travels as its encoding, the second as the object
+    assert sender_encoding(cached, cached_only=True) is not None
+    assert sender_encoding(plain, cached_only=True) is None
     pool = HelperPool(_Context([cached, plain]), _pipeline().hooks)
     next(pool.start(1))
     assert pool.send(0, Recover([0, 1]))

@@ -16,7 +16,8 @@ from eth_hash.auto import keccak
 from eth_keys import keys
 from eth_keys.constants import SECPK1_N
 
-from pevm.engines.senders import recover_sender, signing_message
+from pevm.engines.senders import (LEGACY, LEGACY_EIP155, recover_encoded, recover_sender,
+                                  sender_encoding, signing_message)
 
 KEY = keys.PrivateKey(bytes([7]) * 32)
 TO = bytes([0x11]) * 20
@@ -56,7 +57,7 @@ def test_a_valid_signature_recovers_the_signer(vm_class):
         assert recover_sender(tx) == KEY.public_key.to_canonical_address() == tx.sender
 
 
-@pytest.mark.parametrize("vm_class", [SpuriousDragonVM, LondonVM])
+@pytest.mark.parametrize("vm_class", [FrontierVM, SpuriousDragonVM, LondonVM])
 def test_altered_signatures_give_what_eth_keys_gives(vm_class):
     rng = random.Random(3)
     base = [signed(vm_class, nonce) for nonce in range(2)]
@@ -78,6 +79,8 @@ def test_altered_signatures_give_what_eth_keys_gives(vm_class):
         for variant in variants:
             want = eth_keys_sender(variant)
             assert recover_sender(variant) == want, (variant.r, variant.s)
+            # the recovery helper's way, from the encoding alone: the same answer
+            assert recover_encoded(*sender_encoding(variant)) == want, (variant.r, variant.s)
             refused += want is None
             accepted += want is not None
     assert refused and accepted  # both kinds were exercised
@@ -126,6 +129,27 @@ def test_the_signing_message_is_py_evms():
         assert recover_sender(tx) == KEY.public_key.to_canonical_address()
 
 
+def test_the_encoding_alone_recovers_what_the_transaction_does():
+    # the sender pipeline's helper gets the encoding, not the object
+    # (recovery_helper.HelperPool.send): same sender, every kind of transaction
+    kinds = set()
+    for tx in every_kind_of_transaction():
+        kind, encoding = sender_encoding(tx)
+        kinds.add(kind)
+        assert recover_encoded(kind, encoding) == recover_sender(tx) \
+            == KEY.public_key.to_canonical_address(), type(tx)
+    assert kinds == {LEGACY, LEGACY_EIP155, 1, 2, 3, 4}
+
+
+def test_an_encoding_of_another_shape_is_refused_not_misread():
+    tx = signed(LondonVM, 1)
+    kind, encoding = sender_encoding(tx)
+    with pytest.raises(ValueError):
+        recover_encoded(LEGACY, encoding)  # a typed payload read as a legacy one
+    with pytest.raises(ValueError):
+        recover_encoded(kind, b"\xc3\x01\x02\x03")  # too few fields for a signature
+
+
 def test_a_transaction_class_pevm_does_not_know_signs_through_py_evm():
     class Unknown(type(signed(LondonVM, 0))):
         def get_message_for_signing(self) -> bytes:
@@ -134,6 +158,7 @@ def test_a_transaction_class_pevm_does_not_know_signs_through_py_evm():
     tx = signed(LondonVM, 0)
     unknown = Unknown(*[getattr(tx, name) for name, _ in tx._meta.fields])
     assert signing_message(unknown) == b"overridden"
+    assert sender_encoding(unknown) is None  # so it travels to the helper as itself
 
 
 def test_a_batch_pins_each_sender_and_leaves_a_refused_signature_to_py_evm():

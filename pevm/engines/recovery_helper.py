@@ -7,14 +7,20 @@ the coordinator the fork and, while the worker lives, a copy of every page the
 two share that it writes (~2,900 minor faults a block on 1,000 transfers, at
 ~2.5 us each). So the pipeline's worker is a :class:`RecoveryHelper`: forked by
 the first block that runs as a pipeline, kept for every later one, and sent with
-each batch of senders to recover the batch's transaction objects, pickled (~3 us
-a transaction on 1,000 generated transfers, 1.6 on mainnet 11814555). It recovers
-them with the worker's own :func:`~pevm.engines.senders.recover_sender`, so the
-senders are the same. Not their encodings: where py-evm has cached them (a
-mainnet snapshot's) they cost 0.3 us to get, but the helper then decodes each
-(~30 us), falls behind, and the coordinator recovers what it needs itself --
-12-23 ms a block, 8-21% of the phase (session 48, paired); where not cached they
-took 8 us to get. Measured against the per-block worker (``pevm bench ...
+each batch of senders to recover the batch's transactions. A transaction whose
+encoding py-evm has cached (a mainnet snapshot's, and most typed transactions')
+travels as that encoding and its kind (:func:`~pevm.engines.senders.sender_encoding`):
+the helper cuts the signing message and the signature from the bytes itself
+(:func:`~pevm.engines.senders.recover_encoded`, the same sender as
+:func:`~pevm.engines.senders.recover_sender`, checked against it by the tests),
+where decoding them through py-evm (~30 us) let it fall behind (session 48).
+Pickling the bytes takes the coordinator 0.1-0.5 ms a block where the objects
+took 3-4 ms (session 52: its message time 7.5-8.9 -> 4.5 ms on 1,000 generated
+withdrawals, 3.0-3.2 -> 1.8-2.2 ms on mainnet 11814555; the blocks 1-2% faster,
+paired). Any other transaction travels as
+the object, pickled (~3 us; encoding an uncached legacy one would take ~15 us),
+and the helper recovers it with :func:`~pevm.engines.senders.recover_sender`.
+Measured against the per-block worker (``pevm bench ...
 --variant persistent_helper=false``, 2 workers, transaction phase;
 docs/results.md, session 48), it was 5-15% faster on 1,000 transfers, 1,000
 withdrawals, the hot spot and mainnet 5891667 and 11814555.
@@ -49,7 +55,7 @@ from typing import Any
 
 from pevm.engines.executor import BlockContext
 from pevm.engines.hooks import FaultHooks
-from pevm.engines.senders import recover_sender
+from pevm.engines.senders import recover_encoded, recover_sender, sender_encoding
 from pevm.engines.timeline import Activity, Timeline, minor_page_faults
 from pevm.engines.workers import (Dead, FromWorker, Recover, Senders, ToWorker,
                                   fork_process, send_timed)
@@ -124,9 +130,16 @@ def _helper_main(conn: Connection) -> None:
             os._exit(86)  # fault hook: die holding work
         cpu = time.process_time()
         senders: list[tuple[int, bytes | None]] = []
-        for txn, tx in items:
+        for txn, item in items:
             start = time.perf_counter()
-            senders.append((txn, recover_sender(tx)))
+            if type(item) is tuple:  # (kind, encoding): senders.sender_encoding
+                try:
+                    sender = recover_encoded(*item)
+                except (ValueError, IndexError):
+                    continue  # a shape it does not know: the coordinator recovers it
+            else:
+                sender = recover_sender(item)
+            senders.append((txn, sender))
             timeline.add(Activity.RECOVER, start, txn=txn)
         conn.send((asked, Senders(0, senders, time.process_time() - cpu,
                                   timeline.take(), minor_page_faults() - faults)))
@@ -160,16 +173,18 @@ class HelperPool:
         yield [0]
 
     def send(self, worker: int, message: ToWorker) -> bool:
-        """Send a :class:`Recover` with its transactions; False if the helper is
-        gone."""
+        """Send a :class:`Recover` with its transactions, each as its encoding
+        where py-evm has it at hand (:func:`~pevm.engines.senders.sender_encoding`),
+        else as the object; False if the helper is gone."""
         if worker not in self.alive:
             return False
         if not isinstance(message, Recover):
             raise TypeError(f"the sender-recovery helper runs no {type(message).__name__}")
         transactions = self.ctx.transactions
         try:
-            return self.send_raw(("recover", self.generation,
-                                  [(txn, transactions[txn]) for txn in message.txns]))
+            return self.send_raw(("recover", self.generation, [
+                (txn, sender_encoding(tx, cached_only=True) or tx)
+                for txn in message.txns for tx in (transactions[txn],)]))
         except (pickle.PicklingError, TypeError, AttributeError):
             # a transaction that does not pickle (nothing py-evm makes today):
             # an empty answer frees the helper for the next batch, and the
