@@ -10,8 +10,11 @@ import signal
 from eth.vm.forks import CancunVM
 
 from pevm.engines.parallel import ParallelEngine
+from pevm.engines.hooks import FaultHooks
 from pevm.engines.recovery_helper import HelperPool, helper
+from pevm.engines.sender_batches import WARM_UP_SENDER_BATCH, warm_up_senders
 from pevm.engines.senders import sender_encoding
+from pevm.engines.timeline import Trace
 from pevm.engines.workers import Recover, Senders
 from tests.parallel_support import (Intent, assert_same, fresh_copy, import_block,
                                     module_block)
@@ -156,3 +159,23 @@ def test_the_helper_recovers_transactions_with_or_without_their_cached_encoding(
         answers = pool.receive(None)
     assert answers[0].senders == [(0, cached.sender), (1, block.transactions[5].sender)]
     pool.close()
+
+
+def test_a_pipeline_leaves_the_senders_past_the_warm_up_to_its_helper(block, want):
+    # speculation's workers start with one batch of senders recovered beyond the
+    # warm-up's (for the hot-target prediction); a pipeline runs in order, and
+    # its helper recovers those beside the coordinator instead
+    warm_up = 8
+    batches_end = warm_up_senders(warm_up, len(INTENTS)).stop - WARM_UP_SENDER_BATCH
+    for pipeline, beyond in ((False, True), (True, False)):
+        engine = ParallelEngine(workers=2, min_parallel_txs=2, sender_pipeline=pipeline,
+                                hooks=FaultHooks(fork_at_tx=warm_up))
+        engine.trace = Trace()
+        assert_same(want, import_block(CancunVM, fresh_copy(block), engine))
+        assert engine.last_detail.sender_pipeline == pipeline
+        events = [e for e in engine.trace.events if e["ph"] == "X" and e["pid"] == 1]
+        started = min(e["ts"] for e in events if e["name"] == "start workers")
+        ahead = {e["args"]["tx"] for e in events
+                 if e["name"] == "recover sender" and e["ts"] < started}
+        assert ahead >= set(range(batches_end))  # the warm-up's own batches
+        assert (max(ahead) >= batches_end) == beyond, (pipeline, max(ahead))

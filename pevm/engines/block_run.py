@@ -121,10 +121,10 @@ class BlockRun:
                 self.in_process_reason = warm.looks.short_reason or \
                     f"{left} transactions left after the warm-up: too few for workers"
             else:
-                warm.predict_hot()
                 pipeline = warm.runs_as_pipeline()
                 executors = 2
-                if not pipeline:
+                if not pipeline:  # a pipeline runs in order: no hot targets to predict
+                    warm.predict_hot()
                     executors, self.in_process_reason = warm.executors(warm_up)
                 if executors > 1:
                     if executors < engine.workers:

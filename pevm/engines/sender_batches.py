@@ -9,9 +9,9 @@ others adopt it (:meth:`BlockContext.adopt_sender
 and in which process, each batch is recovered:
 
 - the warm-up recovers growing batches as it reaches them
-  (:func:`warm_up_batch_end`), and one batch beyond just before the fork
-  (:func:`warm_up_senders`), so that the hot-target prediction sees a chain that
-  starts past the warm-up;
+  (:func:`warm_up_batch_end`), and, before speculation's workers start, one batch
+  beyond (:func:`warm_up_senders`), so that the hot-target prediction sees a
+  chain that starts past the warm-up (a sender pipeline leaves it to its helper);
 - while the coordinator runs the block in order, idle workers recover the senders
   ahead of it (:func:`recovery_batch`);
 - a coordinator that would otherwise wait for a worker recovers a few of the next

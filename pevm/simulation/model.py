@@ -198,16 +198,20 @@ class _Simulation:
             warm_up_s = self.now  # as the engine times it: before the batch below
             pays = False
             if self.n - done >= max(2, self.engine.min_parallel_txs):
-                # as the engine: the senders the workers start with, recovered
-                # before it decides (the engine recovers the rest of the warm-up's
-                # last batch during the warm-up; here it is charged with the batch
-                # beyond), and the hot targets predicted from them
-                yield sum(p.recover_s[t] for t in senders if not self.coordinator_knows[t])
-                for t in senders:
-                    self.coordinator_knows[t] = True
-                if p.senders:
-                    sched.hot.predict((t, sender) for t in senders
-                                      if (sender := p.senders[t]) is not None)
+                if looks.pipeline:  # as the engine: in order, its helper recovers
+                    senders = range(sum(self.coordinator_knows))  # the warm-up's batches
+                else:
+                    # as the engine: the senders the workers start with, recovered
+                    # before it decides (the engine recovers the rest of the
+                    # warm-up's last batch during the warm-up; here it is charged
+                    # with the batch beyond), and the hot targets predicted from them
+                    yield sum(p.recover_s[t] for t in senders
+                              if not self.coordinator_knows[t])
+                    for t in senders:
+                        self.coordinator_knows[t] = True
+                    if p.senders:
+                        sched.hot.predict((t, sender) for t in senders
+                                          if (sender := p.senders[t]) is not None)
                 work_left = work.remaining(done, warm_up_s)
                 kept = sched.hot.held(range(done, self.n))
                 if looks.pipeline:  # as the engine: one worker recovers senders
