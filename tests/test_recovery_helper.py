@@ -10,6 +10,7 @@ import signal
 from eth.vm.forks import CancunVM
 
 from pevm.engines.parallel import ParallelEngine
+from pevm.engines.feed import WorkerFeed
 from pevm.engines.hooks import FaultHooks
 from pevm.engines.recovery_helper import HelperPool, helper
 from pevm.engines.sender_batches import WARM_UP_SENDER_BATCH, warm_up_senders
@@ -179,3 +180,21 @@ def test_a_pipeline_leaves_the_senders_past_the_warm_up_to_its_helper(block, wan
                  if e["name"] == "recover sender" and e["ts"] < started}
         assert ahead >= set(range(batches_end))  # the warm-up's own batches
         assert (max(ahead) >= batches_end) == beyond, (pipeline, max(ahead))
+
+
+def test_a_pipeline_dispatches_only_after_taking_answers_in(block, want, monkeypatch):
+    # the coordinator runs every transaction itself; only an answer from the
+    # helper frees it for the next batch, so a dispatch between answers finds
+    # nothing to send (it cost ~3 us a transaction)
+    calls = {"dispatch": 0, "receive": 0}
+    for name in calls:
+        original = getattr(WorkerFeed, name)
+
+        def counted(self, *args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(self, *args)
+        monkeypatch.setattr(WorkerFeed, name, counted)
+    engine = _pipeline()
+    assert_same(want, import_block(CancunVM, fresh_copy(block), engine))
+    assert engine.last_detail.sender_pipeline
+    assert 0 < calls["dispatch"] <= calls["receive"] + 1, calls

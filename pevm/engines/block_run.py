@@ -237,17 +237,22 @@ class BlockRun:
         feed = self.feed
         force = self.engine.hooks.force_abort
         # a sender pipeline looks for the worker's senders every 16 transactions,
-        # or when the next one is missing: nothing else arrives
+        # or when the next one is missing: nothing else arrives, and only an answer
+        # taken in frees the worker for the next batch (a dispatch otherwise finds
+        # nothing to send, at ~3 us a transaction)
         lean = sched.pipelined
+        dispatch = True
         while True:
-            if feed is not None:
+            if feed is not None and (dispatch or not lean):
                 feed.dispatch()
+                dispatch = False
             action, txn = sched.next_commit()
             if action is Action.DONE:
                 return
             if action is Action.WAIT:
                 assert feed is not None
                 feed.dispatch()  # a costly transaction next_commit left to workers
+                dispatch = True  # it takes answers in below
                 ahead = sched.claim_ahead()
                 if ahead is not None:
                     self._execute_ahead(ahead)
@@ -279,6 +284,7 @@ class BlockRun:
                 if feed is not None and (not lean or txn % 16 == 0 or txn + 1 == self.n
                                          or not self.ctx.has_sender(txn + 1)):
                     feed.handle(feed.receive(0))
+                    dispatch = True
             self._commit(txn, result)
 
     def _recover_while_waiting(self) -> bool:
