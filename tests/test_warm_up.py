@@ -59,9 +59,9 @@ def test_a_rest_too_short_for_workers_skips_looks_until_twice_as_many_ran():
 
 
 def test_a_rest_largely_sender_recovery_ends_the_warm_up_as_a_sender_pipeline():
-    # 200 ms left, 100 of them recovering senders: the pipeline's estimate (the
-    # other 100 ms, 25 us a transaction and 4 ms once: 129 ms) is below
-    # speculation's (140 ms)
+    # 200 ms left, 100 of them recovering senders: half, above PIPELINE_SHARE,
+    # and the pipeline's estimate (the other 100 ms, 6 us a transaction and 2 ms
+    # once: 108 ms) is below the 200 ms in one process
     rule, chain = looks(), Chain(False)
     assert rule.look(8, 0.2, 0.1, False, chain)
     assert rule.pipeline and chain.asked == 0     # in order anyway: no chain test
@@ -81,7 +81,7 @@ def test_a_long_rest_ends_the_warm_up_unless_it_runs_as_one_chain():
 def test_a_chain_whose_recovery_outweighs_the_pipelines_costs_runs_as_one():
     # 40 of 200 ms recovering: a share below PIPELINE_SHARE, so speculating would
     # be weighed -- but a chain gains nothing from speculation, and the pipeline
-    # saves 40 ms for its ~29 ms of costs
+    # saves 40 ms for its ~8 ms of costs
     rule = looks()
     assert rule.look(8, 0.2, 0.04, False, Chain(False))
     assert not rule.pipeline                      # no chain: speculation is weighed
@@ -91,13 +91,13 @@ def test_a_chain_whose_recovery_outweighs_the_pipelines_costs_runs_as_one():
 
 
 def test_a_look_scales_the_pipelines_costs_by_the_speed_it_is_given():
-    # 200 ms left, 95 of them recovering senders: on the reference machine the
-    # pipeline's estimate (105 ms and its costs, 25 us a transaction and 4 ms once:
-    # 134 ms) is below the 200 ms in one process; on a machine four times as slow its
-    # costs (115 ms) are more than the recovery it saves, and the rest -- too short
-    # for workers at that speed -- runs on in-process
+    # 100 ms left, 30 of them recovering senders: on the reference machine the
+    # pipeline's estimate (70 ms and its costs, 6 us a transaction and 2 ms once:
+    # 78 ms) is below the 100 ms in one process; on a machine four times as slow
+    # its costs (32 ms) are more than the recovery it saves, and the rest -- too
+    # short for workers at that speed -- runs on in-process
     fast, slow = looks(), looks()
-    assert fast.look(8, 0.2, 0.095, False, Chain(False), slowness=1.0)
+    assert fast.look(8, 0.1, 0.03, False, Chain(False), slowness=1.0)
     assert fast.pipeline
-    assert not slow.look(8, 0.2, 0.095, False, Chain(False), slowness=4.0)
+    assert not slow.look(8, 0.1, 0.03, False, Chain(False), slowness=4.0)
     assert not slow.pipeline and slow.short_reason

@@ -230,33 +230,32 @@ def speculation_estimate(remaining: int, work: float, workers: int,
 #: rest whose sender recovery is at least this share of its in-process time, as
 #: the warm-up estimates both (its first transactions run cold, so it reads the
 #: share 15-25% below what the whole block at 1 worker shows). Below it the saving
-#: is small next to the error of the pipeline's estimate, whose costs grow with the
-#: transactions' own (:data:`PIPELINE_TX_S`: mainnet 4330482 paid 16 ms where it
-#: counts about 11). The estimates alone send 4330482 (229 transactions of ~450 us,
-#: a look reading 0.20-0.21) to the pipeline at its first look in some rounds,
-#: where it reads 0.91-1.06x of one worker (paired, session 45), against
-#: 0.98-1.05x in one process. Measured in session 40: the pipeline won where the
-#: look read 0.26-0.33 and lost where it read 0.10-0.13 (ERC-20 and mixed
-#: transfers, mainnet 12520364). Of the 31 mainnet corpus blocks only 5891667 and
-#: 11814555 read above 0.21 (the hot spot and 4330482 0.19-0.21).
+#: is small next to the error of the pipeline's estimate against speculation's.
+#: Measured in session 40: the pipeline won where the look read 0.26-0.33 and lost
+#: where it read 0.10-0.13 (ERC-20 and mixed transfers, mainnet 12520364). Of the
+#: 31 mainnet corpus blocks only 5891667 and 11814555 read above 0.21 (the hot
+#: spot and 4330482 0.19-0.25). Where workers would not pay at all the share does
+#: not matter: the estimate alone decides (mainnet 4330482, 4370000, 6196166).
 PIPELINE_SHARE = 0.25
 #: What running the rest as a sender pipeline costs the coordinator on top of its
 #: transactions' own execution, per transaction, in seconds on the reference
 #: machine (:func:`~pevm.host.machine_slowness`): the polls, the recovered senders
-#: it takes in, its executions beside a busy core and the pages it copies after
-#: the fork. Measured in session 40 (slowness ~1.2) as the pipeline's time less one
-#: process's without its recoveries: 24 ms on 1,000 transfers, 29 ms on the
-#: 1,000-transaction hot spot, 19 ms on mainnet 11814555 (571 transactions after
-#: the warm-up) and 13 ms on 5891667 (372) -- about this per transaction and
-#: :data:`PIPELINE_FIXED_S` once. Costlier transactions lose more beside a busy
-#: core than this counts: mainnet 4330482 (229 of ~450 us) paid 16 ms.
-#: (Measured with the pipeline's worker forked per block; since session 48 it is
-#: a process kept between blocks, :mod:`pevm.engines.recovery_helper`, which
-#: spares the fork and most copied pages, so this and :data:`PIPELINE_FIXED_S`
-#: price the pipeline on the high side.)
-PIPELINE_TX_S = 25e-6
-#: ... and once: the fork and the first batch's round trip.
-PIPELINE_FIXED_S = 0.004
+#: it takes in, its executions beside a busy core. Measured in session 52
+#: (slowness 1.24; the helper kept between blocks, sent encodings, dispatched to
+#: only after its answers) as the pipeline's time from the 8th transaction less one
+#: process's without the recoveries the helper took over, 6 alternating rounds:
+#: 4.8 ms on 1,000 withdrawals, 5.7 on 1,000 transfers, 5.4 on the 1,000-transaction
+#: hot spot, 4.1 on mainnet 11814555 (571 transactions after the warm-up), 3.2 on
+#: 5891667 (372), 1.8 on 4330482 (229) and 2.7 on 12520364 (652) -- about 4.5 us a
+#: transaction at that speed and under 1 ms once -- and 9.0 ms on 1,000 ERC-20
+#: transfers, whose costlier transactions lose more beside a busy core. Session
+#: 40's pipeline (a worker forked per block, sent transaction objects, dispatched
+#: to before every transaction) cost 24-29 ms a 1,000 transactions, and this was
+#: 25 us.
+PIPELINE_TX_S = 6e-6
+#: ... and once: the first batch's round trip, or, in a process's first pipelined
+#: block, the helper's fork (3-4 ms).
+PIPELINE_FIXED_S = 0.002
 
 
 def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
@@ -404,18 +403,24 @@ def warm_up_verdict(done: int, remaining: int, work: float, workers: int,
     :data:`SETTLED_AFTER_TXS` on: the pipeline saves a share of every transaction
     left, so it pays the more the sooner it starts. (A rest that settles but runs
     as one chain is weighed for the pipeline by the caller, which knows the chain:
-    :func:`serial_run`.) ``slowness`` scales every bar, as in :func:`parallel_pays`
-    (the engine passes :func:`~pevm.host.block_slowness`)."""
+    :func:`serial_run`.) A rest too short for workers (:func:`clearly_short`) is
+    weighed for the pipeline from the second look that finds it so: the first
+    look's estimate can be far short, and a pipeline, once started, is never
+    weighed again (mainnet 15752489's first look reads its rest at 53 ms, the rest
+    takes 260; weighed there with :data:`PIPELINE_TX_S` at 6 us, it ran as a
+    pipeline, 1.01x over one worker against 1.55x speculating; session 52).
+    ``slowness`` scales every bar, as in :func:`parallel_pays` (the engine passes
+    :func:`~pevm.host.block_slowness`)."""
     if done >= SETTLED_AFTER_TXS and pipeline_pays(remaining, work, recovery, workers,
                                                    cores, slowness):
         return WarmUp.PIPELINE
     if out_of_time or warm_up_settled(done, work, slowness):
         return WarmUp.SETTLED
     if clearly_short(done, remaining, work, workers, cores, slowness):
-        return WarmUp.PIPELINE if pipeline_pays(remaining, work, recovery, workers,
-                                                cores, slowness,
-                                                speculation_pays=False) \
-            else WarmUp.SHORT
+        second = done > SETTLED_AFTER_TXS  # see the docstring: 15752489
+        return WarmUp.PIPELINE if second and pipeline_pays(
+            remaining, work, recovery, workers, cores, slowness,
+            speculation_pays=False) else WarmUp.SHORT
     return WarmUp.GO_ON
 
 
