@@ -19,8 +19,8 @@ where the warm-up chooses a sender pipeline, as the engine's looks do
 pipeline's worker is, as the engine's default, the process's recovery helper
 (:mod:`~pevm.engines.recovery_helper`), running already -- the steady state of a
 process whose first pipelined block forked it -- so it costs no fork and no stop,
-and the coordinator pickles each batch's transactions for it. A worker's
-execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
+and the coordinator pickles each batch's transactions for it (their encodings,
+where cached). A worker's execution is valid iff each of its dependencies (:mod:`pevm.analysis`) was
 committed and synced to the worker when the chunk was sent, or was executed
 correctly before by the same worker; one the coordinator ran ahead iff each
 dependency was committed when it started or was itself run ahead correctly (the
