@@ -240,13 +240,14 @@ def test_a_sender_pipeline_pays_where_its_recovery_share_and_estimate_say_so():
                                         slowness=1.0, speculation_pays=speculation_pays)
 
     per_tx, fixed = cost_model.PIPELINE_TX_S, cost_model.PIPELINE_FIXED_S
-    share = cost_model.PIPELINE_SHARE
+    share, margin = cost_model.PIPELINE_SHARE, cost_model.PIPELINE_MARGIN
 
     def speculating(work: float, n: int = 1000) -> float:
         return cost_model.speculation_estimate(n, work, 2, cores=2, slowness=1.0)[1]
 
-    # the pipeline's estimate is the work less its recovery, plus its overheads;
-    # where speculation could run the rest, the recovery must be at least the share
+    # the pipeline's estimate is the work less its recovery, plus its overheads,
+    # and must be the margin below the work; where speculation could run the rest,
+    # the recovery must be at least the share
     overheads = 1000 * per_tx + fixed
     work = 0.370
     assert overheads < share * work
@@ -274,16 +275,24 @@ def test_a_sender_pipeline_pays_where_its_recovery_share_and_estimate_say_so():
     cheap_overheads = cheap_n * per_tx + fixed
     cheap_work = cheap_overheads / 0.3
     assert not pays(cheap_work, share * cheap_work, n=cheap_n)
-    assert pays(cheap_work, 0.31 * cheap_work, n=cheap_n)
+    assert pays(cheap_work, (0.3 + margin) * 1.01 * cheap_work, n=cheap_n)
     # where the warm-up found that speculation pays nothing (a chain, a rest too
     # short for it), the in-process work is the bar: break-even at the overheads
-    assert pays(work, overheads * 1.01, speculation_pays=False)
-    assert not pays(work, overheads * 0.99, speculation_pays=False)
+    # and the margin
+    even = overheads + margin * work
+    assert pays(work, even * 1.01, speculation_pays=False)
+    assert not pays(work, even * 0.99, speculation_pays=False)
+    # mainnet 4370000's looks: the pipeline estimated 0.5-1.4% faster, within the
+    # noise a busy machine adds to two processes -- it stays in one
+    recovery_4370000 = 81 * per_tx + fixed + 0.01 * 0.030
+    assert 0.030 - recovery_4370000 + 81 * per_tx + fixed < 0.030
+    assert not pays(0.030, recovery_4370000, n=81, speculation_pays=False)
     # ... as it is against speculation, above the share (a short rest of 100)
-    short, short_overheads = 0.008, 100 * per_tx + fixed
-    assert short_overheads * 0.99 > share * short
-    assert pays(short, short_overheads * 1.01, n=100)
-    assert not pays(short, short_overheads * 0.99, n=100)
+    short = 0.008
+    short_even = 100 * per_tx + fixed + margin * short
+    assert short_even * 0.99 > share * short
+    assert pays(short, short_even * 1.01, n=100)
+    assert not pays(short, short_even * 0.99, n=100)
     # against speculation, only where exactly two processes can execute ...
     assert not pays(0.063, 0.020, n=372, cores=1)
     assert not pays(0.063, 0.020, n=372, workers=1)

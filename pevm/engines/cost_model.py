@@ -256,6 +256,13 @@ PIPELINE_TX_S = 6e-6
 #: ... and once: the first batch's round trip, or, in a process's first pipelined
 #: block, the helper's fork (3-4 ms).
 PIPELINE_FIXED_S = 0.002
+#: The pipeline's estimate must be at least this share below the rest's time in one
+#: process: a smaller gain is within the noise that a busy machine adds to a
+#: two-process run and not to one process. Mainnet 4370000's looks estimate its
+#: pipeline 0.5-1.4% faster: +0.7% over 10 quiet alternating rounds, 0.91x of one
+#: process in a corpus bench whose probes read the machine 1.2-2.6x slow, where the
+#: blocks that ran in one process at both counts read 0.96-1.03x (session 52).
+PIPELINE_MARGIN = 0.02
 
 
 def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
@@ -273,7 +280,8 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
     senders (at the warm-up's mean per sender). The pipeline's estimate is
     ``work - recovery`` plus :data:`PIPELINE_TX_S` per transaction and
     :data:`PIPELINE_FIXED_S` (times ``slowness``); it pays where that is below
-    ``work``, the rest in one process, and, where speculation could run the rest
+    ``work``, the rest in one process, by :data:`PIPELINE_MARGIN` or more, and,
+    where speculation could run the rest
     instead, the recovery is at least :data:`PIPELINE_SHARE` of the work. Where
     the warm-up found that ``speculation_pays`` nothing (a rest too short for it,
     or one dependency chain) any share will do (the 1,000-transaction
@@ -310,7 +318,7 @@ def pipeline_pays(remaining: int, work: float, recovery: float, workers: int,
         return False
     scale = machine_slowness() if slowness is None else slowness
     estimate = work - recovery + (remaining * PIPELINE_TX_S + PIPELINE_FIXED_S) * scale
-    return estimate < work
+    return estimate < work * (1 - PIPELINE_MARGIN)
 
 
 def workers_to_start(workers: int, cores: int | None = None) -> int:
@@ -504,5 +512,6 @@ __all__ = ["COORDINATOR_TX_S", "COSTLY_GAS", "COSTLY_OVER_MEDIAN", "PARALLEL_FIX
            "SETTLED_WORK_S", "WORKER_TX_S", "WorkEstimate", "costly_transactions",
            "default_chunk_size", "parallel_pays", "serial_run", "transaction_targets",
            "warm_up_settled", "work_weights", "workers_that_pay", "workers_to_start",
-           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_SHARE", "PIPELINE_TX_S",
+           "EXTRA_WORKER_S", "PIPELINE_FIXED_S", "PIPELINE_MARGIN", "PIPELINE_SHARE",
+           "PIPELINE_TX_S",
            "pipeline_pays", "speculation_estimate"]
