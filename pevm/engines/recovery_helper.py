@@ -17,11 +17,10 @@ where decoding them through py-evm (~30 us) let it fall behind (session 48).
 Pickling the bytes takes the coordinator 0.1-0.5 ms a block where the objects
 took 3-4 ms (session 52: its message time 7.5-8.9 -> 4.5 ms on 1,000 generated
 withdrawals, 3.0-3.2 -> 1.8-2.2 ms on mainnet 11814555; the blocks 1-2% faster,
-paired). Any other transaction travels as
-the object, pickled (~3 us; encoding an uncached legacy one would take ~15 us),
-and the helper recovers it with :func:`~pevm.engines.senders.recover_sender`.
-Measured against the per-block worker (``pevm bench ...
---variant persistent_helper=false``, 2 workers, transaction phase;
+paired). Any other transaction travels as the object, pickled (~3 us; encoding an
+uncached legacy one would take ~15 us), and the helper recovers it with
+:func:`~pevm.engines.senders.recover_sender`. Measured against the per-block
+worker (``pevm bench ... --variant persistent_helper=false``, 2 workers, transaction phase;
 docs/results.md, session 48), it was 5-15% faster on 1,000 transfers, 1,000
 withdrawals, the hot spot and mainnet 5891667 and 11814555.
 
