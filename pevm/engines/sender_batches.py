@@ -69,10 +69,18 @@ def warm_up_senders(done: int, n: int) -> range:
     hold it (mainnet 4370000 after a 19-transaction warm-up: 8-13 failed results
     against 0-3). The workers inherit those senders, so their recovery moves
     ahead of the fork rather than adding to the block."""
+    return range(min(n, warm_up_batches(done, n).stop + WARM_UP_SENDER_BATCH))
+
+
+def warm_up_batches(done: int, n: int) -> range:
+    """The transactions whose senders a warm-up that ran ``done`` of the block's
+    ``n`` recovered in its own batches (:func:`warm_up_batch_end`), one as it
+    reached each: what a sender pipeline starts with, since it recovers no batch
+    beyond (:func:`warm_up_senders`)."""
     end = 0
     while end < done:
         end = warm_up_batch_end(end)
-    return range(min(n, end + WARM_UP_SENDER_BATCH))
+    return range(min(n, end))
 
 
 def recovery_batch(frontier: int, commit_index: int, n: int,
@@ -111,4 +119,5 @@ def _unknown_senders(txn: int, n: int, known: Callable[[int], bool],
 
 
 __all__ = ["RECOVERY_BATCH", "WAITING_SENDER_BATCH", "WARM_UP_SENDER_BATCH",
-           "recovery_batch", "waiting_batch", "warm_up_batch_end", "warm_up_senders"]
+           "recovery_batch", "waiting_batch", "warm_up_batch_end", "warm_up_batches",
+           "warm_up_senders"]

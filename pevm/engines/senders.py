@@ -117,7 +117,7 @@ def signing_message(tx: SignedTransactionAPI) -> bytes:
             encoded = rlp.encode(inner)
             items = _item_offsets(encoded)
             if len(items) > 4:  # the fields before y_parity, r, s
-                return bytes((type_id,)) + _rlp_list(encoded[items[0]:items[-4]])
+                return _typed_message(type_id, encoded, items)
     else:
         eip_155_capable = _LEGACY.get(method)
         if eip_155_capable is not None:
@@ -128,6 +128,13 @@ def signing_message(tx: SignedTransactionAPI) -> bytes:
                 eip_155 = eip_155_capable and is_eip_155_signed_transaction(legacy)
                 return _legacy_message(encoded, items, tx.chain_id if eip_155 else None)
     return tx.get_message_for_signing()
+
+
+def _typed_message(type_id: int, encoded: bytes, items: list[int]) -> bytes:
+    """A typed transaction's signing message from its payload's encoding
+    (``items``, its fields' offsets): the type byte and the fields before
+    ``y_parity, r, s``."""
+    return bytes((type_id,)) + _rlp_list(encoded[items[0]:items[-4]])
 
 
 def _legacy_message(encoded: bytes, items: list[int], chain_id: int | None) -> bytes:
@@ -187,7 +194,7 @@ def recover_encoded(kind: int, encoding: bytes) -> bytes | None:
         if len(items) <= 4:
             raise ValueError("a typed transaction without its signature's fields")
         v, r, s = (_uint(encoding, at) for at in items[-4:-1])
-        message = bytes((kind,)) + _rlp_list(encoding[items[0]:items[-4]])
+        message = _typed_message(kind, encoding, items)
     elif kind in (LEGACY, LEGACY_EIP155) and len(items) == 10:
         v, r, s = (_uint(encoding, at) for at in items[6:9])
         eip_155 = kind == LEGACY_EIP155 and v >= EIP155_CHAIN_ID_OFFSET

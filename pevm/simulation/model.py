@@ -14,8 +14,8 @@ from pevm.engines.cost_model import (PIPELINE_TX_S, SERIAL_WINDOW, WorkEstimate,
 from pevm.engines.parallel import ParallelEngine
 from pevm.engines.workers import FLUSH_S, NURSERY_FROM
 from pevm.engines.scheduler import DONE, VALIDATE, WAIT, Scheduler
-from pevm.engines.sender_batches import (recovery_batch, waiting_batch,
-                                         warm_up_batch_end, warm_up_senders)
+from pevm.engines.sender_batches import (recovery_batch, waiting_batch, warm_up_batches,
+                                         warm_up_senders)
 from pevm.engines.warm_up import WarmUpLooks
 from pevm.host import machine_slowness
 from pevm.simulation.records import BlockProfile, Calibration, SimResult
@@ -199,7 +199,7 @@ class _Simulation:
             pays = False
             if self.n - done >= max(2, self.engine.min_parallel_txs):
                 if looks.pipeline:  # as the engine: in order, its helper recovers
-                    senders = range(sum(self.coordinator_knows))  # the warm-up's batches
+                    senders = warm_up_batches(done, self.n)
                 else:
                     # as the engine: the senders the workers start with, recovered
                     # before it decides (the engine recovers the rest of the
@@ -272,12 +272,9 @@ class _Simulation:
 
     def _recovery_left(self, txn: int) -> float:
         """As the engine's look: the senders from ``txn`` on that its warm-up's
-        batches (:func:`warm_up_batch_end`) have not recovered, at the mean of
+        batches (:func:`warm_up_batches`) have not recovered, at the mean of
         those they have."""
-        end = 0
-        while end < txn:
-            end = warm_up_batch_end(end)
-        end = min(end, self.n)
+        end = warm_up_batches(txn, self.n).stop
         if end == 0:
             return 0.0
         mean = sum(self.p.recover_s[:end]) / end
