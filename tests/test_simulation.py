@@ -177,6 +177,52 @@ def test_calibration_is_read_from_the_cache_file(tmp_path: Path,
     assert calibration.calibrate() is calibration.calibrate()  # per process too
 
 
+@pytest.mark.parametrize("now, drift", [
+    (1.26, False), (1.38, False), (1.14, False),   # within 10% of 1.26
+    (1.45, True), (1.10, True),                     # the calibration block moved
+])
+def test_a_calibration_drifted_where_its_block_reads_another_speedup_now(
+        now: float, drift: bool) -> None:
+    cached = Calibration(cores=2, worker_factor=1.77, check_measured=1.26,
+                         check_simulated=1.18)
+    assert calibration.drifted(cached, now) is drift
+    # a fixed calibration has no self-check to compare with: it never drifts
+    assert not calibration.drifted(Calibration(cores=2), now)
+
+
+@pytest.mark.parametrize("now, measured_again", [(1.30, False), (1.45, True)])
+def test_a_cached_calibration_is_checked_against_the_machine_now(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: float,
+        measured_again: bool) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(calibration, "_CALIBRATION", None)
+    stale = Calibration(cores=2, worker_factor=1.77, check_measured=1.26,
+                        check_simulated=1.18, source="measured")
+    fresh = Calibration(cores=2, worker_factor=1.28, check_measured=1.45,
+                        check_simulated=1.24, source="measured")
+    path = calibration._cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stale.to_json()))
+    checks: list[int] = []
+
+    def speedup_now() -> float:
+        checks.append(1)
+        return now
+    monkeypatch.setattr(calibration, "speedup_now", speedup_now)
+    monkeypatch.setattr(calibration, "measure_until_consistent",
+                        lambda status=None: fresh)
+    said: list[str] = []
+    got = calibration.calibrate(status=said.append)
+    assert checks == [1]
+    assert got == (fresh if measured_again else stale)
+    # what is used is what the cache holds for the next process
+    assert Calibration(**json.loads(path.read_text())) == got
+    if measured_again:
+        assert any("reads 1.45x at 2 workers now against 1.26x" in s for s in said)
+    # checked once per process
+    assert calibration.calibrate() is got and checks == [1]
+
+
 def test_cli_simulate_json(monkeypatch: pytest.MonkeyPatch,
                            capsys: pytest.CaptureFixture[str]) -> None:
     used = Calibration(cores=2, message_s=3e-5, worker_factor=1.1,

@@ -22,7 +22,7 @@ from pevm.cli.main import print_case_error
 from pevm.errors import PevmError
 from pevm.output_files import check_writable, write_atomically
 from pevm.inputs.discover import list_cases
-from pevm.simulation.calibration import CHECK_TOLERANCE, consistent
+from pevm.simulation.calibration import CHECK_TOLERANCE, DRIFT_TOLERANCE, consistent
 
 
 #: in-process runs per block whose median per-transaction costs feed --simulate
@@ -59,7 +59,10 @@ def register(subparsers: Any) -> None:
              "(a few repeats) and the engine's overheads calibrated once per machine "
              "(a forked echo process and a generated block; about half a minute, "
              "measured again up to twice while its self-check is off, then cached "
-             "under the user cache directory); the coordinator and the workers "
+             "under the user cache directory; a cached one is first checked against "
+             "the machine as it is now -- its block at 1 and 2 workers, about ten "
+             "seconds -- and measured again where that block's speedup moved more "
+             f"than {DRIFT_TOLERANCE * 100:.0f}%%); the coordinator and the workers "
              "share this machine's cores. JSON: key simulated_speedup "
              "(worker count -> predicted speedup), and ideal_speedup_by_time: the "
              "ideal speedup's schedule with each transaction weighed by its measured "
