@@ -144,6 +144,13 @@ def _helper_main(conn: Connection) -> None:
                                   timeline.take(), minor_page_faults() - faults)))
 
 
+def wire_form(tx: Any) -> Any:
+    """``tx`` as the helper is sent it: its encoding and kind where py-evm has the
+    encoding at hand (:func:`~pevm.engines.senders.sender_encoding`), else the
+    object. The simulation's profile prices the same form."""
+    return sender_encoding(tx, cached_only=True) or tx
+
+
 class HelperPool:
     """:class:`~pevm.engines.workers.WorkerPool`'s interface for a sender
     pipeline's one worker, on this process's :class:`RecoveryHelper`."""
@@ -172,9 +179,8 @@ class HelperPool:
         yield [0]
 
     def send(self, worker: int, message: ToWorker) -> bool:
-        """Send a :class:`Recover` with its transactions, each as its encoding
-        where py-evm has it at hand (:func:`~pevm.engines.senders.sender_encoding`),
-        else as the object; False if the helper is gone."""
+        """Send a :class:`Recover` with its transactions, each in its
+        :func:`wire_form`; False if the helper is gone."""
         if worker not in self.alive:
             return False
         if not isinstance(message, Recover):
@@ -182,8 +188,7 @@ class HelperPool:
         transactions = self.ctx.transactions
         try:
             return self.send_raw(("recover", self.generation, [
-                (txn, sender_encoding(tx, cached_only=True) or tx)
-                for txn in message.txns for tx in (transactions[txn],)]))
+                (txn, wire_form(transactions[txn])) for txn in message.txns]))
         except (pickle.PicklingError, TypeError, AttributeError):
             # a transaction that does not pickle (nothing py-evm makes today):
             # an empty answer frees the helper for the next batch, and the

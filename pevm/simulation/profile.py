@@ -15,7 +15,7 @@ from pevm.engines.cost_model import transaction_targets, work_weights
 from pevm.engines.executor import BlockContext
 from pevm.engines.mv_memory import MVMemory
 from pevm.engines.parallel import ParallelEngine, heap_freezable
-from pevm.engines.senders import sender_encoding
+from pevm.engines.recovery_helper import wire_form
 from pevm.engines.timeline import Activity
 
 from pevm.simulation.records import COSTS, BlockProfile
@@ -91,12 +91,11 @@ def _profile_block(vm: Any, txs: tuple[Any, ...]) -> BlockProfile | None:
         ctx.gas_used(i, result.outcome)
         t.append(clock())
         # as shipped: a result with its pre-state loads, its writes, and the
-        # transaction as a sender pipeline's helper is sent it -- its encoding
-        # where py-evm has it cached (recovering the sender above cached it), else
-        # the object -- last, so that nothing pickling may cache on it speeds the
-        # steps above
+        # transaction as a sender pipeline's helper is sent it (its wire form;
+        # recovering the sender above cached its encoding) -- last, so that
+        # nothing pickling may cache on it speeds the steps above
         for item in ((result, ctx.pre.export()), result.writes,
-                     (i, sender_encoding(txs[i], cached_only=True) or txs[i])):
+                     (i, wire_form(txs[i]))):
             data = pickle.dumps(item)
             t.append(clock())
             pickle.loads(data)
